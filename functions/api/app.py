@@ -1,0 +1,132 @@
+"""HTTP API: upload intake and the job API (API Gateway HTTP API → Powertools resolver)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from portrait_studio import wiring
+from portrait_studio.api_models import (
+    AddFilesRequest,
+    AddFilesResponse,
+    ArchiveResponse,
+    CreateJobRequest,
+    CreateJobResponse,
+    JobView,
+    SubmitResponse,
+)
+from portrait_studio.errors import InvalidRequest, PortraitError, RequestTooLarge
+from portrait_studio.http import SECURITY_HEADERS, bearer_token, error_response, json_response
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver(enable_validation=True)
+MAX_BODY_BYTES = 64 * 1024
+JobId = Annotated[str, Path(min_length=16, max_length=64)]
+
+
+def _limits_and_headers(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    if len(app.current_event.body or "") > MAX_BODY_BYTES:
+        response: Response[Any] = error_response(RequestTooLarge())
+    else:
+        response = next_middleware(app)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+app.use(middlewares=[_limits_and_headers])
+
+
+def _token() -> str | None:
+    return bearer_token(app.current_event.headers)
+
+
+@app.post("/jobs")
+def create_job(request: Annotated[CreateJobRequest, Body()]) -> Response[CreateJobResponse]:
+    client = app.current_event.request_context.http.source_ip or "unknown"
+    created = wiring.container().jobs.create(request, client)
+    logger.append_keys(job_id=created.job_id)
+    logger.info("job created", extra={"files": len(created.uploads)})
+    metrics.add_metric(name="JobsCreated", unit="Count", value=1)
+    return json_response(201, created)
+
+
+@app.post("/jobs/<job_id>/files")
+def add_files(job_id: JobId, request: Annotated[AddFilesRequest, Body()]) -> Response[AddFilesResponse]:
+    logger.append_keys(job_id=job_id)
+    tickets = wiring.container().jobs.add_files(job_id, _token(), request.files)
+    return json_response(201, AddFilesResponse(job_id=job_id, uploads=tickets))
+
+
+@app.post("/jobs/<job_id>/submit")
+def submit_job(job_id: JobId) -> Response[SubmitResponse]:
+    logger.append_keys(job_id=job_id)
+    submitted = wiring.container().jobs.submit(job_id, _token())
+    logger.info("job submitted", extra={"files": submitted.queued_files})
+    return json_response(202, submitted)
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: JobId) -> Response[JobView]:
+    logger.append_keys(job_id=job_id)
+    return json_response(200, wiring.container().jobs.view(job_id, _token()))
+
+
+@app.get("/jobs/<job_id>/archive")
+def get_archive(job_id: JobId) -> Response[ArchiveResponse]:
+    logger.append_keys(job_id=job_id)
+    return json_response(200, wiring.container().jobs.archive(job_id, _token()))
+
+
+@app.delete("/jobs/<job_id>")
+def delete_job(job_id: JobId) -> Response[None]:
+    logger.append_keys(job_id=job_id)
+    c = wiring.container()
+    c.jobs.authorize(job_id, _token())
+    tombstone = c.retention.purge(job_id, "user_request")
+    logger.info("job deleted by its owner", extra={"objects_deleted": tombstone.objects_deleted})
+    return Response(status_code=204, headers={"X-Deletion-Receipt": tombstone.receipt_id})
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[Any]:
+    return Response(status_code=200, content_type="application/json", body=openapi_json())
+
+
+def openapi_json() -> str:
+    return app.get_openapi_json_schema(title="Portrait Studio API", version="1.0.0")
+
+
+@app.exception_handler(PortraitError)
+def _domain_error(error: PortraitError) -> Response[Any]:
+    if error.http_status >= 500:
+        logger.error("request failed", extra={"code": error.code})
+    return error_response(error)
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(error: RequestValidationError) -> Response[Any]:
+    problems = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(part) for part in item.get("loc", ())[1:]) or "body"
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return error_response(InvalidRequest("The request is not valid: " + "; ".join(problems) + "."))
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response[Any]:
+    return error_response(InvalidRequest("No such route."), status=404, code="not_found")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,35 @@
+"""Collect: copy a finished prediction's images into the bucket, then top up or finish the job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from portrait_studio import wiring
+from portrait_studio.messages import CollectMessage
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        message = CollectMessage.model_validate_json(record.body)
+    except ValidationError:
+        logger.error("dropping a malformed message", extra={"message_id": record.message_id})
+        return
+    logger.set_correlation_id(message.job_id)
+    stored = wiring.container().generation.collect(message.job_id, message.slot)
+    logger.info("prediction collected", extra={"slot": message.slot, "images": stored})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

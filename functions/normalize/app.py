@@ -1,0 +1,35 @@
+"""Normalize: one uploaded photo per SQS record → a normalized reference or a per-file verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from portrait_studio import wiring
+from portrait_studio.messages import NormalizeMessage
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        message = NormalizeMessage.model_validate_json(record.body)
+    except ValidationError:
+        logger.error("dropping a malformed message", extra={"message_id": record.message_id})
+        return
+    logger.set_correlation_id(message.job_id)
+    code = wiring.container().normalization.process(message.job_id, message.file_id)
+    logger.info("photo normalized", extra={"file_id": message.file_id, "verdict": code})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,56 @@
+"""Replicate webhook receiver: verify the signature, record the event, enqueue collect. Nothing else."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from portrait_studio import wiring
+from portrait_studio.errors import PortraitError, WebhookRejected
+from portrait_studio.http import error_response
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+REPLAY_MEMORY = timedelta(days=2)
+
+
+def _raw_body() -> bytes:
+    event = app.current_event
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8", "surrogateescape")
+
+
+@app.post("/webhooks/replicate")
+def replicate_webhook() -> Response[Any]:
+    c = wiring.container()
+    try:
+        verified = c.webhooks.verify(app.current_event.headers or {}, _raw_body())
+    except WebhookRejected as rejected:
+        metrics.add_metric(name="WebhookRejects", unit="Count", value=1)
+        logger.warning("webhook rejected", extra={"reason": rejected.message})
+        return error_response(rejected)
+    params = app.current_event.query_string_parameters or {}
+    job_id, slot = params.get("job", ""), params.get("slot", "")
+    logger.set_correlation_id(job_id)
+    if not c.store.remember_once(f"WEBHOOK#{verified.webhook_id}", c.clock.now() + REPLAY_MEMORY):
+        return Response(status_code=200, content_type="application/json", body='{"result":"duplicate"}')
+    result = c.generation.record_event(job_id, slot, verified.payload)
+    logger.info("webhook recorded", extra={"slot": slot, "result": result, "status": verified.payload.get("status")})
+    return Response(status_code=200, content_type="application/json", body=f'{{"result":"{result}"}}')
+
+
+@app.exception_handler(PortraitError)
+def _domain_error(error: PortraitError) -> Response[Any]:
+    return error_response(error)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1083 @@
+"""A local stand-in for Replicate's HTTP API, running PhotoMaker predictions without any model.
+
+It speaks enough of `https://api.replicate.com/v1` for the official `replicate` client (create, get, list,
+cancel predictions; the default webhook secret), signs its webhooks like Replicate (Standard Webhooks),
+and can inject the faults a real run meets: 429s, failures, NSFW-dropped outputs, and late, duplicate,
+out-of-order or missing webhooks. Outputs are the reference photo, tinted and stamped
+"LOCAL PREVIEW - not AI output", so nobody can mistake them for generated headshots.
+
+    python -m infra.local.replicate_emulator --port 8788
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import copy
+import hashlib
+import heapq
+import hmac
+import io
+import itertools
+import json
+import logging
+import math
+import queue
+import random
+import re
+import secrets
+import string
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+log = logging.getLogger("replicate_emulator")
+
+MODEL: Final = "tencentarc/photomaker"
+STYLE_NAMES: Final = (
+    "(No style)",
+    "Cinematic",
+    "Disney Charactor",
+    "Digital Art",
+    "Photographic (Default)",
+    "Fantasy art",
+    "Neonpunk",
+    "Enhance",
+    "Comic book",
+    "Lowpoly",
+    "Line art",
+)
+DEFAULT_STYLE: Final = "Photographic (Default)"
+WEBHOOK_EVENTS: Final = ("start", "output", "logs", "completed")
+TERMINAL: Final = frozenset({"succeeded", "failed", "canceled"})
+NSFW_ERROR: Final = "All generated images contained NSFW content. Try running it again with a different prompt."
+INJECTED_ERROR: Final = "Prediction interrupted; please retry (code: PA)"
+OUTPUT_SIZE: Final = 1024
+DEFAULT_API_TOKEN: Final = "r8_local_emulator_token"  # noqa: S105 - the well-known token of a loopback-only fake
+
+_ID_ALPHABET: Final = string.ascii_lowercase + string.digits
+_VERSION_RE: Final = re.compile(r"^[0-9a-f]{64}$")
+_TRIGGER_RE: Final = re.compile(r"\bimg\b", re.IGNORECASE)
+_MAX_BODY_BYTES: Final = 50 * 1024 * 1024
+_MAX_REFERENCE_BYTES: Final = 50 * 1024 * 1024
+_REFERENCE_TIMEOUT_S: Final = 10.0
+_WEBHOOK_ATTEMPTS: Final = 4
+_WEBHOOK_BACKOFF_S: Final = 0.25
+_MAX_PREFER_WAIT_S: Final = 60
+_RENDER_CACHE_SIZE: Final = 48
+_WORKERS: Final = 6
+
+_FAULT_DEFAULTS: Final[dict[str, Any]] = {
+    "rate_limit_first": 0,
+    "fail_rate": 0.0,
+    "nsfw_drop_rate": 0.0,
+    "duplicate_webhook_rate": 0.0,
+    "missing_webhook_rate": 0.0,
+    "webhook_delay_s": 0.0,
+    "reorder_webhooks": False,
+    "seed": None,
+}
+_RATE_KEYS: Final = ("fail_rate", "nsfw_drop_rate", "duplicate_webhook_rate", "missing_webhook_rate")
+
+JSONDict = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _random_id(length: int = 26) -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def sign_webhook(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header value Replicate sends (Standard Webhooks, v1 = HMAC-SHA256)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+# --------------------------------------------------------------------------- input validation
+
+
+def _invalid(kind: str, field_name: str, description: str) -> JSONDict:
+    return {"type": kind, "field": field_name, "description": description}
+
+
+def _is_number(value: Any, integer: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not integer or isinstance(value, int) or value.is_integer()
+
+
+def _check_range(name: str, value: Any, low: float, high: float, integer: bool) -> list[JSONDict]:
+    field_name = f"input.{name}"
+    if not _is_number(value, integer):
+        expected = "integer" if integer else "number"
+        return [_invalid("invalid_type", field_name, f"Invalid type. Expected: {expected}, given: {_json_type(value)}")]
+    if value < low:
+        return [_invalid("number_gte", field_name, f"Must be greater than or equal to {low}")]
+    if value > high:
+        return [_invalid("number_lte", field_name, f"Must be less than or equal to {high}")]
+    return []
+
+
+def _check_type(name: str, value: Any, expected: str) -> list[JSONDict]:
+    given = _json_type(value)
+    if given == expected:
+        return []
+    return [_invalid("invalid_type", f"input.{name}", f"Invalid type. Expected: {expected}, given: {given}")]
+
+
+def _check_uri(name: str, value: Any) -> list[JSONDict]:
+    problems = _check_type(name, value, "string")
+    if problems:
+        return problems
+    if not value.startswith(("http://", "https://", "data:")):
+        return [_invalid("format", f"input.{name}", "Does not match format 'uri'")]
+    return []
+
+
+def _check_prompt(value: Any) -> list[JSONDict]:
+    problems = _check_type("prompt", value, "string")
+    if problems:
+        return problems
+    # PhotoMaker locates the ID embedding at the trigger word and refuses prompts with more than one.
+    if len(_TRIGGER_RE.findall(value)) != 1:
+        description = "Must contain the trigger word 'img' exactly once, after the class word (e.g. 'a man img')"
+        return [_invalid("trigger_word", "input.prompt", description)]
+    return []
+
+
+_RANGES: Final[dict[str, tuple[float, float, bool]]] = {
+    "num_outputs": (1, 4, True),
+    "num_steps": (1, 100, True),
+    "style_strength_ratio": (15, 50, False),
+    "guidance_scale": (1, 10, False),
+}
+_TYPES: Final = {"negative_prompt": "string", "disable_safety_checker": "boolean"}
+
+
+def validate_input(model_input: Any) -> list[JSONDict]:
+    """Replicate-style `invalid_fields` for a PhotoMaker input (empty when valid)."""
+    if not isinstance(model_input, dict):
+        if model_input is None:
+            return [_invalid("required", "(root)", "input is required")]
+        return [_invalid("invalid_type", "input", f"Invalid type. Expected: object, given: {_json_type(model_input)}")]
+    required = ("input_image", "prompt")
+    problems = [_invalid("required", "input", f"{name} is required") for name in required if name not in model_input]
+    for name, value in model_input.items():
+        problems += _check_field(name, value)
+    return problems
+
+
+def _check_field(name: str, value: Any) -> list[JSONDict]:
+    if name == "prompt":
+        return _check_prompt(value)
+    if name in ("input_image", "input_image2", "input_image3", "input_image4"):
+        return _check_uri(name, value)
+    if name in _RANGES:
+        return _check_range(name, value, *_RANGES[name])
+    if name in _TYPES:
+        return _check_type(name, value, _TYPES[name])
+    if name == "seed":
+        if value is None or _is_number(value, integer=True):
+            return []
+        return _check_type(name, value, "integer")
+    if name == "style_name" and value not in STYLE_NAMES:
+        choices = ", ".join(f'"{s}"' for s in STYLE_NAMES)
+        return [_invalid("enum", "input.style_name", f"input.style_name must be one of the following: {choices}")]
+    return []  # Replicate ignores inputs the model does not declare
+
+
+def _validate_webhook(payload: JSONDict) -> list[JSONDict]:
+    problems: list[JSONDict] = []
+    webhook = payload.get("webhook")
+    if webhook is not None and not (isinstance(webhook, str) and webhook.startswith(("http://", "https://"))):
+        problems.append(_invalid("format", "webhook", "Does not match format 'uri'"))
+    events = payload.get("webhook_events_filter")
+    if events is not None and not (isinstance(events, list) and all(e in WEBHOOK_EVENTS for e in events)):
+        choices = ", ".join(f'"{e}"' for e in WEBHOOK_EVENTS)
+        problems.append(_invalid("enum", "webhook_events_filter", f"Each item must be one of: {choices}"))
+    return problems
+
+
+def _version_id(value: Any) -> str | None:
+    # Replicate also accepts "owner/model:version" in the version field.
+    if not isinstance(value, str):
+        return None
+    version = value.rsplit(":", 1)[-1]
+    return version if _VERSION_RE.match(version) else None
+
+
+# --------------------------------------------------------------------------- fault profile
+
+
+def validate_faults(changes: Any) -> JSONDict:
+    """Checked copy of a (partial) fault profile; raises ValueError naming the first bad key."""
+    if not isinstance(changes, dict):
+        raise ValueError("the fault profile must be a JSON object")
+    clean: JSONDict = {}
+    for key, value in changes.items():
+        if key not in _FAULT_DEFAULTS:
+            raise ValueError(f"unknown fault {key!r}; known: {', '.join(_FAULT_DEFAULTS)}")
+        clean[key] = _validate_fault(key, value)
+    return clean
+
+
+def _validate_fault(key: str, value: Any) -> Any:
+    if key in _RATE_KEYS:
+        if not _is_number(value, integer=False) or not 0 <= value <= 1:
+            raise ValueError(f"{key} must be a number from 0 to 1")
+        return float(value)
+    if key == "rate_limit_first":
+        if not _is_number(value, integer=True) or value < 0:
+            raise ValueError("rate_limit_first must be a whole number >= 0")
+        return int(value)
+    if key == "webhook_delay_s":
+        if not _is_number(value, integer=False) or not 0 <= value <= 600:
+            raise ValueError("webhook_delay_s must be a number of seconds from 0 to 600")
+        return float(value)
+    if key == "reorder_webhooks":
+        if not isinstance(value, bool):
+            raise ValueError("reorder_webhooks must be true or false")
+        return value
+    if value is not None and not _is_number(value, integer=True):
+        raise ValueError("seed must be a whole number or null")
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class _FaultPlan:
+    """Every random fault decision for one prediction, drawn when it is created so a seed replays a run."""
+
+    fail: bool = False
+    dropped: frozenset[int] = frozenset()
+    duplicated: frozenset[str] = frozenset()
+    skip_completed: bool = False
+    webhook_delay_s: float = 0.0
+    reorder: bool = False
+
+
+def _draw_plan(rng: random.Random, faults: JSONDict, num_outputs: int, nsfw_filter: bool) -> _FaultPlan:
+    fail = rng.random() < faults["fail_rate"]
+    drops = [rng.random() < faults["nsfw_drop_rate"] for _ in range(num_outputs)]
+    duplicated = [e for e in WEBHOOK_EVENTS if rng.random() < faults["duplicate_webhook_rate"]]
+    return _FaultPlan(
+        fail=fail,
+        dropped=frozenset(i for i, drop in enumerate(drops) if drop and nsfw_filter),
+        duplicated=frozenset(duplicated),
+        skip_completed=rng.random() < faults["missing_webhook_rate"],
+        webhook_delay_s=faults["webhook_delay_s"],
+        reorder=faults["reorder_webhooks"],
+    )
+
+
+# --------------------------------------------------------------------------- preview images
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except ImportError:  # Pillow built without FreeType: small bitmap font, still legible
+        return ImageFont.load_default()
+
+
+def _load_reference(data: bytes | None) -> Image.Image:
+    """The reference photo, upright, center-cropped and resized to the output size (grey if unusable)."""
+    if data:
+        try:
+            with Image.open(io.BytesIO(data)) as opened:
+                opened.draft("RGB", (OUTPUT_SIZE, OUTPUT_SIZE))
+                upright = ImageOps.exif_transpose(opened).convert("RGB")
+            return ImageOps.fit(upright, (OUTPUT_SIZE, OUTPUT_SIZE), Image.Resampling.BICUBIC)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            log.warning("reference image unreadable (%s); using a grey canvas", exc)
+    return Image.new("RGB", (OUTPUT_SIZE, OUTPUT_SIZE), (128, 128, 128))
+
+
+def _tint_color(prompt: str, style_name: str) -> tuple[int, int, int]:
+    digest = hashlib.sha256(f"{style_name}|{prompt}".encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def _ascii(text: str) -> str:
+    # The bundled font covers ASCII only; anything else would render as boxes.
+    return text.encode("ascii", "replace").decode()
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def _draw_banner(image: Image.Image, caption: str) -> None:
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, OUTPUT_SIZE, 132), fill=(12, 12, 12))
+    big, small = _font(56), _font(28)
+    x = 24
+    # The font has no em dash glyph, so the dash is drawn as a bar between the two halves.
+    for part in ("LOCAL PREVIEW", None, "not AI output"):
+        if part is None:
+            draw.rectangle((x + 12, 48, x + 60, 53), fill=(255, 214, 0))
+            x += 72
+            continue
+        draw.text((x, 18), part, font=big, fill=(255, 214, 0))
+        x += int(draw.textlength(part, font=big))
+    draw.text((24, 88), _fit(draw, _ascii(caption), small, OUTPUT_SIZE - 48), font=small, fill=(235, 235, 235))
+
+
+def render_preview(base: Image.Image, prompt: str, style_name: str, seed: int, index: int, total: int) -> bytes:
+    """One labelled 1024x1024 RGB PNG; seed and index change both the tint and the caption."""
+    color = _tint_color(prompt, style_name)
+    image = Image.blend(base, Image.new("RGB", base.size, color), 0.12 + 0.04 * (index % 4))
+    # Prompt last: it is the part that gets cut when the caption is too long.
+    caption = f"seed {seed} | output {index + 1}/{total} | {style_name} | {prompt}"
+    _draw_banner(image, caption)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _decode_data_uri(uri: str) -> bytes | None:
+    header, _, payload = uri.partition(",")
+    if not header.endswith(";base64"):
+        return None
+    try:
+        return base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            log.warning("input_image is larger than %d bytes; using a grey canvas", limit)
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --------------------------------------------------------------------------- background work
+
+
+class _Runner:
+    """A timer thread plus a few daemon workers, so no HTTP thread ever waits on a prediction."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._cond = threading.Condition()
+        self._seq = itertools.count()
+        self._threads: list[threading.Thread] = []
+        self.stopping = threading.Event()
+
+    def start(self) -> None:
+        targets = [self._timer_loop] + [self._worker_loop] * self._workers
+        for n, target in enumerate(targets):
+            thread = threading.Thread(target=target, name=f"replicate-emulator-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, task: Callable[[], None]) -> None:
+        if not self.stopping.is_set():
+            self._tasks.put(task)
+
+    def call_later(self, delay_s: float, task: Callable[[], None]) -> None:
+        if delay_s <= 0:
+            self.submit(task)
+            return
+        with self._cond:
+            heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._seq), task))
+            self._cond.notify()
+
+    def stop(self, timeout_s: float) -> None:
+        self.stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        for _ in range(self._workers):
+            self._tasks.put(None)
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            log.warning("threads still busy after stop (daemon, left behind): %s", stuck)
+
+    def _timer_loop(self) -> None:
+        while not self.stopping.is_set():
+            with self._cond:
+                if not self._timers:
+                    self._cond.wait()
+                    continue
+                wait_s = self._timers[0][0] - time.monotonic()
+                if wait_s > 0:
+                    self._cond.wait(wait_s)
+                    continue
+                _, _, task = heapq.heappop(self._timers)
+            self.submit(task)
+
+    def _worker_loop(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None or self.stopping.is_set():
+                return
+            try:
+                task()
+            except Exception:
+                log.exception("emulator task failed")
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+@dataclass(frozen=True)
+class _Webhook:
+    event: str
+    url: str
+    body: bytes
+    msg_id: str
+    duplicate: bool
+
+
+@dataclass
+class _Prediction:
+    data: JSONDict
+    plan: _FaultPlan
+    seed: int
+    done: threading.Event = field(default_factory=threading.Event)
+    started: float | None = None  # time.monotonic() when processing began, for metrics.predict_time
+    reference: bytes | None = None  # kept so evicted outputs can be rendered again on request
+    held_start: _Webhook | None = None  # the `start` webhook held back when webhooks are reordered
+    outbox: deque[_Webhook] = field(default_factory=deque)
+    sending: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.data["id"])
+
+    @property
+    def status(self) -> str:
+        return str(self.data["status"])
+
+    def events(self) -> list[str]:
+        if not self.data.get("webhook"):
+            return []
+        return list(self.data.get("webhook_events_filter") or WEBHOOK_EVENTS)
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+    headers: Message
+    body: bytes
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
+    return _Reply(status, _dumps(payload), headers=headers)
+
+
+_NOT_FOUND: Final = _json_reply(404, {"detail": "Not found.", "status": 404})
+_UNAUTHENTICATED: Final = _json_reply(
+    401, {"title": "Unauthenticated", "detail": "You did not pass a valid authentication token", "status": 401}
+)
+_THROTTLED: Final = _json_reply(
+    429,
+    {
+        "title": "Request was throttled",
+        "detail": "Request was throttled. Expected available in 1 second.",
+        "status": 429,
+    },
+    headers=(("Retry-After", "1"),),
+)
+
+Handler = Callable[[_Request], _Reply]
+
+
+class ReplicateEmulator:
+    """Replicate's prediction API on loopback, with PhotoMaker's input schema and injectable faults."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_token: str = DEFAULT_API_TOKEN,
+        webhook_secret: str | None = None,
+        step_delay_s: float = 0.2,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._token = api_token
+        self.webhook_secret = webhook_secret or new_webhook_secret()
+        self._step_delay_s = step_delay_s
+        self._clock = clock or _utc_now
+        self.url = ""
+        self._lock = threading.Lock()
+        self._records: dict[str, _Prediction] = {}
+        self._faults: JSONDict = dict(_FAULT_DEFAULTS)
+        self._rng = random.Random()
+        self._renders: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._runner = _Runner(_WORKERS)
+        self._server: ThreadingHTTPServer | None = None
+        self._server_thread: threading.Thread | None = None
+        self._http: httpx.Client | None = None
+        self._routes: list[tuple[str, re.Pattern[str], Handler, bool]] = self._route_table()
+
+    # ----------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        self._http = httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0), trust_env=False)
+        server = _Server((self._host, self._port), _RequestHandler)
+        server.emulator = self
+        self._server = server
+        host, port = server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._runner.start()
+        self._server_thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="replicate-emulator-http", daemon=True
+        )
+        self._server_thread.start()
+        log.info("Replicate emulator listening on %s", self.url)
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        self._runner.stop(timeout_s=5.0)
+        if self._server_thread is not None:
+            self._server_thread.join(2.0)
+        if self._http is not None:
+            self._http.close()
+
+    @property
+    def stopped(self) -> bool:
+        return self._runner.stopping.is_set()
+
+    def __enter__(self) -> ReplicateEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------------- inspection and faults
+
+    def predictions(self) -> list[JSONDict]:
+        with self._lock:
+            return [copy.deepcopy(record.data) for record in self._records.values()]
+
+    def set_faults(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """Replace the given keys of the fault profile (ValueError if any is invalid); returns the whole profile."""
+        changes = validate_faults(profile)
+        with self._lock:
+            self._faults.update(changes)
+            if "seed" in changes:
+                self._rng.seed(changes["seed"])
+            return dict(self._faults)
+
+    def reset_faults(self) -> dict[str, Any]:
+        with self._lock:
+            self._faults = dict(_FAULT_DEFAULTS)
+            self._rng.seed(None)
+            return dict(self._faults)
+
+    def faults(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._faults)
+
+    # ----------------------------------------------------------------------- HTTP routing
+
+    def _route_table(self) -> list[tuple[str, re.Pattern[str], Handler, bool]]:
+        pid = r"(?P<pid>[a-z0-9]+)"
+        routes: list[tuple[str, str, Handler, bool]] = [
+            ("POST", r"/v1/predictions", self._create, True),
+            ("GET", r"/v1/predictions", self._list, True),
+            ("GET", rf"/v1/predictions/{pid}", self._get, True),
+            ("POST", rf"/v1/predictions/{pid}/cancel", self._cancel, True),
+            ("GET", r"/v1/webhooks/default/secret", self._secret, True),
+            ("GET", rf"/files/{pid}/(?P<n>\d+)\.png", self._file, False),
+            ("GET", r"/_emulator/faults", self._get_faults, False),
+            ("PUT", r"/_emulator/faults", self._put_faults, False),
+            ("DELETE", r"/_emulator/faults", self._delete_faults, False),
+        ]
+        return [(method, re.compile(rf"{path}/?"), handler, auth) for method, path, handler, auth in routes]
+
+    def handle(self, method: str, target: str, headers: Message, body: bytes) -> _Reply:
+        path = urlsplit(target).path
+        allowed: list[str] = []
+        for route_method, pattern, handler, needs_auth in self._routes:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            if route_method != method:
+                allowed.append(route_method)
+                continue
+            if needs_auth and not self._authorized(headers.get("Authorization")):
+                return _UNAUTHENTICATED
+            return handler(_Request(method, path, headers, body, match.groupdict()))
+        if allowed:
+            return _json_reply(405, {"detail": f'Method "{method}" not allowed.', "status": 405})
+        return _NOT_FOUND
+
+    def _authorized(self, header: str | None) -> bool:
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() not in ("bearer", "token"):
+            return False
+        return hmac.compare_digest(token.strip().encode(), self._token.encode())
+
+    # ----------------------------------------------------------------------- API handlers
+
+    def _create(self, request: _Request) -> _Reply:
+        if self._take_rate_limit():
+            return _THROTTLED
+        try:
+            payload = json.loads(request.body or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _json_reply(400, {"title": "Invalid JSON", "detail": str(exc), "status": 400})
+        if not isinstance(payload, dict):
+            return _json_reply(400, {"title": "Invalid JSON", "detail": "Expected a JSON object", "status": 400})
+        version = _version_id(payload.get("version"))
+        if version is None:
+            detail = "The specified version does not exist (or perhaps you don't have permission to use it?)"
+            return _json_reply(422, {"title": "Invalid version or not permitted", "detail": detail, "status": 422})
+        problems = validate_input(payload.get("input")) + _validate_webhook(payload)
+        if problems:
+            return _json_reply(422, _validation_error(problems))
+        record = self._new_prediction(version, payload)
+        self._runner.call_later(self._step_delay_s, lambda: self._begin(record.id))
+        self._prefer_wait(record, request.headers.get("Prefer"))
+        return _json_reply(201, self._snapshot(record))
+
+    def _get(self, request: _Request) -> _Reply:
+        record = self._find(request.params["pid"])
+        return _NOT_FOUND if record is None else _json_reply(200, self._snapshot(record))
+
+    def _list(self, _request: _Request) -> _Reply:
+        results = list(reversed(self.predictions()))  # newest first, as Replicate lists them
+        return _json_reply(200, {"previous": None, "next": None, "results": results})
+
+    def _cancel(self, request: _Request) -> _Reply:
+        record = self._find(request.params["pid"])
+        if record is None:
+            return _NOT_FOUND
+        hooks: list[_Webhook] = []
+        with self._lock:
+            if record.status not in TERMINAL:
+                record.data["logs"] += "Prediction canceled.\n"
+                hooks = self._complete_locked(record, "canceled", None, None)
+            snapshot = copy.deepcopy(record.data)
+        self._send(record, hooks)
+        return _json_reply(200, snapshot)
+
+    def _secret(self, _request: _Request) -> _Reply:
+        return _json_reply(200, {"key": self.webhook_secret})
+
+    def _file(self, request: _Request) -> _Reply:
+        record = self._find(request.params["pid"])
+        index = int(request.params["n"])
+        if record is None:
+            return _NOT_FOUND
+        with self._lock:
+            wanted = f"{self.url}/files/{record.id}/{index}.png"
+            listed = wanted in (record.data.get("output") or [])
+            cached = self._renders.get((record.id, index))
+        if not listed:
+            return _NOT_FOUND
+        png = cached if cached is not None else self._render_again(record, index)
+        return _Reply(200, png, content_type="image/png")
+
+    def _get_faults(self, _request: _Request) -> _Reply:
+        return _json_reply(200, self.faults())
+
+    def _put_faults(self, request: _Request) -> _Reply:
+        try:
+            profile = self.set_faults(json.loads(request.body or b"{}"))
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            return _json_reply(400, {"title": "Invalid fault profile", "detail": str(exc), "status": 400})
+        return _json_reply(200, profile)
+
+    def _delete_faults(self, _request: _Request) -> _Reply:
+        return _json_reply(200, self.reset_faults())
+
+    # ----------------------------------------------------------------------- prediction state
+
+    def _take_rate_limit(self) -> bool:
+        with self._lock:
+            if self._faults["rate_limit_first"] <= 0:
+                return False
+            self._faults["rate_limit_first"] -= 1
+            return True
+
+    def _new_prediction(self, version: str, payload: JSONDict) -> _Prediction:
+        model_input: JSONDict = payload["input"]
+        seed = model_input.get("seed")
+        data: JSONDict = {
+            "id": _random_id(),
+            "model": MODEL,
+            "version": version,
+            "input": model_input,
+            "logs": "",
+            "output": None,
+            "data_removed": False,
+            "error": None,
+            "status": "starting",
+            "created_at": _iso(self._clock()),
+            "started_at": None,
+            "completed_at": None,
+            "metrics": {},
+        }
+        get_url = f"{self.url}/v1/predictions/{data['id']}"
+        data["urls"] = {"get": get_url, "cancel": f"{get_url}/cancel"}
+        for key in ("webhook", "webhook_events_filter"):
+            if payload.get(key) is not None:
+                data[key] = payload[key]
+        num_outputs = int(model_input.get("num_outputs", 1))
+        nsfw_filter = not model_input.get("disable_safety_checker", False)
+        with self._lock:
+            plan = _draw_plan(self._rng, self._faults, num_outputs, nsfw_filter)
+            record = _Prediction(data, plan, int(seed) if seed is not None else self._rng.randrange(2**32))
+            self._records[record.id] = record
+        return record
+
+    def _find(self, prediction_id: str) -> _Prediction | None:
+        with self._lock:
+            return self._records.get(prediction_id)
+
+    def _snapshot(self, record: _Prediction) -> JSONDict:
+        with self._lock:
+            return copy.deepcopy(record.data)
+
+    def _prefer_wait(self, record: _Prediction, prefer: str | None) -> None:
+        # Replicate's sync mode: `Prefer: wait` or `Prefer: wait=n` holds the response until done or n seconds.
+        match = re.fullmatch(r"\s*wait(?:=(\d+))?\s*", prefer or "")
+        if match is None:
+            return
+        deadline = time.monotonic() + min(int(match.group(1) or _MAX_PREFER_WAIT_S), _MAX_PREFER_WAIT_S)
+        while time.monotonic() < deadline and not self._runner.stopping.is_set():
+            if record.done.wait(0.1):
+                return
+
+    def _begin(self, prediction_id: str) -> None:
+        record = self._find(prediction_id)
+        if record is None:
+            return
+        with self._lock:
+            if record.status != "starting":
+                return
+            record.data["status"] = "processing"
+            record.data["started_at"] = _iso(self._clock())
+            record.data["logs"] += f"Using seed: {record.seed}\nLOCAL PREVIEW: no model runs in the emulator.\n"
+            record.started = time.monotonic()
+            hook = self._webhook_locked(record, "start")
+            if hook is not None and record.plan.reorder:
+                record.held_start, hook = hook, None
+        self._send(record, [hook] if hook else [])
+        self._runner.call_later(self._step_delay_s, lambda: self._finish(prediction_id))
+
+    def _finish(self, prediction_id: str) -> None:
+        record = self._find(prediction_id)
+        if record is None or record.status != "processing":
+            return
+        status, output, error = self._run_model(record)
+        with self._lock:
+            if record.status != "processing":  # canceled while the previews were being drawn
+                return
+            hooks = self._complete_locked(record, status, output, error)
+        self._send(record, hooks)
+
+    def _complete_locked(
+        self, record: _Prediction, status: str, output: list[str] | None, error: str | None
+    ) -> list[_Webhook]:
+        data = record.data
+        hooks: list[_Webhook | None] = []
+        if output:
+            data["output"] = output  # Replicate's `output` event shows the output while still processing
+            hooks.append(self._webhook_locked(record, "output"))
+        data.update(status=status, output=output, error=error, completed_at=_iso(self._clock()))
+        if record.started is not None:
+            data["metrics"] = {"predict_time": round(time.monotonic() - record.started, 6)}
+        record.done.set()
+        if not record.plan.skip_completed:
+            hooks.append(self._webhook_locked(record, "completed"))
+        hooks.append(record.held_start)
+        record.held_start = None
+        return [hook for hook in hooks if hook is not None]
+
+    # ----------------------------------------------------------------------- the "model"
+
+    def _run_model(self, record: _Prediction) -> tuple[str, list[str] | None, str | None]:
+        plan = record.plan
+        if plan.fail:
+            self._append_log(record, "Injected failure (emulator fault profile: fail_rate).\n")
+            return "failed", None, INJECTED_ERROR
+        model_input = record.data["input"]
+        total = int(model_input.get("num_outputs", 1))
+        kept = [n for n in range(total) if n not in plan.dropped]
+        if plan.dropped:
+            self._append_log(record, f"NSFW content detected in {len(plan.dropped)} image(s) (emulator fault).\n")
+        if not kept:
+            return "failed", None, NSFW_ERROR
+        record.reference = self._fetch_reference(str(model_input["input_image"]))
+        base = _load_reference(record.reference)
+        for n in kept:
+            self._remember_render(record.id, n, self._render(record, base, n))
+        return "succeeded", [f"{self.url}/files/{record.id}/{n}.png" for n in kept], None
+
+    def _render(self, record: _Prediction, base: Image.Image, index: int) -> bytes:
+        model_input = record.data["input"]
+        total = int(model_input.get("num_outputs", 1))
+        style = str(model_input.get("style_name", DEFAULT_STYLE))
+        return render_preview(base, str(model_input["prompt"]), style, record.seed + index, index, total)
+
+    def _render_again(self, record: _Prediction, index: int) -> bytes:
+        png = self._render(record, _load_reference(record.reference), index)
+        self._remember_render(record.id, index, png)
+        return png
+
+    def _remember_render(self, prediction_id: str, index: int, png: bytes) -> None:
+        # Bounded: 32 headshots at ~3 MB each would otherwise pin a lot of memory for the whole session.
+        with self._lock:
+            self._renders[(prediction_id, index)] = png
+            self._renders.move_to_end((prediction_id, index))
+            while len(self._renders) > _RENDER_CACHE_SIZE:
+                self._renders.popitem(last=False)
+
+    def _fetch_reference(self, url: str) -> bytes | None:
+        if url.startswith("data:"):
+            return _decode_data_uri(url)
+        try:
+            with (
+                httpx.Client(timeout=_REFERENCE_TIMEOUT_S, trust_env=False, follow_redirects=True) as client,
+                client.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    log.warning("input_image answered %d; using a grey canvas", response.status_code)
+                    return None
+                return _read_capped(response, _MAX_REFERENCE_BYTES)
+        except httpx.HTTPError as exc:
+            log.warning("could not fetch input_image (%s); using a grey canvas", exc)
+            return None
+
+    def _append_log(self, record: _Prediction, line: str) -> None:
+        with self._lock:
+            record.data["logs"] += line
+
+    # ----------------------------------------------------------------------- webhooks
+
+    def _webhook_locked(self, record: _Prediction, event: str) -> _Webhook | None:
+        if event not in record.events():
+            return None
+        body = _dumps(record.data)
+        msg_id = "msg_" + _random_id(27)
+        return _Webhook(event, str(record.data["webhook"]), body, msg_id, event in record.plan.duplicated)
+
+    def _send(self, record: _Prediction, hooks: list[_Webhook]) -> None:
+        if hooks:
+            # One delay for every webhook of a prediction keeps their order (the timer heap is FIFO on ties).
+            self._runner.call_later(record.plan.webhook_delay_s, lambda: self._enqueue(record, hooks))
+
+    def _enqueue(self, record: _Prediction, hooks: list[_Webhook]) -> None:
+        with self._lock:
+            record.outbox.extend(hooks)
+            if record.sending:
+                return
+            record.sending = True
+        self._drain(record)
+
+    def _drain(self, record: _Prediction) -> None:
+        while True:
+            with self._lock:
+                if not record.outbox or self._runner.stopping.is_set():
+                    record.sending = False
+                    return
+                hook = record.outbox.popleft()
+            for _ in range(2 if hook.duplicate else 1):
+                self._deliver(hook)
+
+    def _deliver(self, hook: _Webhook) -> None:
+        """POST one webhook, retrying connection errors and 5xx with backoff as Replicate does; 4xx is final."""
+        assert self._http is not None
+        for attempt in range(_WEBHOOK_ATTEMPTS):
+            if attempt and self._runner.stopping.wait(_WEBHOOK_BACKOFF_S * 2 ** (attempt - 1)):
+                return
+            timestamp = math.floor(self._clock().timestamp())
+            headers = {
+                "content-type": "application/json",
+                "user-agent": "replicate-emulator/1.0",
+                "webhook-id": hook.msg_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign_webhook(self.webhook_secret, hook.msg_id, timestamp, hook.body),
+            }
+            try:
+                response = self._http.post(hook.url, content=hook.body, headers=headers)
+            except httpx.HTTPError as exc:
+                log.info("webhook %s (%s) attempt %d failed: %s", hook.msg_id, hook.event, attempt + 1, exc)
+                continue
+            if response.status_code < 500:
+                return
+            log.info("webhook %s (%s) answered %d", hook.msg_id, hook.event, response.status_code)
+        log.warning("webhook %s (%s) gave up after %d attempts", hook.msg_id, hook.event, _WEBHOOK_ATTEMPTS)
+
+
+def _validation_error(problems: list[JSONDict]) -> JSONDict:
+    detail = "".join(f"- {p['field']}: {p['description']}\n" for p in problems)
+    return {"title": "Input validation failed", "detail": detail, "status": 422, "invalid_fields": problems}
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    emulator: ReplicateEmulator
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # idle keep-alive connections must not pin a thread forever
+    server_version = "replicate-emulator/1.0"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= _MAX_BODY_BYTES:
+            self.close_connection = True
+            self._reply(_json_reply(413, {"detail": "Missing or oversized request body.", "status": 413}))
+            return
+        body = self.rfile.read(length) if length else b""
+        emulator = self.server.emulator
+        if emulator.stopped:  # a kept-alive connection can outlive stop(); do not serve on it
+            self.close_connection = True
+            self._reply(_json_reply(503, {"detail": "The emulator has stopped.", "status": 503}))
+            return
+        try:
+            reply = emulator.handle(method, self.path, self.headers, body)
+        except Exception:
+            log.exception("emulator request failed: %s %s", method, self.path)
+            reply = _json_reply(500, {"detail": "Internal server error.", "status": 500})
+        self._reply(reply)
+
+    def _reply(self, reply: _Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Local Replicate emulator (PhotoMaker, labelled previews).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8788)
+    parser.add_argument("--api-token", default=DEFAULT_API_TOKEN)
+    parser.add_argument("--webhook-secret", default=None, help="whsec_...; random when omitted")
+    parser.add_argument("--step-delay", type=float, default=0.2, help="seconds per lifecycle step")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    emulator = ReplicateEmulator(
+        host=args.host,
+        port=args.port,
+        api_token=args.api_token,
+        webhook_secret=args.webhook_secret,
+        step_delay_s=args.step_delay,
+    )
+    emulator.start()
+    print(f"Replicate emulator on {emulator.url}\nwebhook secret: {emulator.webhook_secret}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,575 @@
+"""The local stack: every function of `template.yaml` running on 127.0.0.1, with no cloud account.
+
+- a moto server: S3 (standing in for R2), SQS, DynamoDB, SSM — resources created from the template;
+- an HTTP gateway that turns requests into API Gateway HTTP API v2 events for the template's routes;
+- pollers that feed each queue to its function in real SQS batch events (partial failures honoured);
+- a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;
+- the Replicate emulator, whose webhooks come back through the gateway.
+
+`python -m infra.local.stack` runs it in the foreground; Ctrl-C stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib.util
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from infra.local.template import ROOT, LocalTemplate, Route, Schedule
+from portrait_studio.config import PHOTOMAKER_VERSION
+
+LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+WEB_DIR = ROOT / "web"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def log(message: str) -> None:
+    print(f"[stack] {message}", file=sys.stderr, flush=True)
+
+
+class LocalContext:
+    """Enough of Lambda's context object for Powertools."""
+
+    def __init__(self, function_name: str, memory_mb: int, timeout_s: int) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
+        self.memory_limit_in_mb = memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LocalStack:
+    def __init__(
+        self,
+        port: int = 3000,
+        state_dir: Path = ROOT / ".local",
+        moto_port: int = 0,
+        replicate_port: int = 0,
+        visibility_timeout_s: int = 10,
+        step_delay_s: float = 0.3,
+    ) -> None:
+        self.template = LocalTemplate.read()
+        self.port = port or free_port()
+        self.moto_port = moto_port or free_port()
+        self.replicate_port = replicate_port or free_port()
+        self.state_dir = state_dir
+        self.visibility_timeout_s = visibility_timeout_s
+        self.step_delay_s = step_delay_s
+        self.api_url = f"http://127.0.0.1:{self.port}"
+        self.aws_url = f"http://127.0.0.1:{self.moto_port}"
+        self.prefix = "portrait-studio-local"
+        self.bucket = f"{self.prefix}-bucket"
+        self.table_names = {logical: f"{self.prefix}-{logical}" for logical in self.template.tables}
+        self.queue_urls: dict[str, str] = {}
+        self.handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._next_fire: dict[tuple[str, str], datetime] = {}
+        self._schedule_lock = threading.Lock()
+        self.clock: Any = None
+        self._moto: Any = None
+        self._gateway: ThreadingHTTPServer | None = None
+        self.emulator: Any = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+            }
+        )
+        self._start_moto()
+        self._provision()
+        self._start_emulator()
+        self._configure_functions()
+        self._start_gateway()
+        self._start_pollers()
+        self._start_scheduler()
+        self._write_state()
+        log(f"ready: api {self.api_url}  web {self.api_url}/  aws {self.aws_url}  replicate {self.emulator.url}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._gateway:
+            self._gateway.shutdown()
+            self._gateway.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.emulator:
+            self.emulator.stop()
+        if self._moto:
+            self._moto.stop()
+        state = self.state_dir / "stack.json"
+        if state.exists():
+            state.unlink()
+        log("stopped")
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._moto.start()
+
+    def _client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=REGION, endpoint_url=self.aws_url)
+
+    def _provision(self) -> None:
+        s3 = self._client("s3")
+        s3.create_bucket(Bucket=self.bucket)
+        cors = json.loads((ROOT / "infra/r2/cors.json").read_text()) if (ROOT / "infra/r2/cors.json").exists() else None
+        if cors:
+            rules = cors.get("CORSRules", cors) if isinstance(cors, dict) else cors
+            for rule in rules:
+                rule["AllowedOrigins"] = [self.api_url]
+            s3.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})
+        dynamodb = self._client("dynamodb")
+        for logical, props in self.template.tables.items():
+            args: dict[str, Any] = {
+                "TableName": self.table_names[logical],
+                "KeySchema": props["KeySchema"],
+                "AttributeDefinitions": props["AttributeDefinitions"],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+            if props.get("GlobalSecondaryIndexes"):
+                args["GlobalSecondaryIndexes"] = [
+                    {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
+                    for index in props["GlobalSecondaryIndexes"]
+                ]
+            dynamodb.create_table(**args)
+            ttl = props.get("TimeToLiveSpecification")
+            if ttl:
+                dynamodb.update_time_to_live(
+                    TableName=args["TableName"],
+                    TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+                )
+        sqs = self._client("sqs")
+        # Dead-letter queues first: the others point at them.
+        ordered = sorted(self.template.queues.items(), key=lambda item: "RedrivePolicy" in item[1])
+        for logical, props in ordered:
+            attributes = {"VisibilityTimeout": str(self.visibility_timeout_s)}
+            redrive = props.get("RedrivePolicy")
+            if redrive:
+                target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+                arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{target}"
+                attributes["RedrivePolicy"] = json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": int(redrive["maxReceiveCount"])}
+                )
+            url = sqs.create_queue(QueueName=f"{self.prefix}-{logical}", Attributes=attributes)["QueueUrl"]
+            self.queue_urls[logical] = url
+
+    def _start_emulator(self) -> None:
+        import httpx
+
+        from infra.local.replicate_emulator import ReplicateEmulator
+        from portrait_studio.clock import MovableClock
+
+        self.clock = MovableClock()
+        self.emulator = ReplicateEmulator(
+            port=self.replicate_port, api_token=LOCAL_TOKEN, step_delay_s=self.step_delay_s, clock=self.clock.now
+        )
+        self.emulator.start()
+        # As at deploy time: fetch the webhook signing secret from Replicate and keep it in SSM.
+        secret = httpx.get(
+            f"{self.emulator.url}/v1/webhooks/default/secret", headers={"Authorization": f"Bearer {LOCAL_TOKEN}"}
+        ).json()["key"]
+        ssm = self._client("ssm")
+        for name, value in (
+            (self._param("replicate-api-token"), LOCAL_TOKEN),
+            (self._param("replicate-webhook-secret"), secret),
+        ):
+            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+    def _param(self, name: str) -> str:
+        return f"/portrait-studio/local/{name}"
+
+    def local_environment(self) -> dict[str, str]:
+        """Every PORTRAIT_* variable the template sets, with its local value."""
+        return {
+            "PORTRAIT_ENVIRONMENT": "local",
+            "PORTRAIT_AWS_ENDPOINT_URL": self.aws_url,
+            "PORTRAIT_R2_ENDPOINT_URL": self.aws_url,
+            "PORTRAIT_R2_REGION": REGION,
+            "PORTRAIT_BUCKET": self.bucket,
+            "PORTRAIT_TABLE_NAME": self.table_names.get("JobsTable", ""),
+            "PORTRAIT_IDEMPOTENCY_TABLE_NAME": self.table_names.get("IdempotencyTable", ""),
+            "PORTRAIT_NORMALIZE_QUEUE_URL": self.queue_urls.get("NormalizeQueue", ""),
+            "PORTRAIT_DISPATCH_QUEUE_URL": self.queue_urls.get("DispatchQueue", ""),
+            "PORTRAIT_COLLECT_QUEUE_URL": self.queue_urls.get("CollectQueue", ""),
+            "PORTRAIT_REPLICATE_TOKEN_PARAM": self._param("replicate-api-token"),
+            "PORTRAIT_WEBHOOK_SECRET_PARAM": self._param("replicate-webhook-secret"),
+            "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": "",
+            "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": "",
+            "PORTRAIT_REPLICATE_API_URL": self.emulator.url,
+            "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
+            "PORTRAIT_WEB_ORIGIN": self.api_url,
+            "PORTRAIT_PHOTOMAKER_VERSION": os.environ.get("PORTRAIT_PHOTOMAKER_VERSION", PHOTOMAKER_VERSION),
+            "POWERTOOLS_SERVICE_NAME": "portrait-studio",
+            "POWERTOOLS_METRICS_NAMESPACE": "PortraitStudio",
+        }
+
+    def _template_variables(self) -> set[str]:
+        names = set((self.template.raw.get("Globals", {}).get("Function", {}).get("Environment") or {}).get(
+            "Variables", {}
+        ))
+        for props in self.template.functions.values():
+            names |= set((props.get("Environment") or {}).get("Variables", {}))
+        return names
+
+    def _configure_functions(self) -> None:
+        from portrait_studio import wiring
+        from portrait_studio.config import Settings
+
+        env = self.local_environment()
+        unknown = {n for n in self._template_variables() if n.startswith("PORTRAIT_")} - set(env)
+        if unknown:
+            raise RuntimeError(f"template.yaml sets variables the local stack does not know: {sorted(unknown)}")
+        for name, value in env.items():
+            os.environ[name] = value
+        wiring.use(wiring.Container(settings=Settings(), clock=self.clock))
+        for function in self.template.functions:
+            self.handlers[function] = self._load_handler(function)
+
+    def _load_handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
+        path = self.template.handler_path(function)
+        spec = importlib.util.spec_from_file_location(f"local_functions.{function}", path)
+        assert spec and spec.loader
+        module: ModuleType = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        handler: Callable[[dict[str, Any], Any], Any] = getattr(module, self.template.handler_name(function))
+        return handler
+
+    def invoke(self, function: str, event: dict[str, Any]) -> Any:
+        props = self.template.functions[function]
+        context = LocalContext(function, int(props.get("MemorySize", 128)), int(props.get("Timeout", 30)))
+        return self.handlers[function](event, context)
+
+    # --- gateway -----------------------------------------------------------------------------------
+    def _start_gateway(self) -> None:
+        stack = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # the functions log; access lines would only add noise (and URLs)
+
+            def _handle(self) -> None:
+                stack.handle_http(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle  # noqa: N815
+
+        self._gateway = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._gateway.daemon_threads = True
+        self._spawn("gateway", self._gateway.serve_forever)
+
+    def handle_http(self, request: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        method = request.command.upper()
+        try:
+            if split.path.startswith("/_local/"):
+                status, headers, payload = self._local_route(method, split.path, body)
+            else:
+                route, params = self._match(method, split.path)
+                if route is None:
+                    status, headers, payload = self._static(method, split.path)
+                else:
+                    event = self._http_event(request, route, params, split.query, body)
+                    status, headers, payload = self._reply(self.invoke(route.function, event))
+        except Exception:  # noqa: BLE001 - like API Gateway: a crashed function is a bare 500
+            traceback.print_exc()
+            status, headers, payload = 500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
+        request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        if method != "HEAD":
+            request.wfile.write(payload)
+
+    def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+        for route in self.template.routes:
+            found = route.pattern.match(path)
+            if found and route.method == method:
+                return route, found.groupdict()
+        return None, {}
+
+    def _http_event(
+        self, request: BaseHTTPRequestHandler, route: Route, params: dict[str, str], query: str, body: bytes
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        try:
+            text, encoded = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        return {
+            "version": "2.0",
+            "routeKey": route.route_key,
+            "rawPath": urlsplit(request.path).path,
+            "rawQueryString": query,
+            "headers": headers,
+            "queryStringParameters": dict(parse_qsl(query)) or None,
+            "pathParameters": params or None,
+            "requestContext": {
+                "accountId": ACCOUNT,
+                "apiId": "local",
+                "domainName": f"127.0.0.1:{self.port}",
+                "domainPrefix": "local",
+                "http": {
+                    "method": route.method,
+                    "path": urlsplit(request.path).path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": request.client_address[0],
+                    "userAgent": headers.get("user-agent", ""),
+                },
+                "requestId": str(uuid.uuid4()),
+                "routeKey": route.route_key,
+                "stage": "$default",
+                "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "timeEpoch": int(now.timestamp() * 1000),
+            },
+            "body": text or None,
+            "isBase64Encoded": encoded,
+        }
+
+    def _reply(self, result: Any) -> tuple[int, dict[str, str], bytes]:
+        if not isinstance(result, dict) or "statusCode" not in result:
+            return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()
+        body = result.get("body") or ""
+        payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+        headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[name] = ", ".join(str(v) for v in values)
+        return int(result["statusCode"]), headers, payload
+
+    def _local_route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        json_headers = {"Content-Type": "application/json"}
+        if path == "/_local/clock" and method == "POST":
+            try:
+                seconds = float(json.loads(body or b"{}").get("advance_seconds", 0))
+                if seconds < 0:
+                    raise ValueError
+            except (ValueError, AttributeError, TypeError):
+                error = {"error": {"code": "invalid_request", "message": "advance_seconds must be a number ≥ 0"}}
+                return 400, json_headers, json.dumps(error).encode()
+            now = self.clock.advance(seconds)
+            fired = self.fire_due_schedules()
+            return 200, json_headers, json.dumps({"now": now.isoformat(), "fired": fired}).encode()
+        if path == "/_local/clock" and method == "GET":
+            return 200, json_headers, json.dumps({"now": self.clock.now().isoformat()}).encode()
+        if path == "/_local/health":
+            return 200, json_headers, b'{"ok":true}'
+        return 404, json_headers, b'{"error":{"code":"not_found","message":"No such route."}}'
+
+    def _static(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        not_found = b'{"error":{"code":"not_found","message":"No such route."}}'
+        if method not in ("GET", "HEAD") or not WEB_DIR.is_dir():
+            return 404, {"Content-Type": "application/json"}, not_found
+        target = (WEB_DIR / (path.lstrip("/") or "index.html")).resolve()
+        if not target.is_file() or WEB_DIR.resolve() not in target.parents:
+            return 404, {"Content-Type": "application/json"}, not_found
+        types = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+        return 200, {"Content-Type": types.get(target.suffix, "application/octet-stream")}, target.read_bytes()
+
+    # --- queues ------------------------------------------------------------------------------------
+    def _start_pollers(self) -> None:
+        for source in self.template.queue_sources:
+            self._spawn(f"poll-{source.queue}", lambda s=source: self._poll(s.function, s.queue, s.batch_size))
+
+    def _poll(self, function: str, queue: str, batch_size: int) -> None:
+        sqs = self._client("sqs")
+        url = self.queue_urls[queue]
+        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{queue}"
+        while not self._stop.is_set():
+            try:
+                received = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1, AttributeNames=["All"]
+                ).get("Messages", [])
+            except Exception:  # noqa: BLE001 - moto shutting down
+                if self._stop.is_set():
+                    return
+                time.sleep(0.5)
+                continue
+            if not received:
+                continue
+            event = {"Records": [self._sqs_record(m, arn) for m in received]}
+            try:
+                response = self.invoke(function, event) or {}
+                failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+            except Exception:  # noqa: BLE001 - a crashed invocation: every message comes back later
+                traceback.print_exc()
+                failed = {m["MessageId"] for m in received}
+            done = [m for m in received if m["MessageId"] not in failed]
+            if done:
+                sqs.delete_message_batch(
+                    QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)]
+                )
+
+    def _sqs_record(self, message: dict[str, Any], arn: str) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn,
+            "awsRegion": REGION,
+        }
+
+    # --- schedules ---------------------------------------------------------------------------------
+    def _start_scheduler(self) -> None:
+        now = self.clock.now()
+        for schedule in self.template.schedules:
+            self._next_fire[(schedule.function, schedule.name)] = next_fire(schedule.expression, now)
+        self._spawn("scheduler", self._schedule_loop)
+
+    def _schedule_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.fire_due_schedules()
+            except Exception:  # noqa: BLE001 - keep the scheduler alive; the function logged it
+                traceback.print_exc()
+
+    def fire_due_schedules(self) -> list[str]:
+        """Invoke every schedule whose time has come (once, however many periods passed)."""
+        fired = []
+        with self._schedule_lock:
+            now = self.clock.now()
+            for schedule in self.template.schedules:
+                key = (schedule.function, schedule.name)
+                if self._next_fire[key] <= now:
+                    self._next_fire[key] = next_fire(schedule.expression, now)
+                    self.invoke(schedule.function, scheduled_event(schedule, now))
+                    fired.append(f"{schedule.function}.{schedule.name}")
+        return fired
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "api_url": self.api_url,
+            "web_url": f"{self.api_url}/",
+            "aws_endpoint_url": self.aws_url,
+            "replicate_url": self.emulator.url,
+            "replicate_token": LOCAL_TOKEN,
+            "bucket": self.bucket,
+            "region": REGION,
+            "tables": self.table_names,
+            "table": self.table_names.get("JobsTable"),
+            "queues": self.queue_urls,
+            "pid": os.getpid(),
+        }
+
+    def _write_state(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        target = self.state_dir / "stack.json"
+        temporary = target.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.state(), indent=2))
+        temporary.replace(target)
+
+
+def scheduled_event(schedule: Schedule, now: datetime) -> dict[str, Any]:
+    if schedule.input is not None:
+        return dict(schedule.input)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{schedule.function}-{schedule.name}"],
+        "detail": {},
+    }
+
+
+def next_fire(expression: str, after: datetime) -> datetime:
+    """The next time a `rate(...)` or `cron(...)` schedule fires after `after` (UTC)."""
+    expression = expression.strip()
+    if expression.startswith("rate("):
+        amount, unit = expression[5:-1].split()
+        seconds = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}[unit]
+        return after + timedelta(seconds=int(amount) * seconds)
+    if expression.startswith("cron("):
+        minute, hour, *_ = expression[5:-1].split()
+        candidate = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        for _ in range(2 * 24 * 60):
+            if _cron_field(minute, candidate.minute) and _cron_field(hour, candidate.hour):
+                return candidate
+            candidate += timedelta(minutes=1)
+    raise ValueError(f"unsupported schedule expression: {expression}")
+
+
+def _cron_field(spec: str, value: int) -> bool:
+    if spec in ("*", "?"):
+        return True
+    if spec.startswith("*/"):
+        return value % int(spec[2:]) == 0
+    return value in {int(part) for part in spec.split(",")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run Portrait Studio locally (Ctrl-C stops).")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
+    parser.add_argument("--step-delay", type=float, default=float(os.environ.get("EMULATOR_STEP_DELAY", "0.3")))
+    args = parser.parse_args(argv)
+    stack = LocalStack(port=args.port, state_dir=args.state_dir, step_delay_s=args.step_delay)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    try:
+        stack.start()
+        print(f"Portrait Studio is running: open {stack.api_url}/ (API {stack.api_url}). Ctrl-C stops.", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Portrait Studio: the code every Lambda function shares (built as a layer)."""

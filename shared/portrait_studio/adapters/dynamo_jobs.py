@@ -1,0 +1,457 @@
+"""JobStore on one DynamoDB table (single-table layout from DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from portrait_studio.clock import hour_key
+from portrait_studio.models import Job, JobStatus, Prediction, Tombstone, UploadFile
+from portrait_studio.ports import Clock
+
+META = "META"
+ACTIVE = (JobStatus.NORMALIZING, JobStatus.GENERATING)
+# The TTL is only the last backstop behind the sweep: DynamoDB deletes expired items up to days late.
+TTL_MARGIN = timedelta(hours=1)
+
+
+def _pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def _to_item(data: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-safe values with Decimals for numbers, and no None (absent attributes instead)."""
+    clean = {k: v for k, v in data.items() if v is not None}
+    result: dict[str, Any] = json.loads(json.dumps(clean, default=str), parse_float=Decimal)
+    return result
+
+
+def _value(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return _to_item(value.model_dump(mode="json"))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, list | tuple):
+        return [_value(v) for v in value]
+    return value
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+class DynamoJobStore:
+    def __init__(self, table_name: str, resource_factory: Any, clock: Clock) -> None:
+        self._table_name = table_name
+        self._resource_factory = resource_factory
+        self._clock = clock
+        self._table: Any = None
+
+    @property
+    def table(self) -> Any:
+        if self._table is None:
+            self._table = self._resource_factory().Table(self._table_name)
+        return self._table
+
+    @property
+    def _client(self) -> Any:
+        return self.table.meta.client
+
+    # --- jobs --------------------------------------------------------------------------------------
+    def create_job(self, job: Job, files: Sequence[UploadFile]) -> None:
+        ttl = _epoch(job.expires_at + TTL_MARGIN)
+        meta = self._job_item(job) | {"pk": _pk(job.job_id), "sk": META, "ttl": ttl}
+        actions: list[dict[str, Any]] = [
+            {"Put": {"TableName": self._table_name, "Item": meta, "ConditionExpression": "attribute_not_exists(pk)"}}
+        ]
+        actions += [{"Put": {"TableName": self._table_name, "Item": self._file_item(job.job_id, f, ttl)}} for f in files]
+        self._transact(actions)
+
+    def _job_item(self, job: Job) -> dict[str, Any]:
+        item = _to_item(job.model_dump(mode="json"))
+        item["kind"] = "job"
+        item["expiry_hour"] = hour_key(job.expires_at)
+        if job.status in ACTIVE:
+            item["active_status"] = job.status.value
+        return item
+
+    def _file_item(self, job_id: str, file: UploadFile, ttl: int) -> dict[str, Any]:
+        return _to_item(file.model_dump(mode="json")) | {
+            "pk": _pk(job_id),
+            "sk": f"FILE#{file.file_id}",
+            "kind": "file",
+            "ttl": ttl,
+        }
+
+    def get_job(self, job_id: str) -> Job | Tombstone | None:
+        item = self.table.get_item(Key={"pk": _pk(job_id), "sk": META}, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        if item.get("kind") == "tombstone":
+            return Tombstone.model_validate(item)
+        return Job.model_validate(item)
+
+    def update_job(
+        self,
+        job_id: str,
+        expect: Iterable[str] | None = None,
+        expect_fields: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> bool:
+        if "status" in fields:
+            status = JobStatus(fields["status"])
+            fields["active_status"] = status.value if status in ACTIVE else None
+        fields.setdefault("updated_at", self._clock.now())
+        condition = ["attribute_exists(pk)", "kind = :job"]
+        values: dict[str, Any] = {":job": "job"}
+        names: dict[str, str] = {}
+        if expect is not None:
+            options = []
+            for i, status in enumerate(expect):
+                values[f":e{i}"] = str(status)
+                options.append(f":e{i}")
+            names["#status"] = "status"
+            condition.append(f"#status IN ({', '.join(options)})")
+        for i, (name, value) in enumerate((expect_fields or {}).items()):
+            names[f"#c{i}"] = name
+            values[f":c{i}"] = _value(value)
+            condition.append(f"#c{i} = :c{i}")
+        return self._update(_pk(job_id), META, fields, condition, names, values)
+
+    def _update(
+        self,
+        pk: str,
+        sk: str,
+        fields: Mapping[str, Any],
+        condition: list[str],
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> bool:
+        sets, removes = [], []
+        for i, (name, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = name
+            if value is None:
+                removes.append(f"#f{i}")
+            else:
+                values[f":f{i}"] = _value(value)
+                sets.append(f"#f{i} = :f{i}")
+        expression = ""
+        if sets:
+            expression += "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        kwargs: dict[str, Any] = {
+            "Key": {"pk": pk, "sk": sk},
+            "UpdateExpression": expression.strip(),
+            "ConditionExpression": " AND ".join(condition),
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self.table.update_item(**kwargs)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def add_files(self, job_id: str, files: Sequence[UploadFile], max_files: int) -> bool:
+        job = self.get_job(job_id)
+        if not isinstance(job, Job):
+            return False
+        ttl = _epoch(job.expires_at + TTL_MARGIN)
+        actions: list[dict[str, Any]] = [
+            {
+                "ConditionCheck": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(job_id), "sk": META},
+                    "ConditionExpression": "#status = :collecting",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":collecting": JobStatus.COLLECTING.value},
+                }
+            }
+        ]
+        actions += [{"Put": {"TableName": self._table_name, "Item": self._file_item(job_id, f, ttl)}} for f in files]
+        return self._transact(actions, conditional=True)
+
+    def list_files(self, job_id: str) -> list[UploadFile]:
+        return [UploadFile.model_validate(item) for item in self._query_prefix(job_id, "FILE#")]
+
+    def queue_files(self, job_id: str, file_ids: Sequence[str], round: int, now: datetime) -> bool:
+        actions: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(job_id), "sk": META},
+                    "UpdateExpression": "SET #status = :normalizing, pending_files = :n, #round = :round, "
+                    "active_status = :normalizing, updated_at = :now",
+                    "ConditionExpression": "#status = :collecting",
+                    "ExpressionAttributeNames": {"#status": "status", "#round": "round"},
+                    "ExpressionAttributeValues": {
+                        ":normalizing": JobStatus.NORMALIZING.value,
+                        ":collecting": JobStatus.COLLECTING.value,
+                        ":n": len(file_ids),
+                        ":round": round,
+                        ":now": now.isoformat(),
+                    },
+                }
+            }
+        ]
+        for file_id in file_ids:
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self._table_name,
+                        "Key": {"pk": _pk(job_id), "sk": f"FILE#{file_id}"},
+                        "UpdateExpression": "SET #status = :queued",
+                        "ConditionExpression": "#status = :awaiting",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": {":queued": "queued", ":awaiting": "awaiting_upload"},
+                    }
+                }
+            )
+        return self._transact(actions, conditional=True)
+
+    def record_verdict(self, job_id: str, file: UploadFile) -> int | None:
+        data = _to_item(file.model_dump(mode="json", include={"status", "verdict", "quality"}))
+        names = {"#status": "status"}
+        values: dict[str, Any] = {":queued": "queued", ":minus": -1}
+        sets = []
+        for i, (name, value) in enumerate(data.items()):
+            names[f"#v{i}"] = name
+            values[f":v{i}"] = value
+            sets.append(f"#v{i} = :v{i}")
+        actions = [
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(job_id), "sk": f"FILE#{file.file_id}"},
+                    "UpdateExpression": "SET " + ", ".join(sets),
+                    "ConditionExpression": "#status = :queued",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {k: v for k, v in values.items() if k != ":minus"},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(job_id), "sk": META},
+                    "UpdateExpression": "ADD pending_files :minus",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": {":minus": -1},
+                }
+            },
+        ]
+        if not self._transact(actions, conditional=True):
+            return None
+        job = self.get_job(job_id)
+        return job.pending_files if isinstance(job, Job) else None
+
+    # --- predictions -------------------------------------------------------------------------------
+    def _slot_item(self, prediction: Prediction) -> dict[str, Any]:
+        return _to_item(prediction.model_dump(mode="json")) | {
+            "pk": _pk(prediction.job_id),
+            "sk": f"PRED#{prediction.slot}",
+            "kind": "prediction",
+            "claimed_epoch": _epoch(prediction.claimed_at),
+        }
+
+    def claim_slot(self, prediction: Prediction, stale_before: datetime) -> bool:
+        job = self.get_job(prediction.job_id)
+        if not isinstance(job, Job):
+            return False
+        item = self._slot_item(prediction) | {"ttl": _epoch(job.expires_at + TTL_MARGIN)}
+        try:
+            self.table.put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR (attribute_not_exists(prediction_id) "
+                "AND #status = :claimed AND claimed_epoch < :stale)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":claimed": "claimed", ":stale": _epoch(stale_before)},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def update_slot(self, job_id: str, slot: str, expect: Iterable[str] | None = None, **fields: Any) -> bool:
+        if "claimed_at" in fields:
+            fields["claimed_epoch"] = _epoch(fields["claimed_at"])
+        condition = ["attribute_exists(pk)"]
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        if expect is not None:
+            options = []
+            for i, status in enumerate(expect):
+                values[f":e{i}"] = str(status)
+                options.append(f":e{i}")
+            names["#status"] = "status"
+            condition.append(f"#status IN ({', '.join(options)})")
+        return self._update(_pk(job_id), f"PRED#{slot}", fields, condition, names, values)
+
+    def get_slot(self, job_id: str, slot: str) -> Prediction | None:
+        item = self.table.get_item(Key={"pk": _pk(job_id), "sk": f"PRED#{slot}"}, ConsistentRead=True).get("Item")
+        return Prediction.model_validate(item) if item else None
+
+    def list_slots(self, job_id: str) -> list[Prediction]:
+        return [Prediction.model_validate(item) for item in self._query_prefix(job_id, "PRED#")]
+
+    def add_collected(self, job_id: str, slot: str, images: int, predict_time: float | None) -> bool:
+        actions = [
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(job_id), "sk": f"PRED#{slot}"},
+                    "UpdateExpression": "SET #status = :collected, images_collected = :images",
+                    "ConditionExpression": "#status = :succeeded",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":collected": "collected", ":succeeded": "succeeded", ":images": images},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(job_id), "sk": META},
+                    "UpdateExpression": "ADD predict_seconds :t",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": {":t": Decimal(str(predict_time or 0))},
+                }
+            },
+        ]
+        return self._transact(actions, conditional=True)
+
+    # --- webhooks, rate limits ---------------------------------------------------------------------
+    def remember_once(self, key: str, expires_at: datetime) -> bool:
+        now = _epoch(self._clock.now())
+        try:
+            self.table.put_item(
+                Item={"pk": f"ONCE#{key}", "sk": "ONCE", "kind": "once", "ttl": _epoch(expires_at)},
+                ConditionExpression="attribute_not_exists(pk) OR #ttl < :now",
+                ExpressionAttributeNames={"#ttl": "ttl"},
+                ExpressionAttributeValues={":now": now},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def hit_rate_limit(self, key: str, window_start: datetime, limit: int, expires_at: datetime) -> bool:
+        result = self.table.update_item(
+            Key={"pk": f"RATE#{key}", "sk": hour_key(window_start)},
+            UpdateExpression="ADD hits :one SET #ttl = :ttl, kind = :kind",
+            ExpressionAttributeNames={"#ttl": "ttl"},
+            ExpressionAttributeValues={":one": 1, ":ttl": _epoch(expires_at), ":kind": "rate"},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(result["Attributes"]["hits"]) > limit
+
+    # --- retention ---------------------------------------------------------------------------------
+    def jobs_expiring_in_hour(self, hour: str) -> list[str]:
+        return self._query_index("by_expiry_hour", "expiry_hour", hour)
+
+    def jobs_generating(self) -> list[str]:
+        return self._query_index("by_active_status", "active_status", JobStatus.GENERATING.value)
+
+    def _query_index(self, index: str, attribute: str, value: str) -> list[str]:
+        ids: list[str] = []
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": "#a = :v",
+            "ExpressionAttributeNames": {"#a": attribute},
+            "ExpressionAttributeValues": {":v": value},
+        }
+        while True:
+            page = self.table.query(**kwargs)
+            ids += [str(item["job_id"]) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return ids
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:
+        pk = _pk(tombstone.job_id)
+        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in self._query_all(pk, projection=True)]
+        with self.table.batch_writer() as batch:
+            for key in keys:
+                if key["sk"] != META:
+                    batch.delete_item(Key=key)
+        item = _to_item(tombstone.model_dump(mode="json")) | {
+            "pk": pk,
+            "sk": META,
+            "kind": "tombstone",
+            "ttl": _epoch(tombstone_expires_at),
+        }
+        self.table.put_item(Item=item)
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        kwargs: dict[str, Any] = {
+            "FilterExpression": "sk = :meta",
+            "ProjectionExpression": "#status",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":meta": META},
+        }
+        while True:
+            page = self.table.scan(**kwargs)
+            for item in page.get("Items", []):
+                counts[str(item.get("status"))] = counts.get(str(item.get("status")), 0) + 1
+            if "LastEvaluatedKey" not in page:
+                return counts
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def items_of(self, job_id: str) -> list[dict[str, Any]]:
+        """Every item stored under the job (tests and the retention report use it)."""
+        return list(self._query_all(_pk(job_id)))
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def _query_prefix(self, job_id: str, prefix: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": _pk(job_id), ":prefix": prefix},
+            "ConsistentRead": True,
+        }
+        yield from self._paginate(kwargs)
+
+    def _query_all(self, pk: str, projection: bool = False) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": pk},
+            "ConsistentRead": True,
+        }
+        if projection:
+            kwargs["ProjectionExpression"] = "pk, sk"
+        yield from self._paginate(kwargs)
+
+    def _paginate(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self.table.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _transact(self, actions: list[dict[str, Any]], conditional: bool = False) -> bool:
+        # The resource's serializer turns plain Python values into DynamoDB's typed form.
+        from boto3.dynamodb.types import TypeSerializer
+
+        serializer = TypeSerializer()
+
+        def typed(values: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: serializer.serialize(v) for k, v in values.items()}
+
+        wire = []
+        for action in actions:
+            (op, body), = action.items()
+            body = dict(body)
+            for field_name in ("Item", "Key", "ExpressionAttributeValues"):
+                if field_name in body:
+                    body[field_name] = typed(body[field_name])
+            wire.append({op: body})
+        try:
+            self._client.transact_write_items(TransactItems=wire)
+        except self._client.exceptions.TransactionCanceledException:
+            if conditional:
+                return False
+            raise
+        return True

@@ -1,0 +1,107 @@
+"""Request and response bodies of the HTTP API (validated by the resolver; they make the OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from portrait_studio.models import JobStatus, Style, Subject, UtcDatetime
+
+FileName = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class FileSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: FileName
+    content_type: Annotated[str, Field(min_length=1, max_length=100)]
+    bytes: Annotated[int, Field(ge=1)]
+
+
+class CreateJobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    files: Annotated[list[FileSpec], Field(max_length=50)]
+    styles: Annotated[list[Style] | None, Field(min_length=1, max_length=4)] = None
+    subject: Subject = "person"
+
+
+class AddFilesRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    files: Annotated[list[FileSpec], Field(min_length=1, max_length=50)]
+
+
+class UploadTicket(BaseModel):
+    file_id: str
+    name: str
+    url: str
+    method: str = "PUT"
+    headers: dict[str, str]
+    expires_at: UtcDatetime
+
+
+class CreateJobResponse(BaseModel):
+    job_id: str
+    token: str
+    status: JobStatus
+    expires_at: UtcDatetime
+    uploads: list[UploadTicket]
+
+
+class AddFilesResponse(BaseModel):
+    job_id: str
+    uploads: list[UploadTicket]
+
+
+class FileView(BaseModel):
+    file_id: str
+    name: str
+    status: str
+    accepted: bool | None = None
+    code: str | None = None
+    message: str | None = None
+    hint: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class StyleProgress(BaseModel):
+    style: Style
+    expected: int
+    done: int
+    results: list[str]
+
+
+class JobView(BaseModel):
+    job_id: str
+    status: JobStatus
+    subject: Subject
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+    files: list[FileView]
+    usable_files: int
+    styles: list[StyleProgress]
+    images_done: int
+    images_expected: int
+    message: str | None = None
+    failure_reason: str | None = None
+
+
+class SubmitResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    queued_files: int
+
+
+class ArchiveResponse(BaseModel):
+    url: str
+    expires_at: UtcDatetime
+    images: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,112 @@
+"""One settings model for every function, validated once per process.
+
+Defaults run the local stack; a deployed function gets its values from the environment that
+`template.yaml` sets (variable names are the field names upper-cased with the `PORTRAIT_` prefix).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PHOTOMAKER_VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
+
+Seconds = Annotated[int, Field(ge=1)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTRAIT_", frozen=True, extra="ignore")
+
+    environment: str = "local"
+    aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    # AWS services (DynamoDB, SQS, SSM). None = the real AWS endpoints.
+    aws_endpoint_url: str | None = None
+    # The object store: Cloudflare R2's S3 endpoint in production, moto locally.
+    r2_endpoint_url: str | None = None
+    r2_region: str = "auto"
+    bucket: str = "portrait-studio-local"
+    table_name: str = "portrait-studio-jobs"
+    idempotency_table_name: str = "portrait-studio-idempotency"
+    normalize_queue_url: str = ""
+    dispatch_queue_url: str = ""
+    collect_queue_url: str = ""
+
+    # Secrets are referenced by name; values come from SSM Parameter Store (SecureString).
+    replicate_token_param: str = "/portrait-studio/local/replicate-api-token"
+    webhook_secret_param: str = "/portrait-studio/local/replicate-webhook-secret"
+    r2_access_key_id_param: str = ""
+    r2_secret_access_key_param: str = ""
+    secrets_max_age_s: Seconds = 300
+
+    replicate_api_url: HttpUrl = HttpUrl("https://api.replicate.com")
+    photomaker_version: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] = PHOTOMAKER_VERSION
+    # Public URL of POST /webhooks/replicate; predictions carry it (plus job and slot) as their webhook.
+    webhook_url: str = "http://127.0.0.1:3000/webhooks/replicate"
+    webhook_tolerance_s: Seconds = 300
+    webhook_max_body_bytes: Seconds = 1_048_576
+
+    # Intake
+    min_files: Annotated[int, Field(ge=1)] = 3
+    max_files: Annotated[int, Field(ge=1)] = 10
+    max_file_bytes: Annotated[int, Field(ge=1)] = 30 * 1024 * 1024
+    allowed_content_types: tuple[str, ...] = (
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/heic",
+        "image/heif",
+        "image/avif",
+    )
+    upload_url_ttl_s: Annotated[int, Field(ge=60, le=900)] = 900
+    result_url_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 3600
+    reference_url_ttl_s: Annotated[int, Field(ge=60, le=3600)] = 3600
+    retention_hours: Annotated[int, Field(ge=1, le=48)] = 48
+    tombstone_days: Annotated[int, Field(ge=1)] = 30
+    create_job_rate_per_hour: Annotated[int, Field(ge=1)] = 30
+    web_origin: str = "http://127.0.0.1:3000"
+
+    # Normalization and the quality gate (defaults justified in README "Photos we accept").
+    max_pixels: Annotated[int, Field(ge=1)] = 16320 * 12240
+    max_side_px: Annotated[int, Field(ge=64)] = 1024
+    min_short_side_px: Annotated[int, Field(ge=1)] = 512
+    jpeg_quality: Annotated[int, Field(ge=50, le=100)] = 90
+    face_min_score: float = 0.3
+    face_min_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.15
+    face_edge_margin_fraction: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    blur_min_variance: Annotated[float, Field(ge=0)] = 30.0
+    duplicate_max_distance: Annotated[int, Field(ge=0, le=64)] = 4
+
+    # Generation
+    images_target: Annotated[int, Field(ge=1)] = 32
+    images_minimum: Annotated[int, Field(ge=1)] = 30
+    outputs_per_prediction: Annotated[int, Field(ge=1, le=4)] = 4
+    max_topup_predictions: Annotated[int, Field(ge=0)] = 4
+    max_attempts_per_slot: Annotated[int, Field(ge=1)] = 3
+    reconcile_grace_s: Seconds = 600
+    claim_stale_s: Seconds = 120
+    max_generating_s: Seconds = 1800
+    price_per_second_usd: float = 0.000725
+    max_output_bytes: Annotated[int, Field(ge=1)] = 20 * 1024 * 1024
+    num_steps: Annotated[int, Field(ge=1, le=100)] = 50
+    style_strength_ratio: Annotated[float, Field(ge=15, le=50)] = 20
+    guidance_scale: Annotated[float, Field(ge=1, le=10)] = 5
+
+    @field_validator("allowed_content_types", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

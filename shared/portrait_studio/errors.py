@@ -1,0 +1,217 @@
+"""Domain errors: one hierarchy, stable codes, messages a person can read.
+
+The API maps every `PortraitError` to `{"error": {"code", "message"}}` with its `http_status`;
+nothing else (stack traces, internal names) ever reaches a client.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class PortraitError(Exception):
+    code: ClassVar[str] = "internal_error"
+    http_status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Something went wrong on our side. Please try again."
+
+    def __init__(self, message: str | None = None, *, details: dict[str, object] | None = None) -> None:
+        self.message = message or self.default_message
+        self.details = details or {}
+        super().__init__(self.message)
+
+    def to_body(self) -> dict[str, object]:
+        error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+# --- client errors (API) ---------------------------------------------------------------------------
+class InvalidRequest(PortraitError):
+    code = "invalid_request"
+    http_status = 400
+    default_message = "The request is not valid."
+
+
+class FileCountOutOfRange(InvalidRequest):
+    code = "file_count_out_of_range"
+
+
+class UnsupportedContentType(InvalidRequest):
+    code = "unsupported_content_type"
+
+
+class FileTooLarge(InvalidRequest):
+    code = "file_too_large"
+    http_status = 413
+
+
+class RequestTooLarge(InvalidRequest):
+    code = "request_too_large"
+    http_status = 413
+    default_message = "The request body is too large."
+
+
+class JobNotFound(PortraitError):
+    """Also what a wrong or missing token gets: nobody learns whether a job exists."""
+
+    code = "job_not_found"
+    http_status = 404
+    default_message = "No such job, or the token does not match."
+
+
+class JobStateConflict(PortraitError):
+    code = "job_state_conflict"
+    http_status = 409
+    default_message = "The job cannot do that in its current state."
+
+
+class UploadsIncomplete(PortraitError):
+    code = "uploads_incomplete"
+    http_status = 409
+    default_message = "Some photos have not finished uploading."
+
+
+class TooManyRequests(PortraitError):
+    code = "rate_limited"
+    http_status = 429
+    default_message = "Too many requests. Please wait a little and try again."
+
+
+class PaymentRequired(PortraitError):
+    """Hook point for payments (a non-goal for now): raised by nothing yet."""
+
+    code = "payment_required"
+    http_status = 402
+
+
+class WebhookRejected(PortraitError):
+    code = "invalid_webhook"
+    http_status = 401
+    default_message = "The webhook could not be verified."
+
+
+# --- photo verdicts (normalization and the quality gate) -------------------------------------------
+class PhotoRejected(PortraitError):
+    """A photo we refuse. Never an HTTP error: it becomes the file's verdict and the job goes on."""
+
+    http_status = 422
+    hint: ClassVar[str] = ""
+
+    def verdict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class UnsupportedFormat(PhotoRejected):
+    code = "unsupported_format"
+    default_message = "This file is not a photo format we accept."
+    hint = "Upload a JPEG, PNG, WebP, HEIC/HEIF or AVIF photo straight from your phone or camera."
+
+
+class CorruptImage(PhotoRejected):
+    code = "corrupt"
+    default_message = "This photo is damaged or incomplete and cannot be read."
+    hint = "Upload the original photo again; it may have been cut off while copying."
+
+
+class TooManyPixels(PhotoRejected):
+    code = "too_many_pixels"
+    default_message = "This image is larger than any camera photo we accept (over 200 megapixels)."
+    hint = "Upload the photo as your phone or camera saved it."
+
+
+class TooSmall(PhotoRejected):
+    code = "too_small"
+    default_message = "This photo is too small to make a sharp headshot."
+    hint = "Use a photo at least 512 pixels on its shorter side."
+
+
+class NoFace(PhotoRejected):
+    code = "no_face"
+    default_message = "We could not find a face in this photo."
+    hint = "Use a photo where your whole face is visible, looking roughly at the camera."
+
+
+class MultipleFaces(PhotoRejected):
+    code = "multiple_faces"
+    default_message = "This photo shows more than one face."
+    hint = "Use a photo of just you, with nobody else in the frame."
+
+
+class FaceTooSmall(PhotoRejected):
+    code = "face_too_small"
+    default_message = "Your face is too small in this photo."
+    hint = "Use a closer photo, where your face fills more of the frame."
+
+
+class FaceCutOff(PhotoRejected):
+    code = "face_cut_off"
+    default_message = "Your face is cut off by the edge of this photo."
+    hint = "Use a photo where your whole face is visible, with some space around it."
+
+
+class TooBlurry(PhotoRejected):
+    code = "too_blurry"
+    default_message = "This photo is too blurry."
+    hint = "Use a sharp photo taken in good light, holding the camera steady."
+
+
+class DuplicatePhoto(PhotoRejected):
+    code = "duplicate"
+    default_message = "This photo is (almost) the same as another one you uploaded."
+    hint = "Use different photos: other days, angles, expressions or lighting help most."
+
+
+class UploadMissing(PhotoRejected):
+    code = "upload_missing"
+    default_message = "This photo never arrived."
+    hint = "Upload it again."
+
+
+PHOTO_REJECTIONS: tuple[type[PhotoRejected], ...] = (
+    UnsupportedFormat,
+    CorruptImage,
+    TooManyPixels,
+    TooSmall,
+    NoFace,
+    MultipleFaces,
+    FaceTooSmall,
+    FaceCutOff,
+    TooBlurry,
+    DuplicatePhoto,
+    UploadMissing,
+)
+
+
+# --- generation -----------------------------------------------------------------------------------
+class GeneratorError(PortraitError):
+    code = "generator_error"
+    http_status = 502
+
+
+class GeneratorRateLimited(GeneratorError):
+    """Replicate said 429. Carries the wait it named, so the message can come back after it."""
+
+    code = "generator_rate_limited"
+
+    def __init__(self, retry_after_s: float, message: str | None = None) -> None:
+        super().__init__(message or f"Replicate rate limit; retry in {retry_after_s:.0f}s")
+        self.retry_after_s = retry_after_s
+
+
+class GeneratorUnavailable(GeneratorError):
+    """5xx or a network error: worth retrying later."""
+
+    code = "generator_unavailable"
+
+
+class GeneratorRejectedInput(GeneratorError):
+    """4xx other than 429: retrying the same input will not help."""
+
+    code = "generator_rejected_input"
+
+
+class OutputInvalid(PortraitError):
+    code = "output_invalid"
+    http_status = 502
+    default_message = "A generated image was not a valid 1024x1024 PNG."

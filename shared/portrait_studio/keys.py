@@ -1,0 +1,54 @@
+"""The storage layout: one prefix per job, so deleting a job is deleting a prefix."""
+
+from __future__ import annotations
+
+import re
+
+_ID = re.compile(r"^[0-9a-f]{16,32}$")
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID.match(value))
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
+
+
+def upload(job_id: str, file_id: str) -> str:
+    return f"jobs/{job_id}/uploads/{file_id}"
+
+
+def reference(job_id: str, file_id: str) -> str:
+    return f"jobs/{job_id}/refs/{file_id}.jpg"
+
+
+def results_prefix(job_id: str, style: str | None = None) -> str:
+    return f"jobs/{job_id}/results/" if style is None else f"jobs/{job_id}/results/{style}/"
+
+
+def result(job_id: str, style: str, n: int) -> str:
+    return f"jobs/{job_id}/results/{style}/{n}.png"
+
+
+def archive(job_id: str) -> str:
+    return f"jobs/{job_id}/archive.zip"
+
+
+def result_sort_key(key: str) -> tuple[str, int]:
+    """Sort results by style, then numerically (2.png before 10.png)."""
+    style, name = key.rsplit("/", 2)[-2:]
+    stem = name.removesuffix(".png")
+    return style, int(stem) if stem.isdigit() else 0
+
+
+def archive_member(key: str) -> str:
+    """`jobs/{id}/results/corporate/3.png` → `corporate/03.png` inside the zip."""
+    style, name = key.rsplit("/", 2)[-2:]
+    stem = name.removesuffix(".png")
+    return f"{style}/{int(stem):02d}.png" if stem.isdigit() else f"{style}/{name}"
+
+
+def job_id_from_key(key: str) -> str | None:
+    parts = key.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "jobs" else None

@@ -1,0 +1,29 @@
+"""Bodies of the SQS messages between functions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Id = Annotated[str, Field(pattern=r"^[0-9a-f]{16,32}$")]
+SlotName = Annotated[str, Field(pattern=r"^[a-z_]+#\d{1,3}$")]
+
+
+class NormalizeMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    job_id: Id
+    file_id: Id
+    round: int = 0
+
+
+class DispatchMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    job_id: Id
+    slots: Annotated[list[SlotName], Field(max_length=64)] | None = None
+
+
+class CollectMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    job_id: Id
+    slot: SlotName

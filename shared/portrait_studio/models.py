@@ -1,0 +1,157 @@
+"""Domain models (pydantic v2). All datetimes are tz-aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+
+class JobStatus(StrEnum):
+    COLLECTING = "collecting"
+    NORMALIZING = "normalizing"
+    GENERATING = "generating"
+    READY = "ready"
+    FAILED = "failed"
+    DELETED = "deleted"
+    EXPIRED = "expired"
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self in (JobStatus.DELETED, JobStatus.EXPIRED)
+
+
+class FileStatus(StrEnum):
+    AWAITING_UPLOAD = "awaiting_upload"
+    QUEUED = "queued"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class SlotStatus(StrEnum):
+    CLAIMED = "claimed"  # we own the slot; no prediction yet (or the create call failed)
+    STARTING = "starting"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"  # outputs known, not yet copied to the bucket
+    FAILED = "failed"
+    CANCELED = "canceled"
+    ABORTED = "aborted"
+    COLLECTED = "collected"  # outputs copied: the slot is done
+    GAVE_UP = "gave_up"  # retries exhausted
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (SlotStatus.COLLECTED, SlotStatus.GAVE_UP, SlotStatus.CANCELED)
+
+    @property
+    def has_prediction_outcome(self) -> bool:
+        return self in (SlotStatus.SUCCEEDED, SlotStatus.FAILED, SlotStatus.CANCELED, SlotStatus.ABORTED)
+
+
+Subject = Literal["man", "woman", "person"]
+STYLES: tuple[str, ...] = ("corporate", "business_casual", "creative", "formal")
+Style = Literal["corporate", "business_casual", "creative", "formal"]
+
+
+class FaceBox(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+class PhotoQuality(BaseModel):
+    """What reference selection needs about an accepted photo. Never the face embedding."""
+
+    model_config = ConfigDict(frozen=True)
+    width: int
+    height: int
+    face: FaceBox
+    face_fraction: float
+    sharpness: float
+    yaw_hint: float = 0.0  # -1 (looking left) .. 1 (looking right), from landmarks-free box offset
+    phash: str = ""
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    accepted: bool
+    code: str
+    message: str
+    hint: str = ""
+
+
+class UploadFile(BaseModel):
+    file_id: str
+    name: str
+    content_type: str
+    declared_bytes: int
+    status: FileStatus = FileStatus.AWAITING_UPLOAD
+    verdict: Verdict | None = None
+    quality: PhotoQuality | None = None
+    round: int = 0
+
+
+class Job(BaseModel):
+    job_id: str
+    token_hash: str
+    status: JobStatus
+    subject: Subject = "person"
+    styles: tuple[Style, ...] = STYLES
+    created_at: UtcDatetime
+    expires_at: UtcDatetime
+    updated_at: UtcDatetime
+    round: int = 0
+    pending_files: int = 0
+    generating_since: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    topups_used: int = 0
+    failure_reason: str | None = None
+    note: str | None = None
+    predict_seconds: float = 0.0
+
+
+class Prediction(BaseModel):
+    """A slot `PRED#{style}#{k}`: one Replicate prediction of `num_outputs` images."""
+
+    job_id: str
+    slot: str
+    style: Style
+    prompt_index: int
+    seed: int
+    num_outputs: int
+    status: SlotStatus = SlotStatus.CLAIMED
+    prediction_id: str | None = None
+    attempts: int = 0
+    claimed_at: UtcDatetime
+    created_at: UtcDatetime | None = None
+    outputs: list[str] = Field(default_factory=list)
+    images_collected: int = 0
+    predict_time: float | None = None
+    error: str | None = None
+    topup: bool = False
+
+
+class Tombstone(BaseModel):
+    job_id: str
+    status: Literal[JobStatus.DELETED, JobStatus.EXPIRED]
+    reason: Literal["expired", "user_request"]
+    deleted_at: UtcDatetime
+    objects_deleted: int
+    receipt_id: str
+
+
+def slot_key(style: str, k: int) -> str:
+    return f"{style}#{k}"

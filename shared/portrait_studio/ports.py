@@ -1,0 +1,140 @@
+"""What the services need from the outside world. Adapters implement these; tests use fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from portrait_studio.models import Job, Prediction, Tombstone, UploadFile
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    def get(self, key: str, max_bytes: int | None = None) -> bytes: ...
+    def size(self, key: str) -> int | None: ...
+    def delete(self, keys: Sequence[str]) -> list[str]:
+        """Delete keys; return the keys that could not be deleted."""
+        ...
+
+    def list_keys(self, prefix: str) -> Iterator[str]: ...
+    def list_prefixes(self, prefix: str) -> Iterator[str]: ...
+    def oldest_object_age_s(self, prefix: str, now: datetime) -> float | None: ...
+    def presign_put(self, key: str, content_type: str, content_length: int, expires_s: int) -> str: ...
+    def presign_get(self, key: str, expires_s: int) -> str: ...
+
+
+class Queue(Protocol):
+    def send(self, queue_url: str, body: Mapping[str, Any], delay_s: int = 0) -> None: ...
+    def send_batch(self, queue_url: str, bodies: Sequence[Mapping[str, Any]]) -> None: ...
+    def change_visibility(self, queue_url: str, receipt_handle: str, timeout_s: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class RemotePrediction:
+    """Replicate's prediction object, reduced to what we use."""
+
+    id: str
+    status: str
+    output: list[str] = field(default_factory=list)
+    error: str | None = None
+    predict_time: float | None = None
+
+    @classmethod
+    def from_api(cls, body: Mapping[str, Any]) -> RemotePrediction:
+        output = body.get("output") or []
+        if isinstance(output, str):
+            output = [output]
+        metrics = body.get("metrics") or {}
+        predict_time = metrics.get("predict_time") if isinstance(metrics, Mapping) else None
+        return cls(
+            id=str(body.get("id", "")),
+            status=str(body.get("status", "")),
+            output=[str(url) for url in output if isinstance(url, str)],
+            error=str(body["error"]) if body.get("error") else None,
+            predict_time=float(predict_time) if isinstance(predict_time, int | float) else None,
+        )
+
+
+class Generator(Protocol):
+    def create(self, version: str, input: Mapping[str, Any], webhook: str, events: Sequence[str]) -> RemotePrediction:
+        """Raises GeneratorRateLimited, GeneratorUnavailable or GeneratorRejectedInput."""
+        ...
+
+    def get(self, prediction_id: str) -> RemotePrediction: ...
+    def cancel(self, prediction_id: str) -> None: ...
+
+
+class Downloader(Protocol):
+    def fetch(self, url: str, max_bytes: int) -> tuple[bytes, str]:
+        """Return (body, content type). Raises OutputInvalid when over max_bytes or not 2xx."""
+        ...
+
+
+class SecretStore(Protocol):
+    def get(self, name: str) -> str: ...
+
+
+class Metrics(Protocol):
+    def count(self, name: str, value: float = 1, unit: str = "Count") -> None: ...
+
+
+class JobStore(Protocol):
+    # jobs
+    def create_job(self, job: Job, files: Sequence[UploadFile]) -> None: ...
+    def get_job(self, job_id: str) -> Job | Tombstone | None: ...
+    def update_job(
+        self,
+        job_id: str,
+        expect: Iterable[str] | None = None,
+        expect_fields: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Set fields; only if the status is one of `expect` and `expect_fields` hold (when given).
+
+        Setting `status` also maintains `active_status` (the reconciler's index) and `updated_at`.
+        """
+        ...
+
+    def add_files(self, job_id: str, files: Sequence[UploadFile], max_files: int) -> bool: ...
+    def list_files(self, job_id: str) -> list[UploadFile]: ...
+    def queue_files(self, job_id: str, file_ids: Sequence[str], round: int, now: datetime) -> bool:
+        """collecting → normalizing with `pending_files = len(file_ids)`; those files become queued."""
+        ...
+
+    def record_verdict(self, job_id: str, file: UploadFile) -> int | None:
+        """Store a queued file's verdict and count it done. Returns files still pending, or None if the
+        file was not queued (a redelivered message)."""
+        ...
+
+    # predictions
+    def claim_slot(self, prediction: Prediction, stale_before: datetime) -> bool: ...
+    def update_slot(self, job_id: str, slot: str, expect: Iterable[str] | None = None, **fields: Any) -> bool: ...
+    def get_slot(self, job_id: str, slot: str) -> Prediction | None: ...
+    def list_slots(self, job_id: str) -> list[Prediction]: ...
+    def add_collected(self, job_id: str, slot: str, images: int, predict_time: float | None) -> bool:
+        """succeeded → collected, adding to the job's predict seconds. False if already collected."""
+        ...
+
+    # webhooks, rate limits
+    def remember_once(self, key: str, expires_at: datetime) -> bool:
+        """True the first time a key is seen (until it expires)."""
+        ...
+
+    def hit_rate_limit(self, key: str, window_start: datetime, limit: int, expires_at: datetime) -> bool:
+        """Count a hit in the window; True when the limit is exceeded."""
+        ...
+
+    # retention
+    def jobs_expiring_in_hour(self, hour_key: str) -> list[str]: ...
+    def jobs_generating(self) -> list[str]: ...
+    def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:
+        """Delete every item of the job and leave the tombstone."""
+        ...
+
+    def status_counts(self) -> dict[str, int]: ...

@@ -1,0 +1,569 @@
+"""Photo normalization: untrusted upload bytes in, a small metadata-free sRGB JPEG out.
+
+Pipeline (DESIGN.md "Normalization"): sniff magic bytes -> allowlist (JPEG, PNG, WebP, HEIC/HEIF, AVIF)
+-> pixel limit from the header, before any pixel is decoded -> decode with warnings as errors (truncated
+files refused, including HEIF files libheif "decodes" with missing tiles) -> longest side <= max_side_px
+-> flatten alpha onto white -> embedded ICC profile (or HEIF/AVIF nclx P3) to sRGB -> orientation -> JPEG.
+
+Orientation policy:
+- JPEG, PNG, WebP: the EXIF orientation (Pillow's reading, which falls back to XMP) is applied, all 8 values.
+- HEIF: libheif applies the container's irot/imir while decoding; EXIF orientation is ignored as the HEIF
+  spec says (iPhones write both, so applying EXIF too would rotate twice).
+- AVIF: Pillow does not rotate pixels; it reports the container's irot/imir as the EXIF orientation and
+  overrides any EXIF tag with it, so we apply that value and ignore XMP.
+Animated WebP/AVIF and APNG: the first frame is used (it is the still a phone exports); multi-image HEIF:
+the primary image. Broken or absent ICC profiles are treated as sRGB.
+
+Heavy libraries are imported inside functions: a Lambda cold start pays for them only when a photo is seen.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from io import BytesIO
+from typing import TYPE_CHECKING
+
+from portrait_studio.errors import CorruptImage, PhotoRejected, TooManyPixels, TooSmall, UnsupportedFormat
+
+if TYPE_CHECKING:
+    from PIL import Image, ImageCms
+
+    from portrait_studio.config import Settings
+
+__all__ = ["NormalizedPhoto", "normalize_photo", "sniff_format"]
+
+# ftyp brands (ISO/IEC 23008-12, 23000-22 MIAF, AV1-ISOBMFF).
+_AVIF_BRANDS = frozenset({b"avif", b"avis", b"avio"})
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+_GENERIC_BRANDS = frozenset({b"mif1", b"mif2", b"msf1"})
+
+_PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF"}
+
+# Downscale by an integer box filter first while the image stays >= this many times the target, then
+# LANCZOS: as good as a full LANCZOS for photos (Pillow's reducing_gap) and several times faster.
+_REDUCING_GAP = 2.0
+# HEIF rows handed to Pillow per band: small, so a second full-size copy of the frame never exists.
+_BAND_ROWS = 256
+
+_ORIENTATION_TAG = 0x0112
+_NCLX_P3_D65 = 12
+
+# Display P3 colorants (D50-adapted, as in Apple's profile); P3 shares sRGB's white point and curve.
+_P3_COLORANTS = {
+    b"rXYZ": (0.515121, 0.241196, -0.001053),
+    b"gXYZ": (0.291977, 0.692245, 0.041885),
+    b"bXYZ": (0.157104, 0.066574, 0.784073),
+}
+
+
+@dataclass(frozen=True)
+class NormalizedPhoto:
+    jpeg: bytes
+    width: int
+    height: int
+    source_format: str  # "jpeg" | "png" | "webp" | "heif" | "avif"
+    decode_ms: float  # wall time of reading the pixels (open + decode), for metrics
+
+
+@dataclass(frozen=True)
+class _Container:
+    """What we learn from a HEIF/AVIF box structure before handing it to a decoder."""
+
+    width: int | None  # primary item's ispe (grid size for grid images), before irot
+    height: int | None
+    nclx_primaries: int | None
+
+
+def sniff_format(data: bytes) -> str:
+    """The format by magic bytes only; anything outside the allowlist is UnsupportedFormat."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[4:8] == b"ftyp":
+        size = int.from_bytes(data[:4], "big")
+        if 16 <= size <= min(len(data), 4096):
+            major = data[8:12]
+            compatible = {data[i : i + 4] for i in range(16, size - 3, 4)}
+            brands = compatible | {major}
+            # A file may list several brands; the major brand decides when it is specific.
+            if major in _AVIF_BRANDS:
+                return "avif"
+            if major in _HEIF_BRANDS:
+                return "heif"
+            if brands & _AVIF_BRANDS and not brands & _HEIF_BRANDS:
+                return "avif"
+            if brands & (_HEIF_BRANDS | _GENERIC_BRANDS):
+                return "heif"
+    raise UnsupportedFormat()
+
+
+def normalize_photo(data: bytes, settings: Settings) -> NormalizedPhoto:
+    """Decode, check, orient, colour-convert, downscale and re-encode one upload.
+
+    Raises only `PhotoRejected` subclasses: UnsupportedFormat, CorruptImage, TooManyPixels, TooSmall.
+    """
+    source_format = sniff_format(data)
+    try:
+        if source_format in ("heif", "avif"):
+            container = _check_container(data)
+            if container.width and container.height:
+                _check_size(container.width, container.height, settings, check_small=False)
+        else:
+            container = _Container(None, None, None)
+        with warnings.catch_warnings():
+            # Decoder warnings (truncated data, odd chunks, bomb warnings) mean the pixels are not
+            # trustworthy. Lambda runs one invocation per process, so the global filter is safe here.
+            warnings.simplefilter("error")
+            started = time.perf_counter()
+            if source_format == "heif":
+                im, orientation, icc = _decode_heif(data, settings)
+            else:
+                im, orientation, icc = _decode_pillow(data, source_format, settings)
+            decode_ms = (time.perf_counter() - started) * 1000.0
+            im = _to_srgb(im, icc, container.nclx_primaries)
+            im = _apply_orientation(im, orientation)
+            jpeg = _encode_jpeg(im, settings.jpeg_quality)
+            width, height = im.size
+            im.close()
+    except PhotoRejected:
+        raise
+    except Exception as exc:
+        raise _map_decoder_error(exc) from exc
+    return NormalizedPhoto(jpeg=jpeg, width=width, height=height, source_format=source_format, decode_ms=decode_ms)
+
+
+# --- size policy ------------------------------------------------------------------------------------
+def _check_size(width: int, height: int, settings: Settings, *, check_small: bool = True) -> None:
+    if width <= 0 or height <= 0:
+        raise CorruptImage()
+    if width * height > settings.max_pixels:
+        raise TooManyPixels()
+    # The shorter side does not change under any of the 8 orientations, so it can be checked early.
+    if check_small and min(width, height) < settings.min_short_side_px:
+        raise TooSmall()
+
+
+def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The output size: longest side <= max_side, aspect kept, never upscaled."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _map_decoder_error(exc: BaseException) -> PhotoRejected:
+    from PIL import Image
+
+    if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return TooManyPixels()
+    return CorruptImage()
+
+
+# --- decoding -------------------------------------------------------------------------------------
+def _decode_pillow(data: bytes, source_format: str, settings: Settings) -> tuple[Image.Image, int, bytes | None]:
+    """JPEG, PNG, WebP and AVIF through Pillow: header first, then at most one decoded frame."""
+    from PIL import Image
+
+    # Our limit, not Pillow's default (~179 MP, below real 200 MP cameras). Anything over it is refused
+    # below; Pillow's own bomb warning/error fire at the same or a higher count and map to TooManyPixels.
+    Image.MAX_IMAGE_PIXELS = settings.max_pixels
+    im = Image.open(BytesIO(data), formats=[_PIL_FORMAT[source_format]])
+    try:
+        width, height = im.size
+        _check_size(width, height, settings)
+        target = _fit(width, height, settings.max_side_px)
+        if source_format == "jpeg" and target != (width, height):
+            # DCT scaling: libjpeg decodes straight to 1/2, 1/4 or 1/8 size, never below the target.
+            im.draft("RGB", target)
+        im.load()  # animated WebP/AVIF, APNG: frame 0
+        orientation = _read_orientation(im, source_format)
+        icc = im.info.get("icc_profile") or None
+    except BaseException:
+        im.close()
+        raise
+    # Each step returns a new image and closes its input, so only one decoded frame is alive at a time.
+    return _resize(_to_8bit(im), target), orientation, icc
+
+
+def _decode_heif(data: bytes, settings: Settings) -> tuple[Image.Image, int, bytes | None]:
+    """HEIC/HEIF through pillow-heif's low-level API, so the frame is downscaled in bands straight out of
+    libheif's buffer instead of being copied whole into Pillow first (one decoded frame, not two)."""
+    import pillow_heif
+    from PIL import Image
+    from pillow_heif import options
+
+    options.THUMBNAILS = False
+    options.DEPTH_IMAGES = False
+    options.AUX_IMAGES = False
+    heif_file = pillow_heif.open_heif(data, convert_hdr_to_8bit=True, remove_stride=False)
+    image = heif_file[heif_file.primary_index]  # multi-image files (stereo pairs, bursts): the primary
+    width, height = image.size  # after libheif's irot/imir
+    _check_size(width, height, settings)
+    target = _fit(width, height, settings.max_side_px)
+    icc = image.info.get("icc_profile") or None
+    mode = image.mode
+    buffer = image.data  # decodes; irot/imir already applied
+    stride = image.stride
+    del heif_file
+    if image.size != (width, height):
+        raise CorruptImage()
+    if mode not in ("RGB", "RGBA", "L", "LA"):
+        frame = _to_8bit(Image.frombytes(mode, (width, height), buffer, "raw", mode, stride))
+        del buffer, image
+        return _resize(frame, target), 1, icc
+    factor = max(1, int(min(width / target[0], height / target[1]) / _REDUCING_GAP))
+    if factor == 1:
+        frame = Image.frombytes(mode, (width, height), buffer, "raw", mode, stride)
+    else:
+        reduced_size = (-(-width // factor), -(-height // factor))
+        frame = Image.new(mode, reduced_size)
+        rows = _BAND_ROWS * factor
+        for top in range(0, height, rows):
+            band_height = min(rows, height - top)
+            band = Image.frombuffer(
+                mode, (width, band_height), buffer[top * stride : (top + band_height) * stride], "raw", mode, stride, 1
+            )
+            frame.paste(band.reduce(factor), (0, top // factor))
+            band.close()
+    del buffer, image
+    return _resize(frame, target), 1, icc
+
+
+def _read_orientation(im: Image.Image, source_format: str) -> int:
+    """EXIF orientation 1..8; unreadable or out-of-range EXIF counts as 1 (metadata is not the photo)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if source_format == "avif":
+                # Pillow writes the container's irot/imir here and overrides any EXIF tag with it.
+                raw = im.info.get("exif")
+                if not raw:
+                    return 1
+                exif = Image.Exif()
+                exif.load(raw)
+            else:
+                exif = im.getexif()
+            value = exif.get(_ORIENTATION_TAG, 1)
+    except Exception:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+# --- pixels -----------------------------------------------------------------------------------------
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Every mode we can meet to one of L, LA, RGB, RGBA, CMYK (8 bits per channel)."""
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        return im
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        import numpy as np
+        from PIL import Image
+
+        array = np.asarray(im)
+        if mode == "F":
+            scaled = np.clip(array, 0.0, 255.0)
+        elif mode == "I" and int(array.max(initial=0)) <= 255:
+            scaled = np.clip(array, 0, 255)
+        else:
+            # 16-bit samples: keep the top 8 bits (Pillow's convert would clip at 255 instead).
+            scaled = np.clip(array, 0, 65535) >> 8
+        out = Image.fromarray(scaled.astype(np.uint8), "L")
+        out.info = dict(im.info)
+        im.close()
+        return out
+    has_alpha = mode in ("PA", "La", "RGBa") or "transparency" in im.info
+    converted = im.convert("RGBA" if has_alpha else ("L" if mode == "1" else "RGB"))
+    if converted is not im:
+        converted.info = {k: v for k, v in im.info.items() if k != "transparency"}
+        im.close()
+    return converted
+
+
+def _resize(im: Image.Image, target: tuple[int, int]) -> Image.Image:
+    from PIL import Image
+
+    if im.size == target:
+        return im
+    # Pillow premultiplies alpha for RGBA/LA in resize and reduce, so edges do not bleed.
+    out = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+    im.close()
+    return out
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    from PIL import Image
+
+    if im.mode not in ("RGBA", "LA"):
+        return im
+    base_mode = "RGB" if im.mode == "RGBA" else "L"
+    background = Image.new(base_mode, im.size, "white")
+    background.paste(im.convert(base_mode), mask=im.getchannel("A"))
+    background.info = dict(im.info)
+    im.close()
+    return background
+
+
+def _to_srgb(im: Image.Image, icc: bytes | None, nclx_primaries: int | None) -> Image.Image:
+    """Flatten alpha, then convert the embedded profile (Display P3, Adobe RGB, CMYK, gray...) to sRGB RGB."""
+    im = _flatten(im)
+    profile = icc
+    if profile is None and nclx_primaries == _NCLX_P3_D65 and im.mode == "RGB":
+        profile = _display_p3_profile()
+    if profile is not None:
+        transform = _icc_transform(profile, im.mode)
+        if transform is not None:
+            try:
+                out = transform.apply(im)
+            except Exception:
+                out = None  # a profile that does not fit the pixels: treat them as sRGB
+            if out is not None:
+                im.close()
+                return out
+    if im.mode != "RGB":
+        converted = im.convert("RGB")  # CMYK without a profile: Pillow's naive formula is the best guess
+        im.close()
+        return converted
+    return im
+
+
+@lru_cache(maxsize=8)
+def _icc_transform(profile: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """Built once per distinct profile (Display P3 repeats on every iPhone photo); None = treat as sRGB."""
+    from PIL import ImageCms
+
+    if mode not in ("RGB", "L", "CMYK"):
+        return None
+    try:
+        source = ImageCms.ImageCmsProfile(BytesIO(profile))
+        return ImageCms.buildTransform(
+            source,
+            _srgb_profile(),
+            mode,
+            "RGB",
+            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+            flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+        )
+    except Exception:
+        return None
+
+
+@lru_cache(maxsize=1)
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@lru_cache(maxsize=1)
+def _display_p3_profile() -> bytes:
+    """Display P3 for HEIF/AVIF that signal it with nclx (primaries 12) instead of an ICC profile.
+
+    Built from lcms's sRGB profile by swapping the three colorant tags: same D65 white and sRGB curve.
+    """
+    data = bytearray(_srgb_profile().tobytes())
+    (tag_count,) = struct.unpack_from(">I", data, 128)
+    for index in range(tag_count):
+        signature, offset, _length = struct.unpack_from(">4sII", data, 132 + 12 * index)
+        if signature in _P3_COLORANTS:
+            values = [round(v * 65536) for v in _P3_COLORANTS[signature]]
+            struct.pack_into(">3i", data, offset + 8, *values)
+    data[84:100] = bytes(16)  # profile ID (MD5) no longer matches; zero means "not computed"
+    return bytes(data)
+
+
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270"}
+_TRANSPOSE |= {7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
+    from PIL import Image
+
+    method = _TRANSPOSE.get(orientation)
+    if method is None:
+        return im
+    out = im.transpose(Image.Transpose[method])
+    im.close()
+    return out
+
+
+def _encode_jpeg(im: Image.Image, quality: int) -> bytes:
+    # Pillow's JPEG writer falls back to im.info for some fields (comment): start from nothing.
+    im.info = {}
+    buffer = BytesIO()
+    im.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+# --- ISOBMFF (HEIF/AVIF) structure ------------------------------------------------------------------
+class _Truncated(Exception):
+    pass
+
+
+def _check_container(data: bytes) -> _Container:
+    """Walk the box structure: every box and every item extent must lie inside the file.
+
+    libheif renders missing grid tiles of a truncated HEIC as solid colour without an error, so the
+    only reliable signal is structural: an iloc extent or a top-level box (mdat) running past EOF.
+    """
+    try:
+        return _parse_container(data)
+    except (_Truncated, struct.error, IndexError, ValueError) as exc:
+        raise CorruptImage() from exc
+
+
+def _iter_boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, payload start, box end) for each box in [start, end); raises _Truncated past `end`."""
+    boxes: list[tuple[bytes, int, int]] = []
+    position = start
+    while position < end:
+        if end - position < 8:
+            if start == 0:
+                break  # a few padding bytes after the last top-level box are harmless
+            raise _Truncated("box header cut off")
+        size, box_type = struct.unpack_from(">I4s", data, position)
+        header = 8
+        if size == 1:
+            if end - position < 16:
+                raise _Truncated("box header cut off")
+            (size,) = struct.unpack_from(">Q", data, position + 8)
+            header = 16
+        elif size == 0:
+            size = end - position  # "extends to the end of the file"
+        if size < header or position + size > end:
+            raise _Truncated("box runs past its parent")
+        boxes.append((box_type, position + header, position + size))
+        position += size
+    return boxes
+
+
+def _parse_container(data: bytes) -> _Container:
+    top = _iter_boxes(data, 0, len(data))
+    if not top or top[0][0] != b"ftyp":
+        raise _Truncated("no ftyp")
+    metas = [box for box in top if box[0] == b"meta"]
+    if not metas:
+        raise _Truncated("no meta box")
+    _type, meta_start, meta_end = metas[0]
+    children = {box_type: (start, end) for box_type, start, end in _iter_boxes(data, meta_start + 4, meta_end)}
+    if b"iloc" not in children:
+        raise _Truncated("no iloc box")
+    idat = children.get(b"idat")
+    _check_iloc(data, *children[b"iloc"], idat_size=(idat[1] - idat[0]) if idat else 0)
+    primary = _read_pitm(data, *children[b"pitm"]) if b"pitm" in children else None
+    width = height = nclx = None
+    if primary is not None and b"iprp" in children:
+        for prop_type, start, end in _primary_properties(data, *children[b"iprp"], primary):
+            if prop_type == b"ispe" and end - start >= 12:
+                width, height = struct.unpack_from(">II", data, start + 4)
+            elif prop_type == b"colr" and end - start >= 6 and data[start : start + 4] == b"nclx":
+                (nclx,) = struct.unpack_from(">H", data, start + 4)
+    return _Container(width, height, nclx)
+
+
+def _read_pitm(data: bytes, start: int, end: int) -> int:
+    version = data[start]
+    if version == 0:
+        return int(struct.unpack_from(">H", data, start + 4)[0])
+    return int(struct.unpack_from(">I", data, start + 4)[0])
+
+
+def _read_uint(data: bytes, position: int, size: int) -> int:
+    if size == 0:
+        return 0
+    if size not in (4, 8):
+        raise _Truncated("bad field size")
+    return int(struct.unpack_from(">I" if size == 4 else ">Q", data, position)[0])
+
+
+def _check_iloc(data: bytes, start: int, end: int, *, idat_size: int) -> None:
+    version = data[start]
+    if version > 2:
+        raise _Truncated("unknown iloc version")
+    position = start + 4
+    offset_size, length_size = data[position] >> 4, data[position] & 15
+    base_offset_size, index_size = data[position + 1] >> 4, data[position + 1] & 15
+    position += 2
+    if version < 2:
+        (item_count,) = struct.unpack_from(">H", data, position)
+        position += 2
+    else:
+        (item_count,) = struct.unpack_from(">I", data, position)
+        position += 4
+    for _ in range(item_count):
+        position += 2 if version < 2 else 4  # item_ID
+        method = 0
+        if version in (1, 2):
+            method = struct.unpack_from(">H", data, position)[0] & 15
+            position += 2
+        (data_reference_index,) = struct.unpack_from(">H", data, position)
+        position += 2
+        base_offset = _read_uint(data, position, base_offset_size)
+        position += base_offset_size
+        (extent_count,) = struct.unpack_from(">H", data, position)
+        position += 2
+        for _ in range(extent_count):
+            if version in (1, 2) and index_size:
+                position += index_size
+            extent_offset = _read_uint(data, position, offset_size)
+            position += offset_size
+            extent_length = _read_uint(data, position, length_size)
+            position += length_size
+            if position > end:
+                raise _Truncated("iloc runs past its box")
+            if data_reference_index != 0:
+                continue  # data in another file: nothing in this file to check
+            first = base_offset + extent_offset
+            if method == 0 and first + extent_length > len(data):
+                raise _Truncated("item data past end of file")
+            if method == 1 and first + extent_length > idat_size:
+                raise _Truncated("item data past end of idat")
+    if position > end:
+        raise _Truncated("iloc runs past its box")
+
+
+def _primary_properties(data: bytes, start: int, end: int, item_id: int) -> list[tuple[bytes, int, int]]:
+    """The properties (type, payload start, end) associated with `item_id` via ipma, in order."""
+    children = _iter_boxes(data, start, end)
+    ipco = next((box for box in children if box[0] == b"ipco"), None)
+    if ipco is None:
+        return []
+    properties = _iter_boxes(data, ipco[1], ipco[2])
+    found: list[tuple[bytes, int, int]] = []
+    for box_type, box_start, box_end in children:
+        if box_type != b"ipma":
+            continue
+        version, flags = data[box_start], int.from_bytes(data[box_start + 1 : box_start + 4], "big")
+        position = box_start + 4
+        (entry_count,) = struct.unpack_from(">I", data, position)
+        position += 4
+        for _ in range(entry_count):
+            if version < 1:
+                (entry_id,) = struct.unpack_from(">H", data, position)
+                position += 2
+            else:
+                (entry_id,) = struct.unpack_from(">I", data, position)
+                position += 4
+            count = data[position]
+            position += 1
+            for _ in range(count):
+                if flags & 1:
+                    index = struct.unpack_from(">H", data, position)[0] & 0x7FFF
+                    position += 2
+                else:
+                    index = data[position] & 0x7F
+                    position += 1
+                if entry_id == item_id and 1 <= index <= len(properties):
+                    found.append(properties[index - 1])
+            if position > box_end:
+                raise _Truncated("ipma runs past its box")
+    return found

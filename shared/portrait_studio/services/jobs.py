@@ -1,0 +1,275 @@
+"""The job use cases behind the HTTP API: create, add photos, submit, look, archive."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from portrait_studio import keys
+from portrait_studio.api_models import (
+    ArchiveResponse,
+    CreateJobRequest,
+    CreateJobResponse,
+    FileSpec,
+    FileView,
+    JobView,
+    StyleProgress,
+    SubmitResponse,
+    UploadTicket,
+)
+from portrait_studio.config import Settings
+from portrait_studio.errors import (
+    FileCountOutOfRange,
+    FileTooLarge,
+    JobNotFound,
+    JobStateConflict,
+    TooManyRequests,
+    UnsupportedContentType,
+    UploadsIncomplete,
+)
+from portrait_studio.models import STYLES, FileStatus, Job, JobStatus, UploadFile
+from portrait_studio.ports import BlobStore, Clock, JobStore, Queue
+from portrait_studio.services.generation import expected_per_style
+
+CONTENT_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/x-png": "image/png"}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_id() -> str:
+    """128 random bits, URL-safe: job and file ids are not guessable."""
+    return secrets.token_hex(16)
+
+
+@dataclass
+class JobsService:
+    settings: Settings
+    store: JobStore
+    blobs: BlobStore
+    queue: Queue
+    clock: Clock
+
+    # --- access ------------------------------------------------------------------------------------
+    def authorize(self, job_id: str, token: str | None) -> Job:
+        """The job, if the token is its own. Unknown job, tombstone and wrong token look the same."""
+        record = self.store.get_job(job_id) if keys.is_valid_id(job_id) else None
+        presented = hash_token(token or "")
+        if not isinstance(record, Job):
+            hmac.compare_digest(presented, presented)  # same work either way
+            raise JobNotFound()
+        if not token or not hmac.compare_digest(presented, record.token_hash):
+            raise JobNotFound()
+        return record
+
+    # --- create ------------------------------------------------------------------------------------
+    def create(self, request: CreateJobRequest, client_key: str) -> CreateJobResponse:
+        now = self.clock.now()
+        self._rate_limit(client_key, now)
+        count = len(request.files)
+        if not self.settings.min_files <= count <= self.settings.max_files:
+            raise FileCountOutOfRange(
+                f"Upload between {self.settings.min_files} and {self.settings.max_files} photos; you sent {count}."
+            )
+        files = self._new_files(request.files, round=0)
+        token = secrets.token_urlsafe(32)
+        job = Job(
+            job_id=new_id(),
+            token_hash=hash_token(token),
+            status=JobStatus.COLLECTING,
+            subject=request.subject,
+            styles=tuple(dict.fromkeys(request.styles)) if request.styles else STYLES,
+            created_at=now,
+            expires_at=now + timedelta(hours=self.settings.retention_hours),
+            updated_at=now,
+        )
+        self.store.create_job(job, files)
+        return CreateJobResponse(
+            job_id=job.job_id,
+            token=token,
+            status=job.status,
+            expires_at=job.expires_at,
+            uploads=[self._ticket(job, f, now) for f in files],
+        )
+
+    def add_files(self, job_id: str, token: str | None, specs: Sequence[FileSpec]) -> list[UploadTicket]:
+        job = self.authorize(job_id, token)
+        if job.status != JobStatus.COLLECTING:
+            raise JobStateConflict("Photos can only be added while the job is collecting photos.")
+        existing = self.store.list_files(job_id)
+        live = [f for f in existing if f.status != FileStatus.REFUSED]
+        if len(existing) + len(specs) > self.settings.max_files * 2 or len(live) + len(specs) > self.settings.max_files:
+            raise FileCountOutOfRange(f"A job holds at most {self.settings.max_files} usable photos.")
+        files = self._new_files(specs, round=job.round + 1)
+        if not self.store.add_files(job_id, files, self.settings.max_files * 2):
+            raise JobStateConflict("Photos can only be added while the job is collecting photos.")
+        now = self.clock.now()
+        return [self._ticket(job, f, now) for f in files]
+
+    def _new_files(self, specs: Sequence[FileSpec], round: int) -> list[UploadFile]:
+        files = []
+        for spec in specs:
+            content_type = CONTENT_TYPE_ALIASES.get(spec.content_type.lower(), spec.content_type.lower())
+            if content_type not in self.settings.allowed_content_types:
+                raise UnsupportedContentType(
+                    f"{spec.content_type!s} is not accepted. Use JPEG, PNG, WebP, HEIC/HEIF or AVIF.",
+                    details={"accepted": list(self.settings.allowed_content_types)},
+                )
+            if spec.bytes > self.settings.max_file_bytes:
+                raise FileTooLarge(f"Each photo may be at most {self.settings.max_file_bytes // (1024 * 1024)} MB.")
+            files.append(
+                UploadFile(
+                    file_id=new_id()[:16],
+                    name=spec.name,
+                    content_type=content_type,
+                    declared_bytes=spec.bytes,
+                    round=round,
+                )
+            )
+        return files
+
+    def _ticket(self, job: Job, file: UploadFile, now: datetime) -> UploadTicket:
+        ttl = self.settings.upload_url_ttl_s
+        url = self.blobs.presign_put(keys.upload(job.job_id, file.file_id), file.content_type, file.declared_bytes, ttl)
+        return UploadTicket(
+            file_id=file.file_id,
+            name=file.name,
+            url=url,
+            headers={"Content-Type": file.content_type, "Content-Length": str(file.declared_bytes)},
+            expires_at=now + timedelta(seconds=ttl),
+        )
+
+    def _rate_limit(self, client_key: str, now: datetime) -> None:
+        window = now.replace(minute=0, second=0, microsecond=0)
+        key = hashlib.sha256(client_key.encode()).hexdigest()[:32]  # no raw IPs stored
+        limit = self.settings.create_job_rate_per_hour
+        if self.store.hit_rate_limit(key, window, limit, window + timedelta(hours=2)):
+            raise TooManyRequests("Too many new jobs from here in the last hour. Please try again later.")
+
+    # --- submit ------------------------------------------------------------------------------------
+    def submit(self, job_id: str, token: str | None) -> SubmitResponse:
+        job = self.authorize(job_id, token)
+        if job.status != JobStatus.COLLECTING:
+            raise JobStateConflict(f"The job is already {job.status.value}.")
+        files = self.store.list_files(job_id)
+        waiting = [f for f in files if f.status == FileStatus.AWAITING_UPLOAD]
+        usable_so_far = sum(1 for f in files if f.status == FileStatus.ACCEPTED)
+        if not waiting:
+            raise JobStateConflict("Add photos before submitting.")
+        missing, wrong_size = [], []
+        for f in waiting:
+            size = self.blobs.size(keys.upload(job_id, f.file_id))
+            if size is None:
+                missing.append(f.file_id)
+            elif size != f.declared_bytes:
+                wrong_size.append(f.file_id)
+        if missing or wrong_size:
+            raise UploadsIncomplete(
+                "Some photos have not arrived (or arrived incomplete). Upload them and submit again.",
+                details={"missing": missing, "size_mismatch": wrong_size},
+            )
+        if usable_so_far + len(waiting) < self.settings.min_files:
+            raise FileCountOutOfRange(f"At least {self.settings.min_files} usable photos are needed.")
+        round = job.round + 1
+        if not self.store.queue_files(job_id, [f.file_id for f in waiting], round, self.clock.now()):
+            raise JobStateConflict("The job changed while submitting; look at it and try again.")
+        self.queue.send_batch(
+            self.settings.normalize_queue_url,
+            [{"job_id": job_id, "file_id": f.file_id, "round": round} for f in waiting],
+        )
+        return SubmitResponse(job_id=job_id, status=JobStatus.NORMALIZING, queued_files=len(waiting))
+
+    # --- look --------------------------------------------------------------------------------------
+    def view(self, job_id: str, token: str | None) -> JobView:
+        job = self.authorize(job_id, token)
+        now = self.clock.now()
+        files = self.store.list_files(job_id)
+        slots = self.store.list_slots(job_id)
+        expected = expected_per_style(job.styles, self.settings)
+        url_ttl = self._get_url_ttl(job, now)
+        styles: list[StyleProgress] = []
+        for style in job.styles:
+            names = sorted(self.blobs.list_keys(keys.results_prefix(job_id, style)), key=keys.result_sort_key)
+            styles.append(
+                StyleProgress(
+                    style=style,
+                    expected=expected[style],
+                    done=len(names),
+                    results=[self.blobs.presign_get(name, url_ttl) for name in names] if url_ttl else [],
+                )
+            )
+        in_flight = any(not s.status.is_terminal for s in slots)
+        return JobView(
+            job_id=job.job_id,
+            status=job.status,
+            subject=job.subject,
+            created_at=job.created_at,
+            expires_at=job.expires_at,
+            files=[_file_view(f) for f in files],
+            usable_files=sum(1 for f in files if f.status == FileStatus.ACCEPTED),
+            styles=styles,
+            images_done=sum(s.done for s in styles),
+            images_expected=sum(expected.values()),
+            message=_status_message(job, files, in_flight, self.settings),
+            failure_reason=job.failure_reason,
+        )
+
+    def _get_url_ttl(self, job: Job, now: datetime) -> int:
+        """Result links live ≤ 1 h and never beyond the job's expiry."""
+        left = int((job.expires_at - now).total_seconds())
+        return max(0, min(self.settings.result_url_ttl_s, left))
+
+    # --- archive -----------------------------------------------------------------------------------
+    def archive(self, job_id: str, token: str | None) -> ArchiveResponse:
+        import zipfile
+
+        job = self.authorize(job_id, token)
+        if job.status != JobStatus.READY:
+            raise JobStateConflict("The archive is available once the job is ready.")
+        now = self.clock.now()
+        key = keys.archive(job_id)
+        names = sorted(self.blobs.list_keys(keys.results_prefix(job_id)), key=keys.result_sort_key)
+        if self.blobs.size(key) is None:
+            # Built once: PNGs are already compressed, so store them without deflating again.
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+                for name in names:
+                    archive.writestr(keys.archive_member(name), self.blobs.get(name))
+            self.blobs.put(key, buffer.getvalue(), "application/zip")
+        ttl = self._get_url_ttl(job, now)
+        return ArchiveResponse(url=self.blobs.presign_get(key, ttl), expires_at=now + timedelta(seconds=ttl), images=len(names))
+
+
+def _file_view(f: UploadFile) -> FileView:
+    verdict = f.verdict
+    return FileView(
+        file_id=f.file_id,
+        name=f.name,
+        status=f.status.value,
+        accepted=None if verdict is None else verdict.accepted,
+        code=None if verdict is None else verdict.code,
+        message=None if verdict is None else verdict.message,
+        hint=None if verdict is None or not verdict.hint else verdict.hint,
+        width=f.quality.width if f.quality else None,
+        height=f.quality.height if f.quality else None,
+    )
+
+
+def _status_message(job: Job, files: Sequence[UploadFile], in_flight: bool, settings: Settings) -> str | None:
+    usable = sum(1 for f in files if f.status == FileStatus.ACCEPTED)
+    if job.status == JobStatus.COLLECTING and job.round > 0:
+        need = settings.min_files - usable
+        if need > 0:
+            return f"{usable} usable photo(s) so far: add at least {need} more and submit again."
+    if job.status == JobStatus.READY and job.note:
+        return job.note
+    if job.status == JobStatus.GENERATING and not in_flight:
+        return "Finishing up."
+    return job.note
+

@@ -1,0 +1,89 @@
+"""The normalize step of a job: one uploaded file → a normalized reference (or a verdict), then,
+when the job's last file is done, exactly one move on: to generation or back to collecting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from portrait_studio import keys
+from portrait_studio.config import Settings
+from portrait_studio.errors import PhotoRejected, UploadMissing
+from portrait_studio.models import FileStatus, Job, JobStatus, UploadFile, Verdict
+from portrait_studio.ports import BlobStore, Clock, JobStore, Metrics, Queue
+
+ACCEPTED = Verdict(accepted=True, code="accepted", message="Looks good.")
+
+
+class _NullMetrics:
+    def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
+        return None
+
+
+@dataclass
+class NormalizationService:
+    settings: Settings
+    store: JobStore
+    blobs: BlobStore
+    queue: Queue
+    clock: Clock
+    metrics: Metrics = _NullMetrics()  # noqa: RUF009 - stateless
+
+    def process(self, job_id: str, file_id: str) -> str:
+        """Normalize one file. Returns its verdict code ("accepted" or a refusal code)."""
+        from portrait_studio.services.photos import check_photo
+
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job) or job.status != JobStatus.NORMALIZING:
+            return "skipped"
+        files = self.store.list_files(job_id)
+        file = next((f for f in files if f.file_id == file_id), None)
+        if file is None or file.status != FileStatus.QUEUED:
+            self._advance_if_done(job_id)  # a redelivery after a crash still finishes the job's round
+            return "skipped"
+        upload_key = keys.upload(job_id, file_id)
+        others = {
+            f.file_id: f.quality.phash
+            for f in files
+            if f.file_id != file_id and f.status == FileStatus.ACCEPTED and f.quality and f.quality.phash
+        }
+        try:
+            try:
+                data = self.blobs.get(upload_key, max_bytes=self.settings.max_file_bytes)
+            except KeyError as exc:
+                raise UploadMissing() from exc
+            checked = check_photo(data, self.settings, others)
+            del data
+            self.blobs.put(keys.reference(job_id, file_id), checked.normalized.jpeg, "image/jpeg")
+            updated = file.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": ACCEPTED, "quality": checked.quality})
+        except PhotoRejected as rejection:
+            verdict = Verdict(accepted=False, **rejection.verdict())
+            updated = file.model_copy(update={"status": FileStatus.REFUSED, "verdict": verdict})
+        self.metrics.count("PhotosAccepted" if updated.status == FileStatus.ACCEPTED else "PhotosRefused")
+        # The raw upload goes as soon as its fate is decided: only the normalized copy is kept.
+        self.blobs.delete([upload_key])
+        self.store.record_verdict(job_id, updated)
+        self._advance_if_done(job_id)
+        assert updated.verdict is not None
+        return updated.verdict.code
+
+    def _advance_if_done(self, job_id: str) -> None:
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job) or job.status != JobStatus.NORMALIZING or job.pending_files > 0:
+            return
+        files = self.store.list_files(job_id)
+        if any(f.status == FileStatus.QUEUED for f in files):
+            return
+        usable = sum(1 for f in files if f.status == FileStatus.ACCEPTED)
+        now = self.clock.now()
+        if usable >= self.settings.min_files:
+            # The conditional move is what makes the dispatch message exactly-once.
+            if self.store.update_job(
+                job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.GENERATING, generating_since=now
+            ):
+                self.queue.send(self.settings.dispatch_queue_url, {"job_id": job_id})
+        else:
+            self.store.update_job(job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.COLLECTING)
+
+
+def usable_files(files: list[UploadFile]) -> int:
+    return sum(1 for f in files if f.status == FileStatus.ACCEPTED)

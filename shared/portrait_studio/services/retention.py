@@ -1,0 +1,146 @@
+"""Retention: nothing of the user's outlives 48 hours (+ at most 1), and DELETE is immediate."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from portrait_studio import keys
+from portrait_studio.clock import hour_key
+from portrait_studio.config import Settings
+from portrait_studio.models import Job, JobStatus, SlotStatus, Tombstone
+from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics
+
+DELETE_PASSES = 5
+SWEEP_LOOKBACK_HOURS = 72
+
+
+class _NullMetrics:
+    def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
+        return None
+
+
+class PrefixNotEmpty(RuntimeError):
+    """Objects remained under a job's prefix after every pass: the job is not reported deleted."""
+
+
+@dataclass
+class RetentionReport:
+    jobs_by_status: dict[str, int]
+    oldest_object_age_h: float | None
+    orphans: list[str] = field(default_factory=list)
+    max_age_h: float = 49.0
+
+    @property
+    def promise_kept(self) -> bool:
+        return self.oldest_object_age_h is None or self.oldest_object_age_h <= self.max_age_h
+
+
+@dataclass
+class RetentionService:
+    settings: Settings
+    store: JobStore
+    blobs: BlobStore
+    clock: Clock
+    generator: Generator | None = None
+    metrics: Metrics = _NullMetrics()  # noqa: RUF009 - stateless
+
+    def purge(self, job_id: str, reason: str) -> Tombstone:
+        """Cancel, delete every object and record of the job, leave a tombstone. Idempotent."""
+        record = self.store.get_job(job_id)
+        if isinstance(record, Tombstone):
+            return record
+        status = JobStatus.EXPIRED if reason == "expired" else JobStatus.DELETED
+        if isinstance(record, Job) and not record.status.is_tombstone:
+            # First make the job unreachable, so late webhooks and queued collects drop their results.
+            self.store.update_job(job_id, status=status)
+            self._cancel_predictions(job_id)
+        deleted = self.delete_prefix(keys.job_prefix(job_id))
+        tombstone = Tombstone(
+            job_id=job_id,
+            status=status,
+            reason="expired" if reason == "expired" else "user_request",
+            deleted_at=self.clock.now(),
+            objects_deleted=deleted,
+            receipt_id="del_" + secrets.token_hex(12),
+        )
+        self.store.delete_job(tombstone, self.clock.now() + timedelta(days=self.settings.tombstone_days))
+        self.metrics.count("JobsExpired" if reason == "expired" else "JobsDeletedByUser")
+        return tombstone
+
+    def _cancel_predictions(self, job_id: str) -> None:
+        if self.generator is None:
+            return
+        for slot in self.store.list_slots(job_id):
+            if slot.prediction_id and slot.status in (SlotStatus.STARTING, SlotStatus.PROCESSING):
+                try:
+                    self.generator.cancel(slot.prediction_id)
+                except Exception:  # noqa: BLE001 - best effort; its outputs are dropped anyway
+                    self.metrics.count("CancelFailed")
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under the prefix, listing again until nothing is left."""
+        deleted = 0
+        for _ in range(DELETE_PASSES):
+            batch = list(self.blobs.list_keys(prefix))
+            if not batch:
+                return deleted
+            for start in range(0, len(batch), 1000):
+                chunk = batch[start : start + 1000]
+                failed = self.blobs.delete(chunk)
+                deleted += len(chunk) - len(failed)
+        if any(True for _ in self.blobs.list_keys(prefix)):
+            raise PrefixNotEmpty(prefix)
+        return deleted
+
+    def sweep(self) -> dict[str, int]:
+        """The hourly run: purge every job whose expiry hour has come, found through the index."""
+        now = self.clock.now()
+        summary = {"due": 0, "purged": 0, "failed": 0}
+        for hours_ago in range(SWEEP_LOOKBACK_HOURS, -1, -1):
+            for job_id in self.store.jobs_expiring_in_hour(hour_key(now - timedelta(hours=hours_ago))):
+                record = self.store.get_job(job_id)
+                if not isinstance(record, Job) or record.expires_at > now:
+                    continue
+                summary["due"] += 1
+                try:
+                    self.purge(job_id, "expired")
+                    summary["purged"] += 1
+                except PrefixNotEmpty:
+                    summary["failed"] += 1  # retried next hour; the lifecycle rule is the backstop
+        return summary
+
+    def audit(self) -> dict[str, int]:
+        """The nightly run: delete any job prefix whose job is missing, deleted or past its expiry."""
+        now = self.clock.now()
+        orphans = self.find_orphans(now)
+        for job_id in orphans:
+            record = self.store.get_job(job_id)
+            if isinstance(record, Job):
+                self.purge(job_id, "expired")
+            else:
+                self.delete_prefix(keys.job_prefix(job_id))
+        self.metrics.count("OrphansFound", len(orphans))
+        return {"orphans": len(orphans)}
+
+    def find_orphans(self, now: datetime) -> list[str]:
+        orphans = []
+        for prefix in self.blobs.list_prefixes("jobs/"):
+            job_id = keys.job_id_from_key(prefix + "x")
+            if job_id is None:
+                continue
+            record = self.store.get_job(job_id)
+            if not isinstance(record, Job) or record.status.is_tombstone or record.expires_at <= now:
+                orphans.append(job_id)
+        return orphans
+
+    def report(self) -> RetentionReport:
+        now = self.clock.now()
+        age_s = self.blobs.oldest_object_age_s("jobs/", now)
+        return RetentionReport(
+            jobs_by_status=self.store.status_counts(),
+            oldest_object_age_h=None if age_s is None else round(age_s / 3600, 2),
+            orphans=self.find_orphans(now),
+            max_age_h=self.settings.retention_hours + 1,
+        )

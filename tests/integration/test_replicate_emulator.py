@@ -1,0 +1,594 @@
+"""The local Replicate emulator, driven by the official `replicate` client and checked with `standardwebhooks`."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw
+from replicate.client import Client
+from replicate.exceptions import ReplicateError
+from replicate.prediction import Prediction
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from infra.local.replicate_emulator import NSFW_ERROR, ReplicateEmulator
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "r8_test_token"
+VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
+PROMPT = "a professional headshot of a woman img, studio lighting"
+EVENTS = ["start", "completed"]
+
+
+# --------------------------------------------------------------------------- loopback helpers
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _reference_jpeg() -> bytes:
+    image = Image.new("RGB", (900, 600), (180, 150, 120))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((300, 100, 600, 500), fill=(220, 180, 150))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    tag: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.body)
+        return result
+
+
+class Receiver:
+    """Records every webhook POST under /hooks/<tag>; can answer the first few of a tag with an error."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+        self.errors: dict[str, list[int]] = {}
+        self._cond = threading.Condition()
+        self.base = ""
+
+    def url(self, tag: str) -> str:
+        return f"{self.base}/hooks/{tag}?job=j1&slot=corporate%230"
+
+    def record(self, tag: str, headers: dict[str, str], body: bytes) -> int:
+        with self._cond:
+            self.deliveries.append(Delivery(tag, headers, body))
+            self._cond.notify_all()
+            planned = self.errors.get(tag)
+            return planned.pop(0) if planned else 204
+
+    def of(self, tag: str) -> list[Delivery]:
+        with self._cond:
+            return [d for d in self.deliveries if d.tag == tag]
+
+    def wait_for(self, tag: str, count: int, timeout_s: float = 5.0) -> list[Delivery]:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while len([d for d in self.deliveries if d.tag == tag]) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        return self.of(tag)
+
+
+def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            tag = self.path.split("?")[0].removeprefix("/hooks/")
+            status = receiver.record(tag, {k.lower(): v for k, v in self.headers.items()}, body)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def reference_url() -> Iterator[str]:
+    jpeg = _reference_jpeg()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path.startswith("/ref.jpg")
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(jpeg) if found else 0))
+            self.end_headers()
+            if found:
+                self.wfile.write(jpeg)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server, url = _serve(Handler)
+    yield f"{url}/ref.jpg?X-Amz-Signature=abc"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    server, receiver.base = _serve(_receiver_handler(receiver))
+    yield receiver
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., ReplicateEmulator]]:
+    started: list[ReplicateEmulator] = []
+
+    def make(**kwargs: Any) -> ReplicateEmulator:
+        emulator = ReplicateEmulator(api_token=TOKEN, **{"step_delay_s": 0.05, **kwargs})
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield make
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(make_emulator: Callable[..., ReplicateEmulator]) -> ReplicateEmulator:
+    return make_emulator()
+
+
+def _client(emulator: ReplicateEmulator) -> Client:
+    client = Client(api_token=TOKEN, base_url=emulator.url)
+    client.poll_interval = 0.05
+    return client
+
+
+@pytest.fixture
+def client(emulator: ReplicateEmulator) -> Client:
+    return _client(emulator)
+
+
+@pytest.fixture
+def faults(emulator: ReplicateEmulator) -> Callable[[dict[str, Any]], None]:
+    def put(profile: dict[str, Any]) -> None:
+        response = httpx.put(f"{emulator.url}/_emulator/faults", json=profile)
+        assert response.status_code == 200, response.text
+
+    return put
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _input(reference_url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "prompt": PROMPT,
+        "input_image": reference_url,
+        "negative_prompt": "lowres, bad anatomy",
+        "style_name": "Photographic (Default)",
+        "num_steps": 20,
+        "style_strength_ratio": 20,
+        "guidance_scale": 5,
+        "num_outputs": 1,
+        **overrides,
+    }
+
+
+def _create(client: Client, receiver: Receiver, tag: str, model_input: dict[str, Any]) -> Prediction:
+    prediction: Prediction = client.predictions.create(
+        version=VERSION, input=model_input, webhook=receiver.url(tag), webhook_events_filter=EVENTS
+    )
+    return prediction
+
+
+def _finished(client: Client, prediction: Prediction, timeout_s: float = 10.0) -> Prediction:
+    deadline = time.monotonic() + timeout_s
+    while prediction.status not in ("succeeded", "failed", "canceled"):
+        assert time.monotonic() < deadline, f"prediction stuck in {prediction.status}"
+        time.sleep(client.poll_interval)
+        prediction.reload()
+    return prediction
+
+
+def _verify(secret: str, delivery: Delivery) -> dict[str, Any]:
+    verified: dict[str, Any] = Webhook(secret).verify(delivery.body, delivery.headers)
+    return verified
+
+
+def _statuses(deliveries: list[Delivery]) -> list[str]:
+    return [d.payload["status"] for d in deliveries]
+
+
+# --------------------------------------------------------------------------- the happy path
+
+
+def test_official_client_runs_a_prediction_and_webhooks_verify(
+    emulator: ReplicateEmulator, client: Client, receiver: Receiver, reference_url: str
+) -> None:
+    created = _create(client, receiver, "happy", _input(reference_url, num_outputs=4, seed=42))
+    assert created.status == "starting"
+    assert created.model == "tencentarc/photomaker"
+    assert created.version == VERSION
+    assert created.output is None
+    assert created.created_at is not None
+    assert created.created_at.endswith("Z")
+    assert created.urls == {
+        "get": f"{emulator.url}/v1/predictions/{created.id}",
+        "cancel": f"{emulator.url}/v1/predictions/{created.id}/cancel",
+    }
+    assert len(created.id) == 26
+    assert created.id.isalnum()
+    assert created.id.islower()
+
+    done = _finished(client, created)
+    assert done.status == "succeeded"
+    assert done.error is None
+    assert done.started_at is not None
+    assert done.completed_at is not None
+    assert done.metrics is not None
+    assert done.metrics["predict_time"] > 0
+    assert done.output == [f"{emulator.url}/files/{done.id}/{n}.png" for n in range(4)]
+    assert "Using seed: 42" in (done.logs or "")
+
+    pixels = set()
+    for url in done.output:
+        response = httpx.get(url)  # no token: like replicate.delivery URLs
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/png"
+        with Image.open(io.BytesIO(response.content)) as image:
+            assert image.format == "PNG"
+            assert image.size == (1024, 1024)
+            assert image.mode == "RGB"
+            pixels.add(hashlib.sha256(image.tobytes()).hexdigest())
+    assert len(pixels) == 4
+
+    deliveries = receiver.wait_for("happy", 2)
+    assert _statuses(deliveries) == ["processing", "succeeded"]
+    secret = client.webhooks.default.secret().key
+    assert secret == emulator.webhook_secret
+    assert secret.startswith("whsec_")
+    for delivery in deliveries:
+        assert delivery.headers["content-type"] == "application/json"
+        assert delivery.headers["webhook-id"].startswith("msg_")
+        assert _verify(secret, delivery)["id"] == done.id
+    assert deliveries[0].headers["webhook-id"] != deliveries[1].headers["webhook-id"]
+    assert deliveries[1].payload["output"] == done.output
+    assert deliveries[1].payload["webhook"] == receiver.url("happy")
+
+    tampered = Delivery("happy", deliveries[1].headers, deliveries[1].body.replace(b"succeeded", b"failed"))
+    with pytest.raises(WebhookVerificationError):
+        _verify(secret, tampered)
+
+    listed = client.predictions.list()
+    assert [p.id for p in listed.results] == [done.id]
+    assert emulator.predictions()[0]["status"] == "succeeded"
+
+
+def test_cancel_sends_the_completed_webhook(
+    make_emulator: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
+) -> None:
+    emulator = make_emulator(step_delay_s=1.0)  # slow enough that the cancel surely lands first
+    client = _client(emulator)
+    prediction = _create(client, receiver, "cancel", _input(reference_url))
+
+    prediction.cancel()
+
+    assert prediction.status == "canceled"
+    assert prediction.completed_at is not None
+    assert client.predictions.get(prediction.id).status == "canceled"
+    [delivery] = receiver.wait_for("cancel", 1)
+    assert _verify(emulator.webhook_secret, delivery)["status"] == "canceled"
+    again = client.predictions.cancel(prediction.id)  # cancelling a finished prediction changes nothing
+    assert again.status == "canceled"
+    assert again.completed_at == prediction.completed_at
+
+
+def test_prefer_wait_answers_with_the_finished_prediction(emulator: ReplicateEmulator, reference_url: str) -> None:
+    response = httpx.post(
+        f"{emulator.url}/v1/predictions",
+        headers={"Authorization": f"Bearer {TOKEN}", "Prefer": "wait=5"},
+        json={"version": f"tencentarc/photomaker:{VERSION}", "input": _input(reference_url, num_outputs=2)},
+    )
+    assert response.status_code == 201
+    assert response.json()["status"] == "succeeded"
+    assert len(response.json()["output"]) == 2
+
+
+def test_unreachable_reference_still_gives_a_labelled_grey_preview(client: Client, receiver: Receiver) -> None:
+    prediction = _create(client, receiver, "grey", _input("http://127.0.0.1:9/gone.jpg"))
+    done = _finished(client, prediction)
+    assert done.status == "succeeded"
+    assert done.output
+    response = httpx.get(done.output[0])
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.size == (1024, 1024)
+        assert image.getpixel((512, 700)) != (128, 128, 128)  # tinted, not the bare canvas
+
+
+# --------------------------------------------------------------------------- errors Replicate would give
+
+
+def test_bad_or_missing_token_is_401(emulator: ReplicateEmulator) -> None:
+    expected = {"title": "Unauthenticated", "detail": "You did not pass a valid authentication token", "status": 401}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        response = httpx.get(f"{emulator.url}/v1/predictions", headers=headers)
+        assert response.status_code == 401
+        assert response.json() == expected
+    with pytest.raises(ReplicateError) as raised:
+        Client(api_token="wrong", base_url=emulator.url).predictions.get("abc")
+    assert raised.value.status == 401
+    ok = httpx.get(f"{emulator.url}/v1/predictions", headers={"Authorization": f"Token {TOKEN}"})
+    assert ok.status_code == 200
+    assert ok.json() == {"previous": None, "next": None, "results": []}
+
+
+def test_invalid_input_is_422_with_invalid_fields(
+    emulator: ReplicateEmulator, client: Client, reference_url: str
+) -> None:
+    with pytest.raises(ReplicateError) as raised:
+        client.predictions.create(version=VERSION, input=_input(reference_url, prompt="a headshot", num_outputs=5))
+    assert raised.value.status == 422
+    assert raised.value.title == "Input validation failed"
+
+    response = httpx.post(
+        f"{emulator.url}/v1/predictions",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"version": VERSION, "input": {"prompt": "img img", "style_name": "Nope", "guidance_scale": "5"}},
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["title"] == "Input validation failed"
+    assert body["status"] == 422
+    fields = {(f["field"], f["type"]) for f in body["invalid_fields"]}
+    assert fields == {
+        ("input", "required"),
+        ("input.prompt", "trigger_word"),
+        ("input.style_name", "enum"),
+        ("input.guidance_scale", "invalid_type"),
+    }
+    assert "input_image is required" in body["detail"]
+
+    unknown = httpx.post(
+        f"{emulator.url}/v1/predictions",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"version": "photomaker-latest", "input": _input(reference_url)},
+    )
+    assert unknown.status_code == 422
+    assert emulator.predictions() == []
+
+
+def test_unknown_prediction_is_404(emulator: ReplicateEmulator, client: Client) -> None:
+    with pytest.raises(ReplicateError) as raised:
+        client.predictions.get("doesnotexist")
+    assert raised.value.status == 404
+    response = httpx.get(f"{emulator.url}/files/doesnotexist/0.png")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "status": 404}
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_rate_limit_first_answers_429_then_succeeds(
+    emulator: ReplicateEmulator,
+    client: Client,
+    faults: Callable[[dict[str, Any]], None],
+    reference_url: str,
+) -> None:
+    faults({"rate_limit_first": 2})
+    response = httpx.post(
+        f"{emulator.url}/v1/predictions",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"version": VERSION, "input": _input(reference_url)},
+    )
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1"
+    assert response.json() == {
+        "title": "Request was throttled",
+        "detail": "Request was throttled. Expected available in 1 second.",
+        "status": 429,
+    }
+    with pytest.raises(ReplicateError) as raised:  # the client never retries a POST by itself
+        client.predictions.create(version=VERSION, input=_input(reference_url))
+    assert raised.value.status == 429
+
+    assert client.predictions.create(version=VERSION, input=_input(reference_url)).status == "starting"
+    assert emulator.set_faults({})["rate_limit_first"] == 0
+
+
+def test_fail_rate_one_fails_the_prediction(
+    client: Client, faults: Callable[[dict[str, Any]], None], reference_url: str
+) -> None:
+    faults({"fail_rate": 1})
+    done = _finished(client, client.predictions.create(version=VERSION, input=_input(reference_url)))
+    assert done.status == "failed"
+    assert done.error
+    assert done.output is None
+
+
+def test_nsfw_drop_rate_one_fails_with_the_nsfw_error(
+    client: Client, faults: Callable[[dict[str, Any]], None], reference_url: str
+) -> None:
+    faults({"nsfw_drop_rate": 1})
+    done = _finished(client, client.predictions.create(version=VERSION, input=_input(reference_url, num_outputs=3)))
+    assert done.status == "failed"
+    assert done.error == NSFW_ERROR
+    assert done.output is None
+
+
+def test_partial_nsfw_drops_return_fewer_outputs(
+    client: Client, faults: Callable[[dict[str, Any]], None], reference_url: str
+) -> None:
+    faults({"nsfw_drop_rate": 0.5, "seed": 7})
+    counts = []
+    for _ in range(3):
+        prediction = client.predictions.create(version=VERSION, input=_input(reference_url, num_outputs=4))
+        counts.append(prediction.id)
+    finished = [_finished(client, client.predictions.get(pid)) for pid in counts]
+    sizes = [len(p.output or []) for p in finished if p.status == "succeeded"]
+    assert any(0 < n < 4 for n in sizes), sizes
+
+
+def test_missing_webhook_rate_one_skips_completed_but_get_succeeds(
+    emulator: ReplicateEmulator,
+    client: Client,
+    receiver: Receiver,
+    faults: Callable[[dict[str, Any]], None],
+    reference_url: str,
+) -> None:
+    faults({"missing_webhook_rate": 1})
+    done = _finished(client, _create(client, receiver, "missing", _input(reference_url)))
+    assert done.status == "succeeded"
+    time.sleep(0.3)  # give a (wrongly) sent completed webhook time to arrive
+    assert _statuses(receiver.of("missing")) == ["processing"]
+
+
+def test_duplicate_webhooks_share_one_webhook_id(
+    emulator: ReplicateEmulator,
+    client: Client,
+    receiver: Receiver,
+    faults: Callable[[dict[str, Any]], None],
+    reference_url: str,
+) -> None:
+    faults({"duplicate_webhook_rate": 1})
+    _create(client, receiver, "dup", _input(reference_url))
+    deliveries = receiver.wait_for("dup", 4)
+    assert _statuses(deliveries) == ["processing", "processing", "succeeded", "succeeded"]
+    start_a, start_b, done_a, done_b = deliveries
+    assert start_a.headers["webhook-id"] == start_b.headers["webhook-id"]
+    assert start_a.body == start_b.body
+    assert done_a.headers["webhook-id"] == done_b.headers["webhook-id"]
+    assert done_a.body == done_b.body
+    assert start_a.headers["webhook-id"] != done_a.headers["webhook-id"]
+    for delivery in deliveries:
+        _verify(emulator.webhook_secret, delivery)
+
+
+def test_reorder_delivers_completed_before_start(
+    client: Client, receiver: Receiver, faults: Callable[[dict[str, Any]], None], reference_url: str
+) -> None:
+    faults({"reorder_webhooks": True, "webhook_delay_s": 0.05})
+    _create(client, receiver, "reorder", _input(reference_url))
+    assert _statuses(receiver.wait_for("reorder", 2)) == ["succeeded", "processing"]
+
+
+def test_failed_deliveries_are_retried_but_4xx_is_final(
+    emulator: ReplicateEmulator, client: Client, receiver: Receiver, reference_url: str
+) -> None:
+    receiver.errors["retry"] = [503, 500]
+    receiver.errors["gone"] = [410, 410]
+    client.predictions.create(
+        version=VERSION, input=_input(reference_url), webhook=receiver.url("retry"), webhook_events_filter=["start"]
+    )
+    client.predictions.create(
+        version=VERSION, input=_input(reference_url), webhook=receiver.url("gone"), webhook_events_filter=["start"]
+    )
+    retried = receiver.wait_for("retry", 3)
+    assert len({d.headers["webhook-id"] for d in retried}) == 1
+    for delivery in retried:
+        _verify(emulator.webhook_secret, delivery)
+    time.sleep(0.5)  # past the first backoff: a retry of the 410 would have arrived
+    assert len(receiver.of("gone")) == 1
+
+
+def test_fault_profile_http_api_validates_and_resets(emulator: ReplicateEmulator) -> None:
+    url = f"{emulator.url}/_emulator/faults"
+    zero = httpx.get(url).json()
+    assert zero == {
+        "rate_limit_first": 0,
+        "fail_rate": 0.0,
+        "nsfw_drop_rate": 0.0,
+        "duplicate_webhook_rate": 0.0,
+        "missing_webhook_rate": 0.0,
+        "webhook_delay_s": 0.0,
+        "reorder_webhooks": False,
+        "seed": None,
+    }
+    changed = httpx.put(url, json={"fail_rate": 0.25, "reorder_webhooks": True, "seed": 3})
+    assert changed.status_code == 200
+    assert changed.json() == {**zero, "fail_rate": 0.25, "reorder_webhooks": True, "seed": 3}
+    assert httpx.put(url, json={"webhook_delay_s": 1}).json()["fail_rate"] == 0.25  # PUT merges given keys
+
+    for bad in ({"fail_rate": 2}, {"fail_rate": True}, {"rate_limit_first": -1}, {"nope": 1}, [1]):
+        response = httpx.put(url, json=bad)
+        assert response.status_code == 400, bad
+    assert httpx.put(url, content=b"{not json").status_code == 400
+    with pytest.raises(ValueError, match="nsfw_drop_rate"):
+        emulator.set_faults({"nsfw_drop_rate": -0.1})
+
+    assert httpx.delete(url).json() == zero
+    assert httpx.get(url).json() == zero
+
+
+def test_seeded_faults_replay_identically(make_emulator: Callable[..., ReplicateEmulator], reference_url: str) -> None:
+    def run() -> list[tuple[str, int]]:
+        emulator = make_emulator(step_delay_s=0.01)
+        emulator.set_faults({"fail_rate": 0.5, "nsfw_drop_rate": 0.3, "seed": 11})
+        client = _client(emulator)
+        ids = [client.predictions.create(version=VERSION, input=_input(reference_url, num_outputs=2)).id]
+        ids += [client.predictions.create(version=VERSION, input=_input(reference_url, num_outputs=2)).id]
+        ids += [client.predictions.create(version=VERSION, input=_input(reference_url, num_outputs=2)).id]
+        done = [_finished(client, client.predictions.get(pid)) for pid in ids]
+        return [(p.status, len(p.output or [])) for p in done]
+
+    assert run() == run()
+
+
+def test_injected_clock_drives_timestamps(
+    make_emulator: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
+) -> None:
+    frozen = datetime(2020, 1, 1, tzinfo=UTC)
+    emulator = make_emulator(clock=lambda: frozen)
+    client = _client(emulator)
+    done = _finished(client, _create(client, receiver, "clock", _input(reference_url)))
+    assert done.created_at == "2020-01-01T00:00:00.000000Z"
+    assert done.completed_at == "2020-01-01T00:00:00.000000Z"
+    delivery = receiver.wait_for("clock", 2)[0]
+    assert delivery.headers["webhook-timestamp"] == "1577836800"
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        _verify(emulator.webhook_secret, delivery)
+
+
+def test_stop_is_prompt_with_predictions_in_flight(
+    make_emulator: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
+) -> None:
+    emulator = make_emulator(step_delay_s=0.5)
+    client = _client(emulator)
+    for n in range(3):
+        _create(client, receiver, f"stop{n}", _input(reference_url))
+    started = time.monotonic()
+    emulator.stop()
+    assert time.monotonic() - started < 3
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{emulator.url}/_emulator/faults")
