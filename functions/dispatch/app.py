@@ -17,7 +17,7 @@ from portrait_studio.messages import DispatchMessage
 
 logger = Logger()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 UNAVAILABLE_BACKOFF_S = 20
 
 
@@ -39,7 +39,7 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="DispatchDeferred", unit="Count", value=1)
         logger.warning("dispatch deferred", extra={"code": exc.code, "wait_s": math.ceil(wait)})
         raise
-    logger.info("predictions dispatched", extra={"created": result.created, "skipped": result.skipped})
+    logger.info("predictions dispatched", extra={"predictions_created": result.created, "slots_skipped": result.skipped})
 
 
 @logger.inject_lambda_context(clear_state=True)

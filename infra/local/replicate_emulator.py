@@ -587,8 +587,8 @@ class ReplicateEmulator:
     # ----------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("emulator already started")
+        if self._server is not None or self.stopped:
+            raise RuntimeError("an emulator starts once; create a new one to run again")
         self._http = httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0), trust_env=False)
         server = _Server((self._host, self._port), _RequestHandler)
         server.emulator = self

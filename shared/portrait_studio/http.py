@@ -27,9 +27,10 @@ def bearer_token(headers: Mapping[str, str] | None) -> str | None:
 
 
 def json_response(status: int, model: BaseModel) -> Any:
+    """The resolver validates the model against the route's return type and serializes it."""
     from aws_lambda_powertools.event_handler import Response
 
-    return Response(status_code=status, content_type="application/json", body=model.model_dump_json())
+    return Response(status_code=status, content_type="application/json", body=model)
 
 
 def error_response(error: PortraitError, status: int | None = None, code: str | None = None) -> Any:

@@ -277,7 +277,7 @@ def _to_8bit(im: Image.Image) -> Image.Image:
         else:
             # 16-bit samples: keep the top 8 bits (Pillow's convert would clip at 255 instead).
             scaled = np.clip(array, 0, 65535) >> 8
-        out = Image.fromarray(scaled.astype(np.uint8), "L")
+        out = Image.fromarray(np.ascontiguousarray(scaled, dtype=np.uint8))  # mode L
         out.info = dict(im.info)
         im.close()
         return out

@@ -1,0 +1,64 @@
+# Portrait Studio — the commands a developer (and CI) runs. Everything installs into .venv from PyPI.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: setup dev demo test lint typecheck template-lint unit integration e2e openapi bench sam-build clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check pip==25.3
+	$(PY) -m pip install --quiet --disable-pip-version-check -e . --group test
+	rm -f $(VENV)/.installed-* && touch $@
+
+## Run the whole product locally in the foreground (Ctrl-C stops). PORT=3000 by default.
+dev: setup
+	$(PY) -m infra.local.stack
+
+## One complete job from the sample selfies on the local stack; results in demo-output/.
+demo: setup
+	$(PY) -m infra.local.demo
+
+## Everything CI checks: lint, types, template lint, unit, integration and end-to-end tests.
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy shared/portrait_studio functions
+	$(PY) -m cfnlint template.yaml
+	$(PY) -m pytest tests
+
+lint: setup
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+typecheck: setup
+	$(PY) -m mypy shared/portrait_studio functions
+
+template-lint: setup
+	$(PY) -m cfnlint template.yaml
+
+unit: setup
+	$(PY) -m pytest tests/unit tests/corpus
+
+integration: setup
+	$(PY) -m pytest tests/integration
+
+e2e: setup
+	$(PY) -m pytest tests/e2e
+
+## Regenerate the committed openapi.json from the API's resolver.
+openapi: setup
+	$(PY) -m portrait_studio.cli openapi > openapi.json
+
+bench: setup
+	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/normalize.py
+
+## `sam build` without Docker (in its own venv: the SAM CLI's pins clash with ours).
+sam-build:
+	bash scripts/sam_build_check.sh
+
+clean:
+	rm -rf .aws-sam .local demo-output test-artifacts .pytest_cache .mypy_cache .ruff_cache

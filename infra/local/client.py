@@ -1,0 +1,134 @@
+"""A small HTTP client of the Portrait Studio API, and a way to run the local stack as a process.
+
+The demo, the end-to-end tests and the pipeline benchmark use it: they talk to the stack over HTTP
+only, like a real client (the browser or a mobile app).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from infra.local.template import ROOT
+
+CONTENT_TYPES = {".heic": "image/heic", ".heif": "image/heif", ".avif": "image/avif", ".webp": "image/webp"}
+
+
+def content_type_of(path: Path) -> str:
+    return CONTENT_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+@dataclass
+class Job:
+    job_id: str
+    token: str
+    uploads: list[dict[str, Any]]
+    created: dict[str, Any] = field(default_factory=dict)
+
+
+class PortraitClient:
+    def __init__(self, api_url: str, timeout_s: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.api_url, timeout=timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def auth(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def create_job(self, files: list[Path], **options: Any) -> Job:
+        body = {
+            "files": [{"name": p.name, "content_type": content_type_of(p), "bytes": p.stat().st_size} for p in files],
+            **options,
+        }
+        response = self.http.post("/jobs", json=body)
+        response.raise_for_status()
+        data = response.json()
+        return Job(data["job_id"], data["token"], data["uploads"], data)
+
+    def upload(self, ticket: Mapping[str, Any], path: Path) -> httpx.Response:
+        """PUT the file straight to the bucket with the presigned URL, as a browser would."""
+        return httpx.put(ticket["url"], content=path.read_bytes(), headers=dict(ticket["headers"]), timeout=60)
+
+    def upload_all(self, job: Job, files: list[Path]) -> None:
+        for ticket, path in zip(job.uploads, files, strict=True):
+            response = self.upload(ticket, path)
+            response.raise_for_status()
+
+    def submit(self, job: Job) -> httpx.Response:
+        return self.http.post(f"/jobs/{job.job_id}/submit", headers=self.auth(job.token))
+
+    def get(self, job: Job) -> httpx.Response:
+        return self.http.get(f"/jobs/{job.job_id}", headers=self.auth(job.token))
+
+    def delete(self, job: Job) -> httpx.Response:
+        return self.http.delete(f"/jobs/{job.job_id}", headers=self.auth(job.token))
+
+    def archive(self, job: Job) -> httpx.Response:
+        return self.http.get(f"/jobs/{job.job_id}/archive", headers=self.auth(job.token))
+
+    def wait_for(self, job: Job, statuses: tuple[str, ...], timeout_s: float = 300.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        view: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            response = self.get(job)
+            response.raise_for_status()
+            view = response.json()
+            if view["status"] in statuses:
+                return view
+            time.sleep(0.25)
+        raise TimeoutError(f"job still {view.get('status')} after {timeout_s:.0f}s: {json.dumps(view)[:2000]}")
+
+    def advance_clock(self, seconds: float) -> dict[str, Any]:
+        response = self.http.post("/_local/clock", json={"advance_seconds": seconds}, timeout=300)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+
+@contextmanager
+def running_stack(
+    state_dir: Path, env: Mapping[str, str] | None = None, log_path: Path | None = None, timeout_s: float = 90.0
+) -> Iterator[dict[str, Any]]:
+    """Start `python -m infra.local.stack` on free ports; yield its stack.json; stop it on exit."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_file = state_dir / "stack.json"
+    state_file.unlink(missing_ok=True)
+    log_file = (log_path or state_dir / "stack.log").open("wb")
+    environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}", **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local.stack", "--port", "0", "--state-dir", str(state_dir)],
+        cwd=ROOT,
+        env=environment,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not state_file.exists():
+            if process.poll() is not None:
+                raise RuntimeError(f"the local stack exited with {process.returncode}; see {log_file.name}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the local stack did not start in time")
+            time.sleep(0.1)
+        yield json.loads(state_file.read_text())
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()

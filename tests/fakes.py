@@ -1,0 +1,294 @@
+"""In-memory fakes of the ports, with the same conditional semantics as the real adapters."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from portrait_studio.clock import hour_key
+from portrait_studio.errors import GeneratorRateLimited, OutputInvalid
+from portrait_studio.models import Job, JobStatus, Prediction, Tombstone, UploadFile
+from portrait_studio.ports import RemotePrediction
+
+
+class FixedClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+class MemoryBlobStore:
+    def __init__(self, clock: FixedClock) -> None:
+        self.objects: dict[str, tuple[bytes, str, datetime]] = {}
+        self.clock = clock
+        self.fail_keys: set[str] = set()
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = (data, content_type, self.clock.now())
+
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        if key not in self.objects:
+            raise KeyError(key)
+        data = self.objects[key][0]
+        if max_bytes is not None and len(data) > max_bytes:
+            raise KeyError(key)
+        return data
+
+    def size(self, key: str) -> int | None:
+        return len(self.objects[key][0]) if key in self.objects else None
+
+    def delete(self, keys: Sequence[str]) -> list[str]:
+        failed = [k for k in keys if k in self.fail_keys]
+        for key in keys:
+            if key not in self.fail_keys:
+                self.objects.pop(key, None)
+        return failed
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        return iter(sorted(k for k in list(self.objects) if k.startswith(prefix)))
+
+    def list_prefixes(self, prefix: str) -> Iterator[str]:
+        found = {prefix + k[len(prefix) :].split("/", 1)[0] + "/" for k in self.objects if k.startswith(prefix)}
+        return iter(sorted(found))
+
+    def oldest_object_age_s(self, prefix: str, now: datetime) -> float | None:
+        times = [t for k, (_, _, t) in self.objects.items() if k.startswith(prefix)]
+        return None if not times else (now - min(times)).total_seconds()
+
+    def presign_put(self, key: str, content_type: str, content_length: int, expires_s: int) -> str:
+        return f"https://bucket.test/{key}?put&ct={content_type}&len={content_length}&exp={expires_s}"
+
+    def presign_get(self, key: str, expires_s: int) -> str:
+        return f"https://bucket.test/{key}?exp={expires_s}"
+
+
+@dataclass
+class MemoryQueue:
+    sent: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    visibility: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def send(self, queue_url: str, body: Mapping[str, Any], delay_s: int = 0) -> None:
+        self.sent.setdefault(queue_url, []).append(dict(body))
+
+    def send_batch(self, queue_url: str, bodies: Sequence[Mapping[str, Any]]) -> None:
+        for body in bodies:
+            self.send(queue_url, body)
+
+    def change_visibility(self, queue_url: str, receipt_handle: str, timeout_s: int) -> None:
+        self.visibility.append((queue_url, receipt_handle, timeout_s))
+
+    def take(self, queue_url: str) -> list[dict[str, Any]]:
+        return self.sent.pop(queue_url, [])
+
+
+class FakeGenerator:
+    """Replicate as the services see it: predictions created, fetched and cancelled."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+        self.canceled: list[str] = []
+        self.rate_limit_next = 0
+        self.remote: dict[str, RemotePrediction] = {}
+
+    def create(self, version: str, input: Mapping[str, Any], webhook: str, events: Sequence[str]) -> RemotePrediction:
+        if self.rate_limit_next:
+            self.rate_limit_next -= 1
+            raise GeneratorRateLimited(7)
+        prediction_id = f"p{len(self.created):03d}"
+        self.created.append({"id": prediction_id, "version": version, "input": dict(input), "webhook": webhook})
+        remote = RemotePrediction(id=prediction_id, status="starting")
+        self.remote[prediction_id] = remote
+        return remote
+
+    def get(self, prediction_id: str) -> RemotePrediction:
+        return self.remote[prediction_id]
+
+    def cancel(self, prediction_id: str) -> None:
+        self.canceled.append(prediction_id)
+
+    def finish(self, prediction_id: str, outputs: int, status: str = "succeeded") -> RemotePrediction:
+        urls = [f"https://replicate.test/{prediction_id}/{i}.png" for i in range(outputs)]
+        self.remote[prediction_id] = RemotePrediction(prediction_id, status, urls, None, 3.5)
+        return self.remote[prediction_id]
+
+
+class FakeDownloader:
+    def __init__(self, png: bytes) -> None:
+        self.png = png
+        self.fetched: list[str] = []
+
+    def fetch(self, url: str, max_bytes: int) -> tuple[bytes, str]:
+        self.fetched.append(url)
+        if len(self.png) > max_bytes:
+            raise OutputInvalid()
+        return self.png, "image/png"
+
+
+class CountingMetrics:
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {}
+
+    def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+def _updated(model: Any, fields: Mapping[str, Any]) -> Any:
+    """model_copy(update=...) skips validation; DynamoDB round-trips would coerce, so validate here."""
+    return type(model).model_validate({**model.model_dump(), **fields})
+
+
+class MemoryJobStore:
+    """JobStore with DynamoDB's conditional-write semantics, for unit tests."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        self.clock = clock
+        self.jobs: dict[str, Job | Tombstone] = {}
+        self.files: dict[str, dict[str, UploadFile]] = {}
+        self.slots: dict[str, dict[str, Prediction]] = {}
+        self.once: dict[str, datetime] = {}
+        self.rates: dict[tuple[str, str], int] = {}
+        self._lock = threading.RLock()
+
+    def create_job(self, job: Job, files: Sequence[UploadFile]) -> None:
+        with self._lock:
+            assert job.job_id not in self.jobs
+            self.jobs[job.job_id] = job.model_copy()
+            self.files[job.job_id] = {f.file_id: f.model_copy() for f in files}
+            self.slots[job.job_id] = {}
+
+    def get_job(self, job_id: str) -> Job | Tombstone | None:
+        record = self.jobs.get(job_id)
+        return copy.deepcopy(record)
+
+    def update_job(
+        self,
+        job_id: str,
+        expect: Iterable[str] | None = None,
+        expect_fields: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if not isinstance(job, Job):
+                return False
+            if expect is not None and job.status not in {str(s) for s in expect}:
+                return False
+            if any(getattr(job, k) != v for k, v in (expect_fields or {}).items()):
+                return False
+            self.jobs[job_id] = _updated(job, {**fields, "updated_at": self.clock.now()})
+            return True
+
+    def add_files(self, job_id: str, files: Sequence[UploadFile], max_files: int) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if not isinstance(job, Job) or job.status != JobStatus.COLLECTING:
+                return False
+            self.files[job_id].update({f.file_id: f.model_copy() for f in files})
+            return True
+
+    def list_files(self, job_id: str) -> list[UploadFile]:
+        return [f.model_copy() for f in self.files.get(job_id, {}).values()]
+
+    def queue_files(self, job_id: str, file_ids: Sequence[str], round: int, now: datetime) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if not isinstance(job, Job) or job.status != JobStatus.COLLECTING:
+                return False
+            files = self.files[job_id]
+            if any(files[f].status != "awaiting_upload" for f in file_ids):
+                return False
+            for f in file_ids:
+                files[f] = _updated(files[f], {"status": "queued"})
+            self.jobs[job_id] = _updated(job, {"status": JobStatus.NORMALIZING, "pending_files": len(file_ids), "round": round}
+            )
+            return True
+
+    def record_verdict(self, job_id: str, file: UploadFile) -> int | None:
+        with self._lock:
+            current = self.files.get(job_id, {}).get(file.file_id)
+            job = self.jobs.get(job_id)
+            if current is None or current.status != "queued" or not isinstance(job, Job):
+                return None
+            self.files[job_id][file.file_id] = file.model_copy()
+            self.jobs[job_id] = _updated(job, {"pending_files": job.pending_files - 1})
+            return job.pending_files - 1
+
+    def claim_slot(self, prediction: Prediction, stale_before: datetime) -> bool:
+        with self._lock:
+            if not isinstance(self.jobs.get(prediction.job_id), Job):
+                return False
+            slots = self.slots[prediction.job_id]
+            current = slots.get(prediction.slot)
+            if current is not None and not (
+                current.prediction_id is None and current.status == "claimed" and current.claimed_at < stale_before
+            ):
+                return False
+            slots[prediction.slot] = prediction.model_copy()
+            return True
+
+    def update_slot(self, job_id: str, slot: str, expect: Iterable[str] | None = None, **fields: Any) -> bool:
+        with self._lock:
+            current = self.slots.get(job_id, {}).get(slot)
+            if current is None:
+                return False
+            if expect is not None and current.status not in {str(s) for s in expect}:
+                return False
+            self.slots[job_id][slot] = _updated(current, fields)
+            return True
+
+    def get_slot(self, job_id: str, slot: str) -> Prediction | None:
+        current = self.slots.get(job_id, {}).get(slot)
+        return current.model_copy() if current else None
+
+    def list_slots(self, job_id: str) -> list[Prediction]:
+        return [s.model_copy() for s in self.slots.get(job_id, {}).values()]
+
+    def add_collected(self, job_id: str, slot: str, images: int, predict_time: float | None) -> bool:
+        with self._lock:
+            current = self.slots.get(job_id, {}).get(slot)
+            job = self.jobs.get(job_id)
+            if current is None or current.status != "succeeded" or not isinstance(job, Job):
+                return False
+            self.slots[job_id][slot] = _updated(current, {"status": "collected", "images_collected": images})
+            self.jobs[job_id] = _updated(job, {"predict_seconds": job.predict_seconds + (predict_time or 0)})
+            return True
+
+    def remember_once(self, key: str, expires_at: datetime) -> bool:
+        with self._lock:
+            if key in self.once and self.once[key] > self.clock.now():
+                return False
+            self.once[key] = expires_at
+            return True
+
+    def hit_rate_limit(self, key: str, window_start: datetime, limit: int, expires_at: datetime) -> bool:
+        with self._lock:
+            slot = (key, hour_key(window_start))
+            self.rates[slot] = self.rates.get(slot, 0) + 1
+            return self.rates[slot] > limit
+
+    def jobs_expiring_in_hour(self, hour: str) -> list[str]:
+        return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and hour_key(j.expires_at) == hour]
+
+    def jobs_generating(self) -> list[str]:
+        return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.status == JobStatus.GENERATING]
+
+    def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:
+        with self._lock:
+            self.jobs[tombstone.job_id] = tombstone
+            self.files.pop(tombstone.job_id, None)
+            self.slots.pop(tombstone.job_id, None)
+
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for record in self.jobs.values():
+            counts[str(record.status)] = counts.get(str(record.status), 0) + 1
+        return counts

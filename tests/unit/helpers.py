@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Any
+
+from portrait_studio.api_models import CreateJobRequest, FileSpec
+from portrait_studio.models import FaceBox, FileStatus, JobStatus, PhotoQuality, Verdict
+from tests.unit.conftest import COLLECT, DISPATCH, World
+
+
+def create_job(world: World, n: int = 4, **options: Any) -> tuple[str, str]:
+    request = CreateJobRequest(
+        files=[FileSpec(name=f"IMG_{i}.HEIC", content_type="image/heic", bytes=1000 + i) for i in range(n)], **options
+    )
+    created = world.jobs.create(request, "203.0.113.9")
+    return created.job_id, created.token
+
+
+def generating_job(world: World, n: int = 4, **options: Any) -> str:
+    """A job whose photos were all accepted, as normalization leaves it."""
+    job_id, _ = create_job(world, n, **options)
+    files = world.store.list_files(job_id)
+    world.store.queue_files(job_id, [f.file_id for f in files], 1, world.clock.now())
+    for i, f in enumerate(files):
+        quality = PhotoQuality(
+            width=1024,
+            height=1024,
+            face=FaceBox(left=300, top=300, width=300 + 10 * i, height=300 + 10 * i),
+            face_fraction=0.3 + 0.01 * i,
+            sharpness=100.0 + i,
+            yaw_hint=(-1) ** i * 0.1 * i,
+            phash=f"{i:016x}",
+        )
+        verdict = Verdict(accepted=True, code="accepted", message="Looks good.")
+        world.store.record_verdict(
+            job_id, f.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": verdict, "quality": quality})
+        )
+    assert world.store.update_job(job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.GENERATING,
+                                  generating_since=world.clock.now())
+    return job_id
+
+
+def webhook_body(world: World, prediction_id: str) -> dict[str, Any]:
+    remote = world.generator.remote[prediction_id]
+    return {
+        "id": remote.id,
+        "status": remote.status,
+        "output": remote.output or None,
+        "error": remote.error,
+        "metrics": {"predict_time": remote.predict_time} if remote.predict_time else {},
+    }
+
+
+def run_queues(world: World, rounds: int = 10) -> None:
+    """Deliver queued dispatch and collect messages until nothing is left (like the pollers)."""
+    for _ in range(rounds):
+        dispatches = world.queue.take(DISPATCH)
+        collects = world.queue.take(COLLECT)
+        if not dispatches and not collects:
+            return
+        for message in dispatches:
+            world.generation.dispatch(message["job_id"], message.get("slots"))
+        for message in collects:
+            world.generation.collect(message["job_id"], message["slot"])
+
+
+def finish_all(world: World, job_id: str, outputs: int = 4, status: str = "succeeded") -> None:
+    """Every in-flight prediction completes and its webhook arrives."""
+    for slot in world.store.list_slots(job_id):
+        if slot.prediction_id and slot.status in ("starting", "processing"):
+            world.generator.finish(slot.prediction_id, outputs if status == "succeeded" else 0, status)
+            world.generation.record_event(job_id, slot.slot, webhook_body(world, slot.prediction_id))

@@ -1,0 +1,156 @@
+"""Generation with fakes: slots, idempotent dispatch, rate limits, webhooks, collect, top-ups, reconcile."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from portrait_studio import keys
+from portrait_studio.errors import GeneratorRateLimited
+from portrait_studio.models import JobStatus
+from portrait_studio.services.generation import trigger_count
+from tests.unit.conftest import COLLECT, World
+from tests.unit.helpers import finish_all, generating_job, run_queues, webhook_body
+
+
+def test_dispatch_creates_eight_predictions_of_four_images_across_four_styles(world: World) -> None:
+    job_id = generating_job(world, subject="woman")
+    result = world.generation.dispatch(job_id)
+    assert result.created == 8
+    styles = Counter(slot.style for slot in world.store.list_slots(job_id))
+    assert styles == {"corporate": 2, "business_casual": 2, "creative": 2, "formal": 2}
+    for created in world.generator.created:
+        body = created["input"]
+        assert body["num_outputs"] == 4
+        assert trigger_count(body["prompt"]) == 1 and "woman img" in body["prompt"]
+        assert trigger_count(body["negative_prompt"]) == 0
+        assert 1 <= sum(1 for k in body if k.startswith("input_image")) <= 4
+        assert f"job={job_id}" in created["webhook"]
+    assert len({c["input"]["seed"] for c in world.generator.created}) == 8
+
+
+def test_redelivered_dispatch_creates_no_second_prediction(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    again = world.generation.dispatch(job_id)
+    assert again.created == 0 and again.skipped == 8
+    assert len(world.generator.created) == 8
+
+
+def test_rate_limited_dispatch_keeps_created_slots_and_finishes_later(world: World) -> None:
+    job_id = generating_job(world)
+    world.generator.rate_limit_next = 1
+    with pytest.raises(GeneratorRateLimited) as raised:
+        world.generation.dispatch(job_id)
+    assert raised.value.retry_after_s == 7
+    world.generation.dispatch(job_id)
+    assert len(world.generator.created) == 8
+    assert len({s.prediction_id for s in world.store.list_slots(job_id)}) == 8
+
+
+def test_happy_path_ends_ready_with_32_results(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    finish_all(world, job_id)
+    run_queues(world)
+    job = world.store.get_job(job_id)
+    assert job.status == JobStatus.READY
+    assert len(list(world.blobs.list_keys(keys.results_prefix(job_id)))) == 32
+    assert job.predict_seconds == pytest.approx(8 * 3.5)
+
+
+def test_subset_of_styles_still_yields_32_images(world: World) -> None:
+    job_id = generating_job(world, styles=["corporate", "creative", "formal"])
+    world.generation.dispatch(job_id)
+    finish_all(world, job_id)
+    run_queues(world)
+    results = list(world.blobs.list_keys(keys.results_prefix(job_id)))
+    assert len(results) == 32
+    assert {r.split("/")[3] for r in results} == {"corporate", "creative", "formal"}
+
+
+def test_nsfw_drops_are_topped_up_to_32(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    finish_all(world, job_id, outputs=3)  # one image of each prediction filtered
+    run_queues(world)
+    assert world.store.get_job(job_id).status == JobStatus.GENERATING
+    assert world.metrics.counts["TopUps"] == 2
+    finish_all(world, job_id)
+    run_queues(world)
+    job = world.store.get_job(job_id)
+    assert job.status == JobStatus.READY
+    assert len(list(world.blobs.list_keys(keys.results_prefix(job_id)))) == 32
+
+
+def test_failed_predictions_are_retried_then_the_job_finishes_with_what_it_has(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    for _ in range(world.settings.max_attempts_per_slot):
+        finish_all(world, job_id, status="failed")
+        run_queues(world)
+    job = world.store.get_job(job_id)
+    # Every slot failed every attempt and the top-ups failed too: the job says why instead of hanging.
+    for _ in range(world.settings.max_attempts_per_slot):
+        finish_all(world, job_id, status="failed")
+        run_queues(world)
+    job = world.store.get_job(job_id)
+    assert job.status == JobStatus.FAILED
+    assert "No headshots" in (job.failure_reason or "")
+
+
+def test_webhooks_for_unknown_or_finished_predictions_change_nothing(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    slot = world.store.list_slots(job_id)[0]
+    assert world.generation.record_event(job_id, slot.slot, {"id": "someone-else", "status": "succeeded"}) == "unknown"
+    assert world.generation.record_event("f" * 32, slot.slot, {"id": slot.prediction_id}) == "unknown"
+    world.generator.finish(slot.prediction_id, 4)
+    body = webhook_body(world, slot.prediction_id)
+    assert world.generation.record_event(job_id, slot.slot, body) == "completed"
+    assert world.generation.record_event(job_id, slot.slot, body) == "noop"
+    assert world.generation.record_event(job_id, slot.slot, {**body, "status": "processing"}) == "noop"
+    assert len(world.queue.take(COLLECT)) == 1
+
+
+def test_reconcile_finishes_predictions_whose_webhook_never_came(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    for slot in world.store.list_slots(job_id):
+        world.generator.finish(slot.prediction_id, 4)  # done at Replicate, but no webhook arrives
+    assert world.generation.reconcile()["fetched"] == 0  # within the grace period: wait for webhooks
+    world.clock.advance(seconds=world.settings.reconcile_grace_s + 1)
+    summary = world.generation.reconcile()
+    assert summary["fetched"] == 8
+    run_queues(world)
+    assert world.store.get_job(job_id).status == JobStatus.READY
+
+
+def test_a_job_never_stays_generating_past_the_limit(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    world.clock.advance(seconds=world.settings.max_generating_s + 1)
+    world.generation.reconcile()
+    job = world.store.get_job(job_id)
+    assert job.status == JobStatus.FAILED
+    assert len(world.generator.canceled) == 8
+
+
+def test_results_arriving_after_deletion_are_never_written(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    finish_all(world, job_id)
+    world.retention.purge(job_id, "user_request")
+    run_queues(world)
+    assert list(world.blobs.list_keys(keys.job_prefix(job_id))) == []
+
+
+def test_reference_selection_prefers_big_sharp_faces_and_variety(world: World) -> None:
+    job_id = generating_job(world, n=6)
+    world.generation.dispatch(job_id)
+    body = world.generator.created[0]["input"]
+    refs = [v for k, v in body.items() if k.startswith("input_image")]
+    assert len(refs) == 4
+    assert world.clock.now() - world.clock.now() == timedelta(0)
