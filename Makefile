@@ -27,7 +27,7 @@ test: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy shared/portrait_studio functions
-	$(PY) -m cfnlint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) -m pytest tests
 
 lint: setup
@@ -37,7 +37,7 @@ typecheck: setup
 	$(PY) -m mypy shared/portrait_studio functions
 
 template-lint: setup
-	$(PY) -m cfnlint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml
 
 unit: setup
 	$(PY) -m pytest tests/unit tests/corpus

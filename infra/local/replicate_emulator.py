@@ -327,13 +327,16 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def _load_reference(data: bytes | None) -> Image.Image:
-    """The reference photo, upright, center-cropped and resized to the output size (grey if unusable)."""
+    """The reference photo, upright, cropped to a square and resized to the output size (grey if unusable).
+
+    Tall photos are cropped from near the top, where a selfie's face is, not from the middle."""
     if data:
         try:
             with Image.open(io.BytesIO(data)) as opened:
                 opened.draft("RGB", (OUTPUT_SIZE, OUTPUT_SIZE))
                 upright = ImageOps.exif_transpose(opened).convert("RGB")
-            return ImageOps.fit(upright, (OUTPUT_SIZE, OUTPUT_SIZE), Image.Resampling.BICUBIC)
+            centering = (0.5, 0.15) if upright.height > upright.width else (0.5, 0.5)
+            return ImageOps.fit(upright, (OUTPUT_SIZE, OUTPUT_SIZE), Image.Resampling.BICUBIC, centering=centering)
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             log.warning("reference image unreadable (%s); using a grey canvas", exc)
     return Image.new("RGB", (OUTPUT_SIZE, OUTPUT_SIZE), (128, 128, 128))

@@ -137,8 +137,12 @@ class LocalStack:
         log("stopped")
 
     def _start_moto(self) -> None:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        # werkzeug's access log would print every presigned URL, signature included.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
 

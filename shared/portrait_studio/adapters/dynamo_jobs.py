@@ -432,24 +432,9 @@ class DynamoJobStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _transact(self, actions: list[dict[str, Any]], conditional: bool = False) -> bool:
-        # The resource's serializer turns plain Python values into DynamoDB's typed form.
-        from boto3.dynamodb.types import TypeSerializer
-
-        serializer = TypeSerializer()
-
-        def typed(values: Mapping[str, Any]) -> dict[str, Any]:
-            return {k: serializer.serialize(v) for k, v in values.items()}
-
-        wire = []
-        for action in actions:
-            (op, body), = action.items()
-            body = dict(body)
-            for field_name in ("Item", "Key", "ExpressionAttributeValues"):
-                if field_name in body:
-                    body[field_name] = typed(body[field_name])
-            wire.append({op: body})
+        # The resource's client serializes plain Python values, as the Table methods do.
         try:
-            self._client.transact_write_items(TransactItems=wire)
+            self._client.transact_write_items(TransactItems=actions)
         except self._client.exceptions.TransactionCanceledException:
             if conditional:
                 return False

@@ -11,7 +11,6 @@ blur_min_variance, duplicate_max_distance); README "Photos we accept" gives the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
@@ -51,16 +50,21 @@ _PHASH_BITS = 8
 _PHASH_HEX_DIGITS = _PHASH_BITS * _PHASH_BITS // 4
 
 
-@dataclass(frozen=True)
 class _Face:
-    """dlib's box as it came out: it may reach past the frame when the face is cut off."""
+    """dlib's box as it came out: it may reach past the frame when the face is cut off.
 
-    left: int
-    top: int
-    right: int  # exclusive
-    bottom: int  # exclusive
-    score: float
-    kind: int  # which HOG sub-detector fired
+    A plain class rather than a dataclass: each dataclass costs about a millisecond of cold start.
+    """
+
+    __slots__ = ("bottom", "kind", "left", "right", "score", "top")
+
+    def __init__(self, *, left: int, top: int, right: int, bottom: int, score: float, kind: int) -> None:
+        self.left = left
+        self.top = top
+        self.right = right  # exclusive
+        self.bottom = bottom  # exclusive
+        self.score = score
+        self.kind = kind  # which HOG sub-detector fired
 
     @property
     def size(self) -> int:
@@ -94,14 +98,16 @@ def _assess(rgb: npt.NDArray[np.uint8], settings: Settings) -> PhotoQuality:
     height, width = rgb.shape[:2]
     short_side = min(width, height)
     faces = _detect_faces(rgb, settings)
-    if not faces:
-        raise NoFace()
-    main = faces[0]
-    if any(face.size >= _SECONDARY_FACE_MIN_RATIO * main.size for face in faces[1:]):
-        raise MultipleFaces()
+    main = faces[0] if faces else None
+    counted = [face for face in faces if main is not None and face.size >= _SECONDARY_FACE_MIN_RATIO * main.size]
+    details: dict[str, object] = {"width": width, "height": height, "faces": len(counted)}
+    if main is None:
+        raise NoFace(details=details)
+    if len(counted) > 1:
+        raise MultipleFaces(details=details)
     fraction = main.size / short_side
     if fraction < settings.face_min_fraction:
-        raise FaceTooSmall()
+        raise FaceTooSmall(details=details)
     # HOG's box runs from the brows to the chin: it is smaller than the head, so a box touching or
     # crossing the frame edge (within the configured margin, in box sizes) means the face is cut off.
     margin = settings.face_edge_margin_fraction * main.size
@@ -111,14 +117,14 @@ def _assess(rgb: npt.NDArray[np.uint8], settings: Settings) -> PhotoQuality:
         or main.right + margin >= width
         or main.bottom + margin >= height
     ):
-        raise FaceCutOff()
+        raise FaceCutOff(details=details)
     left, top, right, bottom = main.clipped(width, height)
     gray = _luma(rgb)
     del rgb
     crop = gray[top:bottom, left:right]
     sharpness = _sharpness(crop)
     if sharpness < settings.blur_min_variance:
-        raise TooBlurry()
+        raise TooBlurry(details=details)
     return PhotoQuality(
         width=width,
         height=height,

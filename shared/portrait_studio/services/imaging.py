@@ -69,13 +69,18 @@ class NormalizedPhoto:
     decode_ms: float  # wall time of reading the pixels (open + decode), for metrics
 
 
-@dataclass(frozen=True)
 class _Container:
-    """What we learn from a HEIF/AVIF box structure before handing it to a decoder."""
+    """What we learn from a HEIF/AVIF box structure before handing it to a decoder.
 
-    width: int | None  # primary item's ispe (grid size for grid images), before irot
-    height: int | None
-    nclx_primaries: int | None
+    A plain class: each dataclass costs about a millisecond of import time on a cold start.
+    """
+
+    __slots__ = ("height", "nclx_primaries", "width")
+
+    def __init__(self, width: int | None, height: int | None, nclx_primaries: int | None) -> None:
+        self.width = width  # primary item's ispe (grid size for grid images), before irot
+        self.height = height
+        self.nclx_primaries = nclx_primaries
 
 
 def sniff_format(data: bytes) -> str:
@@ -143,11 +148,12 @@ def normalize_photo(data: bytes, settings: Settings) -> NormalizedPhoto:
 def _check_size(width: int, height: int, settings: Settings, *, check_small: bool = True) -> None:
     if width <= 0 or height <= 0:
         raise CorruptImage()
+    size = {"width": width, "height": height}
     if width * height > settings.max_pixels:
-        raise TooManyPixels()
+        raise TooManyPixels(details=size)
     # The shorter side does not change under any of the 8 orientations, so it can be checked early.
     if check_small and min(width, height) < settings.min_short_side_px:
-        raise TooSmall()
+        raise TooSmall(details=size)
 
 
 def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
