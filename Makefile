@@ -50,7 +50,7 @@ e2e: setup
 
 ## Regenerate the committed openapi.json from the API's resolver.
 openapi: setup
-	$(PY) -m portrait_studio.cli openapi > openapi.json
+	$(PY) scripts/openapi.py > openapi.json
 
 bench: setup
 	$(PY) benchmarks/pipeline.py

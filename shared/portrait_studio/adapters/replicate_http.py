@@ -81,3 +81,14 @@ def _detail(response: Any) -> str:
         return str(response.json().get("detail", ""))[:300]
     except ValueError:
         return ""
+
+
+def fetch_webhook_secret(base_url: str, token: str) -> str:
+    """Replicate's webhook signing secret (`whsec_...`), as `GET /v1/webhooks/default/secret` gives it."""
+    import httpx
+
+    response = httpx.get(
+        f"{base_url.rstrip('/')}/v1/webhooks/default/secret", headers={"Authorization": f"Bearer {token}"}, timeout=15
+    )
+    response.raise_for_status()
+    return str(response.json()["key"])

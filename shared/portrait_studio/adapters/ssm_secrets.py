@@ -19,3 +19,10 @@ class SsmSecretStore:
             self._provider = SSMProvider(boto3_client=self._client_factory())
         value = self._provider.get(name, decrypt=True, max_age=self._max_age_s)
         return str(value)
+
+
+def put_secure_parameter(settings: Any, name: str, value: str) -> None:
+    from portrait_studio.adapters.aws import aws_client
+
+    client = aws_client("ssm", settings.aws_region, settings.aws_endpoint_url)
+    client.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)

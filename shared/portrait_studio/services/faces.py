@@ -93,8 +93,6 @@ def assess_photo(jpeg: bytes, settings: Settings) -> PhotoQuality:
 
 
 def _assess(rgb: npt.NDArray[np.uint8], settings: Settings) -> PhotoQuality:
-    import numpy as np
-
     height, width = rgb.shape[:2]
     short_side = min(width, height)
     faces = _detect_faces(rgb, settings)
@@ -222,7 +220,7 @@ def _yaw_hint(face: npt.NDArray[np.float32], kind: int) -> float:
     max_shift = size // 5
     best_shift, best_cost = 0, float("inf")
     for shift in range(-max_shift, max_shift + 1):
-        axis = int(round(centre)) + shift
+        axis = round(centre) + shift
         left = profile[axis - half_window : axis][::-1]
         right = profile[axis + 1 : axis + 1 + half_window]
         cost = float(np.mean(np.abs(left - right))) / (float(np.mean(left + right)) + 1e-6)

@@ -148,7 +148,7 @@ def normalize_photo(data: bytes, settings: Settings) -> NormalizedPhoto:
 def _check_size(width: int, height: int, settings: Settings, *, check_small: bool = True) -> None:
     if width <= 0 or height <= 0:
         raise CorruptImage()
-    size = {"width": width, "height": height}
+    size: dict[str, object] = {"width": width, "height": height}
     if width * height > settings.max_pixels:
         raise TooManyPixels(details=size)
     # The shorter side does not change under any of the 8 orientations, so it can be checked early.
@@ -214,7 +214,8 @@ def _decode_heif(data: bytes, settings: Settings) -> tuple[Image.Image, int, byt
     width, height = image.size  # after libheif's irot/imir
     _check_size(width, height, settings)
     target = _fit(width, height, settings.max_side_px)
-    icc = image.info.get("icc_profile") or None
+    profile = image.info.get("icc_profile")
+    icc = bytes(profile) if isinstance(profile, (bytes, bytearray)) and profile else None
     mode = image.mode
     buffer = image.data  # decodes; irot/imir already applied
     stride = image.stride

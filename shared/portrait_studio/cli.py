@@ -1,0 +1,76 @@
+"""`portrait-studio`: operator and support commands.
+
+  portrait-studio normalize FILE... [--out DIR] [--json]   the normalize function's checks on local files
+  portrait-studio retention-report                          prove the 48-hour promise (exit 1 if broken)
+  portrait-studio store-webhook-secret                      fetch Replicate's signing secret into SSM
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "normalize":
+        from portrait_studio.cli_normalize import run
+
+        return run(rest)
+    if command == "retention-report":
+        return retention_report(rest)
+    if command == "store-webhook-secret":
+        return store_webhook_secret(rest)
+    print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+def retention_report(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="portrait-studio retention-report")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from portrait_studio import wiring
+
+    report = wiring.container().retention.report()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "jobs_by_status": report.jobs_by_status,
+                    "oldest_object_age_h": report.oldest_object_age_h,
+                    "orphans": len(report.orphans),
+                    "promise_kept": report.promise_kept,
+                }
+            )
+        )
+    else:
+        print("jobs by status: " + (", ".join(f"{k} {v}" for k, v in sorted(report.jobs_by_status.items())) or "none"))
+        age = "no objects" if report.oldest_object_age_h is None else f"{report.oldest_object_age_h:.2f} h"
+        print(f"oldest object under jobs/: {age}")
+        print(f"orphaned job prefixes: {len(report.orphans)}")
+        print(f"anything older than {report.max_age_h:.0f} h: {'NO' if report.promise_kept else 'YES'}")
+    return 0 if report.promise_kept else 1
+
+
+def store_webhook_secret(argv: list[str]) -> int:
+    """Fetch `GET /v1/webhooks/default/secret` with the Replicate token and keep it in SSM."""
+    argparse.ArgumentParser(prog="portrait-studio store-webhook-secret").parse_args(argv)
+    from portrait_studio import wiring
+    from portrait_studio.adapters.replicate_http import fetch_webhook_secret
+    from portrait_studio.adapters.ssm_secrets import put_secure_parameter
+
+    c = wiring.container()
+    s = c.settings
+    secret = fetch_webhook_secret(str(s.replicate_api_url), c.secrets.get(s.replicate_token_param))
+    put_secure_parameter(s, s.webhook_secret_param, secret)
+    print(f"stored the webhook signing secret in {s.webhook_secret_param}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""End-to-end tests: the local stack as a separate process, driven over HTTP only, like a real client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.local.client import PortraitClient, running_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+GOOD = [SAMPLES / "selfie-1.jpg", SAMPLES / "selfie-2.png", SAMPLES / "selfie-3.heic"]
+NO_FACE = SAMPLES / "no-face.jpg"
+
+# Fast local timings: the reconciler runs every second with a 2-second grace period.
+FAST = {
+    "PORTRAIT_RECONCILE_GRACE_S": "2",
+    "PORTRAIT_CLAIM_STALE_S": "3",
+    "PORTRAIT_CREATE_JOB_RATE_PER_HOUR": "1000",
+    "LOCAL_RECONCILE_EVERY_S": "1",
+    "EMULATOR_STEP_DELAY": "0.1",
+}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("stack")
+    with running_stack(state, env=FAST) as info:
+        info["log_path"] = str(state / "stack.log")
+        yield info
+
+
+@pytest.fixture
+def client(stack: dict[str, Any]) -> Iterator[PortraitClient]:
+    api = PortraitClient(stack["api_url"])
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def faults(stack: dict[str, Any]) -> Iterator[Any]:
+    url = f"{stack['replicate_url']}/_emulator/faults"
+
+    def apply(profile: dict[str, Any]) -> None:
+        httpx.put(url, json=profile).raise_for_status()
+
+    yield apply
+    httpx.delete(url).raise_for_status()
+
+
+def predictions(stack: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every prediction the emulator was asked for (paged like Replicate's list)."""
+    headers = {"Authorization": f"Bearer {stack['replicate_token']}"}
+    response = httpx.get(f"{stack['replicate_url']}/v1/predictions", headers=headers)
+    response.raise_for_status()
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results

@@ -1,0 +1,113 @@
+"""A whole headshot job on the local stack, as a user's client sees it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from infra.local.client import PortraitClient
+from tests.e2e.conftest import GOOD, NO_FACE, SAMPLES
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_whole_job_from_selfies_to_32_distinct_headshots(client: PortraitClient) -> None:
+    files = [*GOOD, NO_FACE]
+    assert any(p.suffix == ".heic" for p in files)
+    job = client.create_job(files, subject="person")
+    client.upload_all(job, files)
+    assert client.submit(job).status_code == 202
+    view = client.wait_for(job, ("ready", "failed"), timeout_s=180)
+    assert view["status"] == "ready", view
+    verdicts = {f["name"]: (f["accepted"], f["code"]) for f in view["files"]}
+    assert verdicts["selfie-3.heic"] == (True, "accepted")
+    assert verdicts["no-face.jpg"] == (False, "no_face")
+    assert {s["style"]: s["done"] for s in view["styles"]} == {
+        "corporate": 8,
+        "business_casual": 8,
+        "creative": 8,
+        "formal": 8,
+    }
+    digests = set()
+    for style in view["styles"]:
+        for url in style["results"]:
+            response = httpx.get(url, timeout=30)
+            assert response.status_code == 200
+            image = Image.open(io.BytesIO(response.content))
+            assert (image.format, image.size) == ("PNG", (1024, 1024))
+            digests.add(hashlib.sha256(response.content).hexdigest())
+    assert len(digests) == 32
+
+    archive = client.archive(job)
+    assert archive.status_code == 200 and archive.json()["images"] == 32
+    with zipfile.ZipFile(io.BytesIO(httpx.get(archive.json()["url"], timeout=60).content)) as bundle:
+        assert len([n for n in bundle.namelist() if n.endswith(".png")]) == 32
+
+
+def test_too_few_usable_photos_go_back_to_collecting_and_can_be_replaced(client: PortraitClient) -> None:
+    files = [GOOD[0], GOOD[1], NO_FACE]
+    job = client.create_job(files, styles=["corporate"])
+    client.upload_all(job, files)
+    client.submit(job).raise_for_status()
+    view = client.wait_for(job, ("collecting", "ready", "failed"), timeout_s=120)
+    assert view["status"] == "collecting"
+    assert view["usable_files"] == 2 and "add at least 1 more" in view["message"]
+    refused = next(f for f in view["files"] if not f["accepted"])
+    assert refused["code"] == "no_face" and refused["hint"]
+
+    more = client.http.post(
+        f"/jobs/{job.job_id}/files",
+        headers=client.auth(job.token),
+        json={"files": [{"name": GOOD[2].name, "content_type": "image/heic", "bytes": GOOD[2].stat().st_size}]},
+    )
+    assert more.status_code == 201
+    assert client.upload(more.json()["uploads"][0], GOOD[2]).status_code == 200
+    assert client.submit(job).status_code == 202
+    view = client.wait_for(job, ("ready", "failed"), timeout_s=180)
+    assert view["status"] == "ready"
+    assert [s["style"] for s in view["styles"]] == ["corporate"] and view["images_done"] == 32
+
+
+def error_of(response: httpx.Response) -> tuple[int, str]:
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error"} and body["error"]["message"]
+    return response.status_code, body["error"]["code"]
+
+
+def test_bad_requests_get_json_errors_with_stable_codes(client: PortraitClient) -> None:
+    photo = {"name": "a.jpg", "content_type": "image/jpeg", "bytes": 1000}
+    assert error_of(client.http.post("/jobs", json={"files": [photo] * 2})) == (400, "file_count_out_of_range")
+    assert error_of(client.http.post("/jobs", json={"files": [photo] * 11})) == (400, "file_count_out_of_range")
+    gif = {**photo, "content_type": "image/gif"}
+    assert error_of(client.http.post("/jobs", json={"files": [gif] * 3})) == (400, "unsupported_content_type")
+    assert error_of(client.http.post("/jobs", content=b"{not json")) == (400, "invalid_request")
+
+    job = client.create_job(GOOD)
+    assert error_of(client.submit(job)) == (409, "uploads_incomplete")
+    for headers in ({"Authorization": "Bearer wrong"}, {}):
+        assert error_of(client.http.get(f"/jobs/{job.job_id}", headers=headers)) == (404, "job_not_found")
+    assert error_of(client.http.get("/jobs/" + "0" * 32, headers=client.auth(job.token))) == (404, "job_not_found")
+
+
+def test_the_upload_url_is_bound_to_the_declared_size(client: PortraitClient) -> None:
+    job = client.create_job(GOOD)
+    ticket = job.uploads[0]
+    short = GOOD[0].read_bytes()[:-10]
+    response = httpx.put(ticket["url"], content=short, headers={"Content-Type": ticket["headers"]["Content-Type"]})
+    if response.status_code == 200:  # the store took it: submit must still notice the size
+        client.upload(job.uploads[1], GOOD[1])
+        client.upload(job.uploads[2], GOOD[2])
+        status, code = error_of(client.submit(job))
+        assert (status, code) == (409, "uploads_incomplete")
+    else:
+        assert response.status_code == 403
+
+
+def test_samples_are_what_the_demo_needs() -> None:
+    assert {p.name for p in SAMPLES.iterdir()} >= {"selfie-1.jpg", "selfie-2.png", "selfie-3.heic", "no-face.jpg"}
