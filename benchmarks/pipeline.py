@@ -60,9 +60,9 @@ def run_job(stack: dict[str, Any], client: PortraitClient) -> dict[str, float]:
         for p in httpx.get(f"{stack['replicate_url']}/v1/predictions", headers=headers).json()["results"]
         if job.job_id in (p.get("webhook") or "")
     ]
-    table = boto3.resource(
-        "dynamodb", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"]
-    ).Table(stack["table"])
+    table = boto3.resource("dynamodb", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"]).Table(
+        stack["table"]
+    )
     meta = table.get_item(Key={"pk": f"JOB#{job.job_id}", "sk": "META"})["Item"]
     created = [parse_time(p["created_at"]) for p in mine]
     completed = [parse_time(p.get("completed_at")) for p in mine]
@@ -135,7 +135,7 @@ def main() -> int:
     for label, value, baseline in rows:
         ratio = f"{value / baseline:.2f}" if baseline else ""
         print(f"{label:44} {value:10.2f} {baseline if baseline is not None else '':>10} {ratio:>7}")
-    print(f"\nCold import of each handler module (ms, median of 5 fresh processes; baseline: bare python)\n")
+    print("\nCold import of each handler module (ms, median of 5 fresh processes; baseline: bare python)\n")
     bare = imports.pop("(bare python)")
     print(f"{'handler':16} {'import ms':>10} {'minus bare':>11}")
     for name, ms in imports.items():

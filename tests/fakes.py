@@ -208,7 +208,8 @@ class MemoryJobStore:
                 return False
             for f in file_ids:
                 files[f] = _updated(files[f], {"status": "queued"})
-            self.jobs[job_id] = _updated(job, {"status": JobStatus.NORMALIZING, "pending_files": len(file_ids), "round": round}
+            self.jobs[job_id] = _updated(
+                job, {"status": JobStatus.NORMALIZING, "pending_files": len(file_ids), "round": round}
             )
             return True
 

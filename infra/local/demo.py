@@ -22,7 +22,9 @@ def run_demo(output: Path, state_dir: Path) -> int:
     files = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".heic", ".webp"))
     with running_stack(state_dir) as stack:
         client = PortraitClient(stack["api_url"])
-        print(f"local stack up at {stack['api_url']}; uploading {len(files)} photos: {', '.join(p.name for p in files)}")
+        print(
+            f"local stack up at {stack['api_url']}; uploading {len(files)} photos: {', '.join(p.name for p in files)}"
+        )
         started = time.monotonic()
         job = client.create_job(files, subject="person")
         client.upload_all(job, files)

@@ -31,8 +31,9 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from infra.local.template import ROOT, LocalTemplate, Route, Schedule
 from portrait_studio.config import PHOTOMAKER_VERSION
+
+from infra.local.template import ROOT, LocalTemplate, Route, Schedule
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
 ACCOUNT = "123456789012"
@@ -105,7 +106,7 @@ class LocalStack:
         os.environ.update(
             {
                 "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+                "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
             }
@@ -197,9 +198,9 @@ class LocalStack:
 
     def _start_emulator(self) -> None:
         import httpx
+        from portrait_studio.clock import MovableClock
 
         from infra.local.replicate_emulator import ReplicateEmulator
-        from portrait_studio.clock import MovableClock
 
         self.clock = MovableClock()
         self.emulator = ReplicateEmulator(
@@ -246,9 +247,9 @@ class LocalStack:
         }
 
     def _template_variables(self) -> set[str]:
-        names = set((self.template.raw.get("Globals", {}).get("Function", {}).get("Environment") or {}).get(
-            "Variables", {}
-        ))
+        names = set(
+            (self.template.raw.get("Globals", {}).get("Function", {}).get("Environment") or {}).get("Variables", {})
+        )
         for props in self.template.functions.values():
             names |= set((props.get("Environment") or {}).get("Variables", {}))
         return names
@@ -294,7 +295,7 @@ class LocalStack:
             def _handle(self) -> None:
                 stack.handle_http(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle
 
         self._gateway = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._gateway.daemon_threads = True
@@ -315,7 +316,7 @@ class LocalStack:
                 else:
                     event = self._http_event(request, route, params, split.query, body)
                     status, headers, payload = self._reply(self.invoke(route.function, event))
-        except Exception:  # noqa: BLE001 - like API Gateway: a crashed function is a bare 500
+        except Exception:
             traceback.print_exc()
             status, headers, payload = 500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
         request.send_response(status)
@@ -408,7 +409,12 @@ class LocalStack:
         target = (WEB_DIR / (path.lstrip("/") or "index.html")).resolve()
         if not target.is_file() or WEB_DIR.resolve() not in target.parents:
             return 404, {"Content-Type": "application/json"}, not_found
-        types = {".html": "text/html; charset=utf-8", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
+        types = {
+            ".html": "text/html; charset=utf-8",
+            ".css": "text/css",
+            ".js": "text/javascript",
+            ".svg": "image/svg+xml",
+        }
         return 200, {"Content-Type": types.get(target.suffix, "application/octet-stream")}, target.read_bytes()
 
     # --- queues ------------------------------------------------------------------------------------
@@ -425,7 +431,7 @@ class LocalStack:
                 received = sqs.receive_message(
                     QueueUrl=url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1, AttributeNames=["All"]
                 ).get("Messages", [])
-            except Exception:  # noqa: BLE001 - moto shutting down
+            except Exception:
                 if self._stop.is_set():
                     return
                 time.sleep(0.5)
@@ -436,13 +442,14 @@ class LocalStack:
             try:
                 response = self.invoke(function, event) or {}
                 failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-            except Exception:  # noqa: BLE001 - a crashed invocation: every message comes back later
+            except Exception:
                 traceback.print_exc()
                 failed = {m["MessageId"] for m in received}
             done = [m for m in received if m["MessageId"] not in failed]
             if done:
                 sqs.delete_message_batch(
-                    QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)]
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
                 )
 
     def _sqs_record(self, message: dict[str, Any], arn: str) -> dict[str, Any]:
@@ -475,7 +482,7 @@ class LocalStack:
                 if extra and time.monotonic() - last_extra >= extra:
                     last_extra = time.monotonic()
                     self.invoke("ReconcileFunction", scheduled_event(self._reconcile_schedule(), self.clock.now()))
-            except Exception:  # noqa: BLE001 - keep the scheduler alive; the function logged it
+            except Exception:
                 traceback.print_exc()
 
     def _reconcile_schedule(self) -> Schedule:

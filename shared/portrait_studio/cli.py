@@ -1,8 +1,8 @@
 """`portrait-studio`: operator and support commands.
 
-  portrait-studio normalize FILE... [--out DIR] [--json]   the normalize function's checks on local files
-  portrait-studio retention-report                          prove the 48-hour promise (exit 1 if broken)
-  portrait-studio store-webhook-secret                      fetch Replicate's signing secret into SSM
+portrait-studio normalize FILE... [--out DIR] [--json]   the normalize function's checks on local files
+portrait-studio retention-report                          prove the 48-hour promise (exit 1 if broken)
+portrait-studio store-webhook-secret                      fetch Replicate's signing secret into SSM
 """
 
 from __future__ import annotations

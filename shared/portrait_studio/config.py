@@ -35,8 +35,8 @@ class Settings(BaseSettings):
     collect_queue_url: str = ""
 
     # Secrets are referenced by name; values come from SSM Parameter Store (SecureString).
-    replicate_token_param: str = "/portrait-studio/local/replicate-api-token"
-    webhook_secret_param: str = "/portrait-studio/local/replicate-webhook-secret"
+    replicate_token_param: str = "/portrait-studio/local/replicate-api-token"  # noqa: S105 - a name
+    webhook_secret_param: str = "/portrait-studio/local/replicate-webhook-secret"  # noqa: S105 - a name
     r2_access_key_id_param: str = ""
     r2_secret_access_key_param: str = ""
     secrets_max_age_s: Seconds = 300

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel
 
 from portrait_studio.errors import PortraitError
@@ -26,16 +27,12 @@ def bearer_token(headers: Mapping[str, str] | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def json_response(status: int, model: BaseModel) -> Any:
+def json_response(status: int, model: BaseModel) -> Response[Any]:
     """The resolver validates the model against the route's return type and serializes it."""
-    from aws_lambda_powertools.event_handler import Response
-
     return Response(status_code=status, content_type="application/json", body=model)
 
 
-def error_response(error: PortraitError, status: int | None = None, code: str | None = None) -> Any:
-    from aws_lambda_powertools.event_handler import Response
-
+def error_response(error: PortraitError, status: int | None = None, code: str | None = None) -> Response[Any]:
     body = error.to_body()
     if code:
         body["error"] = {**body["error"], "code": code}  # type: ignore[dict-item]

@@ -60,8 +60,8 @@ class SlotStatus(StrEnum):
 
 
 Subject = Literal["man", "woman", "person"]
-STYLES: tuple[str, ...] = ("corporate", "business_casual", "creative", "formal")
 Style = Literal["corporate", "business_casual", "creative", "formal"]
+STYLES: tuple[Style, ...] = ("corporate", "business_casual", "creative", "formal")
 
 
 class FaceBox(BaseModel):

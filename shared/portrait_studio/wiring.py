@@ -48,7 +48,9 @@ class Container:
         from portrait_studio.adapters.dynamo_jobs import DynamoJobStore
 
         s = self.settings
-        return DynamoJobStore(s.table_name, lambda: aws_resource("dynamodb", s.aws_region, s.aws_endpoint_url), self.clock)
+        return DynamoJobStore(
+            s.table_name, lambda: aws_resource("dynamodb", s.aws_region, s.aws_endpoint_url), self.clock
+        )
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -103,9 +105,7 @@ class Container:
     @cached_property
     def generation(self) -> GenerationService:
         s = self
-        return GenerationService(
-            s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, s.clock, s.metrics
-        )
+        return GenerationService(s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, s.clock, s.metrics)
 
     @cached_property
     def retention(self) -> RetentionService:
@@ -115,7 +115,10 @@ class Container:
     def webhooks(self) -> WebhookVerifier:
         s = self.settings
         return WebhookVerifier(
-            lambda: self.secrets.get(s.webhook_secret_param), self.clock, s.webhook_tolerance_s, s.webhook_max_body_bytes
+            lambda: self.secrets.get(s.webhook_secret_param),
+            self.clock,
+            s.webhook_tolerance_s,
+            s.webhook_max_body_bytes,
         )
 
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from portrait_studio.api_models import CreateJobRequest, FileSpec
 from portrait_studio.models import FaceBox, FileStatus, JobStatus, PhotoQuality, Verdict
+
 from tests.unit.conftest import COLLECT, DISPATCH, World
 
 
@@ -34,8 +35,9 @@ def generating_job(world: World, n: int = 4, **options: Any) -> str:
         world.store.record_verdict(
             job_id, f.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": verdict, "quality": quality})
         )
-    assert world.store.update_job(job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.GENERATING,
-                                  generating_since=world.clock.now())
+    assert world.store.update_job(
+        job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.GENERATING, generating_since=world.clock.now()
+    )
     return job_id
 
 

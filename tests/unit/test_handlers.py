@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from portrait_studio import wiring
 from standardwebhooks import Webhook
 
 from functions.api import app as api
@@ -19,7 +20,6 @@ from functions.expiry_sweep import app as sweep
 from functions.normalize import app as normalize
 from functions.reconcile import app as reconcile
 from functions.webhook import app as webhook
-from portrait_studio import wiring
 from tests.unit.conftest import World
 from tests.unit.helpers import generating_job
 
@@ -108,7 +108,9 @@ def test_create_job_returns_presigned_uploads_and_a_token() -> None:
         ([{"name": "a.jpg", "content_type": "image/jpeg"}] * 3, 400, "invalid_request"),
     ],
 )
-def test_bad_job_requests_get_json_errors_with_stable_codes(files: list[dict[str, Any]], status: int, code: str) -> None:
+def test_bad_job_requests_get_json_errors_with_stable_codes(
+    files: list[dict[str, Any]], status: int, code: str
+) -> None:
     got_status, body, _ = create(files)
     assert (got_status, body["error"]["code"]) == (status, code)
     assert body["error"]["message"] and "Traceback" not in json.dumps(body)
@@ -142,7 +144,7 @@ def test_delete_answers_204_with_a_receipt_and_then_404(installed: World) -> Non
     response = api.lambda_handler(with_job("api_delete_job.json", job["job_id"], job["token"]), Context())
     assert response["statusCode"] == 204
     assert response["headers"]["X-Deletion-Receipt"].startswith("del_")
-    status, body, _ = call_api(with_job("api_get_job.json", job["job_id"], job["token"]))
+    status, _, _ = call_api(with_job("api_get_job.json", job["job_id"], job["token"]))
     assert status == 404
 
 

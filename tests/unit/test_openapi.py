@@ -17,5 +17,11 @@ def test_committed_openapi_matches_the_code() -> None:
 
 def test_every_route_of_the_template_is_documented() -> None:
     paths = json.loads((ROOT / "openapi.json").read_text())["paths"]
-    assert set(paths) >= {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/files", "/jobs/{job_id}/submit", "/jobs/{job_id}/archive"}
+    assert set(paths) >= {
+        "/jobs",
+        "/jobs/{job_id}",
+        "/jobs/{job_id}/files",
+        "/jobs/{job_id}/submit",
+        "/jobs/{job_id}/archive",
+    }
     assert set(paths["/jobs/{job_id}"]) == {"get", "delete"}

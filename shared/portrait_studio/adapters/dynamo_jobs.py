@@ -69,7 +69,9 @@ class DynamoJobStore:
         actions: list[dict[str, Any]] = [
             {"Put": {"TableName": self._table_name, "Item": meta, "ConditionExpression": "attribute_not_exists(pk)"}}
         ]
-        actions += [{"Put": {"TableName": self._table_name, "Item": self._file_item(job.job_id, f, ttl)}} for f in files]
+        actions += [
+            {"Put": {"TableName": self._table_name, "Item": self._file_item(job.job_id, f, ttl)}} for f in files
+        ]
         self._transact(actions)
 
     def _job_item(self, job: Job) -> dict[str, Any]:
@@ -112,8 +114,8 @@ class DynamoJobStore:
         names: dict[str, str] = {}
         if expect is not None:
             options = []
-            for i, status in enumerate(expect):
-                values[f":e{i}"] = str(status)
+            for i, expected in enumerate(expect):
+                values[f":e{i}"] = str(expected)
                 options.append(f":e{i}")
             names["#status"] = "status"
             condition.append(f"#status IN ({', '.join(options)})")
@@ -285,8 +287,8 @@ class DynamoJobStore:
         values: dict[str, Any] = {}
         if expect is not None:
             options = []
-            for i, status in enumerate(expect):
-                values[f":e{i}"] = str(status)
+            for i, expected in enumerate(expect):
+                values[f":e{i}"] = str(expected)
                 options.append(f":e{i}")
             names["#status"] = "status"
             condition.append(f"#status IN ({', '.join(options)})")
@@ -308,7 +310,11 @@ class DynamoJobStore:
                     "UpdateExpression": "SET #status = :collected, images_collected = :images",
                     "ConditionExpression": "#status = :succeeded",
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":collected": "collected", ":succeeded": "succeeded", ":images": images},
+                    "ExpressionAttributeValues": {
+                        ":collected": "collected",
+                        ":succeeded": "succeeded",
+                        ":images": images,
+                    },
                 }
             },
             {

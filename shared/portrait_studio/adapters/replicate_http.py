@@ -27,7 +27,7 @@ def retry_after_seconds(headers: Mapping[str, str], detail: str, attempt: int = 
     match = _WAIT.search(detail or "")
     if match:
         return max(1.0, float(match.group(1)))
-    return min(300.0, DEFAULT_BACKOFF_S * 2**attempt) * (0.5 + random.random())  # noqa: S311 - jitter
+    return float(min(300.0, DEFAULT_BACKOFF_S * 2**attempt) * (0.5 + random.random()))
 
 
 class ReplicateHttpGenerator:
@@ -63,9 +63,7 @@ class ReplicateHttpGenerator:
         body: dict[str, Any] = response.json()
         return body
 
-    def create(
-        self, version: str, input: Mapping[str, Any], webhook: str, events: Sequence[str]
-    ) -> RemotePrediction:
+    def create(self, version: str, input: Mapping[str, Any], webhook: str, events: Sequence[str]) -> RemotePrediction:
         body = {"version": version, "input": dict(input), "webhook": webhook, "webhook_events_filter": list(events)}
         return RemotePrediction.from_api(self._request("POST", "/v1/predictions", json=body))
 

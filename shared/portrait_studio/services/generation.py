@@ -9,7 +9,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -493,7 +493,7 @@ class GenerationService:
     def cancel_quietly(self, prediction_id: str) -> None:
         try:
             self.generator.cancel(prediction_id)
-        except Exception:  # noqa: BLE001 - best effort: the prediction ends on its own anyway
+        except Exception:
             self.metrics.count("CancelFailed")
 
 

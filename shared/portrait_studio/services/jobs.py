@@ -243,7 +243,9 @@ class JobsService:
                     archive.writestr(keys.archive_member(name), self.blobs.get(name))
             self.blobs.put(key, buffer.getvalue(), "application/zip")
         ttl = self._get_url_ttl(job, now)
-        return ArchiveResponse(url=self.blobs.presign_get(key, ttl), expires_at=now + timedelta(seconds=ttl), images=len(names))
+        return ArchiveResponse(
+            url=self.blobs.presign_get(key, ttl), expires_at=now + timedelta(seconds=ttl), images=len(names)
+        )
 
 
 def _file_view(f: UploadFile) -> FileView:
@@ -272,4 +274,3 @@ def _status_message(job: Job, files: Sequence[UploadFile], in_flight: bool, sett
     if job.status == JobStatus.GENERATING and not in_flight:
         return "Finishing up."
     return job.note
-

@@ -54,7 +54,9 @@ class NormalizationService:
             checked = check_photo(data, self.settings, others)
             del data
             self.blobs.put(keys.reference(job_id, file_id), checked.normalized.jpeg, "image/jpeg")
-            updated = file.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": ACCEPTED, "quality": checked.quality})
+            updated = file.model_copy(
+                update={"status": FileStatus.ACCEPTED, "verdict": ACCEPTED, "quality": checked.quality}
+            )
         except PhotoRejected as rejection:
             verdict = Verdict(accepted=False, **rejection.verdict())
             updated = file.model_copy(update={"status": FileStatus.REFUSED, "verdict": verdict})

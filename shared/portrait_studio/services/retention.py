@@ -76,7 +76,7 @@ class RetentionService:
             if slot.prediction_id and slot.status in (SlotStatus.STARTING, SlotStatus.PROCESSING):
                 try:
                     self.generator.cancel(slot.prediction_id)
-                except Exception:  # noqa: BLE001 - best effort; its outputs are dropped anyway
+                except Exception:
                     self.metrics.count("CancelFailed")
 
     def delete_prefix(self, prefix: str) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from portrait_studio.errors import WebhookRejected
 from portrait_studio.ports import Clock
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix, not a secret
 MAX_ID_LENGTH = 256
 
 
