@@ -3,12 +3,16 @@
     .venv/bin/python benchmarks/normalize.py [--repeat 5] [--only SUBSTRING]
 
 Over the corpus's decodable files (MANIFEST.json `expected.decodes` true, GIF excluded: refused by
-policy), grouped JPEG / HEIC / other. Every (tool, file) runs in a fresh subprocess: it imports the tool,
-warms it up on a tiny file of the same format (codec libraries load lazily), records its peak RSS
-(`ru_maxrss`) as the baseline, normalizes the file once and records the peak again (the difference is
-the file's peak memory), then times `--repeat` more runs and reports the median. ImageMagick is an
-external process, so its timing includes process start and its memory is the child's own peak minus
-the peak of a run on the tiny file.
+policy), grouped JPEG / HEIC / other.
+
+Memory: every (tool, file) runs in a fresh subprocess that imports the tool, warms it up on a tiny file
+of the same format (codec libraries load lazily), takes its peak RSS (`ru_maxrss`) as the baseline,
+normalizes the file once and reads the peak again; the difference is the file's peak memory. For
+ImageMagick (an external process) it is the child's peak minus that of a run on the tiny file.
+
+Time: one subprocess per file runs the tools round-robin (`--repeat` rounds after a warm-up round), so a
+load spike on a shared machine hits every tool alike; the median per tool is reported. pyvips' operation
+cache is off (it would otherwise return the previous result). ImageMagick's time includes its start-up.
 
 Ours runs with min_short_side_px=1 so that small files do the whole pipeline instead of being refused.
 """
@@ -18,11 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,87 +41,115 @@ WARMUP = {
 # Memory is judged where it matters: frames of at least this many bytes (w*h*3), i.e. about 1.4 MP.
 MEMORY_MIN_FRAME_BYTES = 4 * 1024 * 1024
 
-_CHILD = r"""
+_SETUP = r"""
 import io, json, resource, statistics, subprocess, sys, tempfile, time
-tool, path, warm, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-data = open(path, "rb").read()
-warm_data = open(warm, "rb").read()
 
-def peak_kib(who=resource.RUSAGE_SELF):
-    return resource.getrusage(who).ru_maxrss
-
-if tool == "ours":
-    from portrait_studio.config import Settings
-    from portrait_studio.services.imaging import normalize_photo
-    settings = Settings(min_short_side_px=1)
-    def job(blob):
-        return normalize_photo(blob, settings).jpeg
-elif tool == "naive":
-    from PIL import Image, ImageOps
-    import pillow_heif
-    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
-    Image.MAX_IMAGE_PIXELS = 16320 * 12240
-    def job(blob):
-        im = Image.open(io.BytesIO(blob))
-        im = ImageOps.exif_transpose(im)
-        im = im.convert("RGB")
-        im.thumbnail((1024, 1024), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        im.save(out, "JPEG", quality=90)
-        return out.getvalue()
-elif tool == "pyvips":
-    import pyvips
-    def job(blob):
-        return pyvips.Image.thumbnail_buffer(blob, 1024).jpegsave_buffer(Q=90, strip=True)
-elif tool == "magick":
-    out_path = tempfile.mktemp(suffix=".jpg")
-    def job(blob, source=path):
-        args = ["convert", source, "-auto-orient", "-thumbnail", "1024x1024>", "-quality", "90", "-strip", out_path]
-        subprocess.run(args, check=True, capture_output=True, timeout=120)
-        return open(out_path, "rb").read()
-else:
+def make_job(tool, magick):
+    if tool == "ours":
+        from portrait_studio.config import Settings
+        from portrait_studio.services.imaging import normalize_photo
+        settings = Settings(min_short_side_px=1)
+        return lambda blob, path: normalize_photo(blob, settings).jpeg
+    if tool == "naive":
+        from PIL import Image, ImageOps
+        import pillow_heif
+        pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+        Image.MAX_IMAGE_PIXELS = 16320 * 12240
+        def naive(blob, path):
+            im = Image.open(io.BytesIO(blob))
+            im = ImageOps.exif_transpose(im)
+            im = im.convert("RGB")
+            im.thumbnail((1024, 1024), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            im.save(out, "JPEG", quality=90)
+            return out.getvalue()
+        return naive
+    if tool == "pyvips":
+        import pyvips
+        pyvips.cache_set_max(0)
+        return lambda blob, path: pyvips.Image.thumbnail_buffer(blob, 1024).jpegsave_buffer(Q=90, strip=True)
+    if tool == "magick":
+        out_path = tempfile.mktemp(suffix=".jpg")
+        def run(blob, path):
+            args = [magick, path, "-auto-orient", "-thumbnail", "1024x1024>", "-quality", "90", "-strip", out_path]
+            subprocess.run(args, check=True, capture_output=True, timeout=120)
+            return open(out_path, "rb").read()
+        return run
     raise SystemExit(f"unknown tool {tool}")
 
-result = {"tool": tool, "ok": True}
-try:
-    if tool == "magick":
-        job(warm_data, source=warm)
-        base = peak_kib(resource.RUSAGE_CHILDREN)
-        job(data)
-        result["peak_kib"] = max(0, peak_kib(resource.RUSAGE_CHILDREN) - base)
-    else:
-        job(warm_data)
-        base = peak_kib()
-        job(data)
-        result["peak_kib"] = max(0, peak_kib() - base)
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        job(data)
-        times.append((time.perf_counter() - started) * 1000.0)
-    result["ms"] = statistics.median(times)
-except Exception as exc:
-    result = {"tool": tool, "ok": False, "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:90]}"}
-print(json.dumps(result))
+def failure(exc):
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {(text[0] if text else '')[:80]}"
 """
+
+_MEMORY_CHILD = (
+    _SETUP
+    + r"""
+tool, path, warm, magick = sys.argv[1:5]
+data, warm_data = open(path, "rb").read(), open(warm, "rb").read()
+who = resource.RUSAGE_CHILDREN if tool == "magick" else resource.RUSAGE_SELF
+try:
+    job = make_job(tool, magick)
+    job(warm_data, warm)
+    base = resource.getrusage(who).ru_maxrss
+    job(data, path)
+    print(json.dumps({"ok": True, "peak_kib": max(0, resource.getrusage(who).ru_maxrss - base)}))
+except Exception as exc:
+    print(json.dumps({"ok": False, "error": failure(exc)}))
+"""
+)
+
+_TIME_CHILD = (
+    _SETUP
+    + r"""
+path, warm, magick, repeat, tools = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+data, warm_data = open(path, "rb").read(), open(warm, "rb").read()
+jobs, results, times = {}, {}, {tool: [] for tool in tools}
+for tool in tools:
+    try:
+        jobs[tool] = make_job(tool, magick)
+        jobs[tool](warm_data, warm)
+        jobs[tool](data, path)
+    except Exception as exc:
+        results[tool] = {"ok": False, "error": failure(exc)}
+for _ in range(repeat):
+    for tool in tools:
+        if tool in results:
+            continue
+        started = time.perf_counter()
+        try:
+            jobs[tool](data, path)
+        except Exception as exc:
+            results[tool] = {"ok": False, "error": failure(exc)}
+            continue
+        times[tool].append((time.perf_counter() - started) * 1000.0)
+for tool in tools:
+    if tool not in results:
+        results[tool] = {"ok": True, "ms": statistics.median(times[tool])}
+print(json.dumps(results))
+"""
+)
 
 
 def corpus_dir() -> Path:
     return Path(os.environ.get("PORTRAIT_CORPUS", REPO.parent / "shared" / "corpus"))
 
 
-def magick_status() -> str | None:
-    """None when a real ImageMagick `convert` is on PATH, else why not."""
-    exe = shutil.which("convert")
-    if exe is None:
-        return "not installed"
-    try:
-        proc = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "not installed"
-    if "ImageMagick" not in proc.stdout or "Version:" not in proc.stdout:
-        return "not installed (convert on PATH is a stand-in)"
-    return None
+def find_magick() -> tuple[str | None, str]:
+    """The first real ImageMagick `convert` on PATH (a stand-in may shadow it), or why there is none."""
+    stand_in = False
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(directory or ".") / "convert"
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            continue
+        try:
+            proc = subprocess.run([str(candidate), "-version"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if proc.stdout.startswith("Version: ImageMagick"):
+            return str(candidate), proc.stdout.splitlines()[0].removeprefix("Version: ")
+        stand_in = True
+    return None, "not installed" + (" (convert on PATH is a stand-in)" if stand_in else "")
 
 
 def pyvips_status() -> str | None:
@@ -132,21 +162,32 @@ def group_of(entry: dict[str, object]) -> str:
     return "JPEG" if fmt == "JPEG" else "HEIC" if fmt == "HEIF" else "other"
 
 
-def measure(tool: str, path: Path, warm: Path, repeat: int) -> dict[str, object]:
+def _run_child(code: str, args: list[str]) -> object:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "shared"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, tool, str(path), str(warm), str(repeat)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=1800)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"tool": tool, "ok": False, "error": f"exit {proc.returncode}: {tail[:90]}"}
-    result: dict[str, object] = json.loads(lines[-1])
-    return result
+        return {"ok": False, "error": f"exit {proc.returncode}: {tail[:80]}"}
+    return json.loads(lines[-1])
+
+
+def measure(tools: list[str], path: Path, warm: Path, magick: str, repeat: int) -> dict[str, dict[str, object]]:
+    timed = _run_child(_TIME_CHILD, [str(path), str(warm), magick, str(repeat), *tools])
+    results: dict[str, dict[str, object]] = {}
+    for tool in tools:
+        result = dict(timed.get(tool, timed)) if isinstance(timed, dict) else {"ok": False, "error": "?"}
+        if result.get("ok"):
+            memory = _run_child(_MEMORY_CHILD, [tool, str(path), str(warm), magick])
+            if isinstance(memory, dict) and memory.get("ok"):
+                result["peak_kib"] = memory["peak_kib"]
+            else:
+                result = {
+                    "ok": False,
+                    "error": f"memory run: {memory.get('error') if isinstance(memory, dict) else '?'}",
+                }
+        results[tool] = result
+    return results
 
 
 def fmt_ms(result: dict[str, object] | None) -> str:
@@ -179,24 +220,25 @@ def main(argv: list[str] | None = None) -> int:
         for e in json.loads(manifest_path.read_text())
         if e["expected"].get("decodes") is True and e.get("format") != "GIF" and args.only in e["path"]
     ]
-    unavailable = {"pyvips": pyvips_status(), "magick": magick_status()}
+    magick, magick_note = find_magick()
+    unavailable = {"pyvips": pyvips_status(), "magick": None if magick else magick_note}
     tools = [tool for tool in TOOLS if unavailable.get(tool) is None]
+    print(f"tools: {', '.join(tools)}; magick: {magick_note if magick is None else magick + ' = ' + magick_note}")
     for tool, why in unavailable.items():
         if why:
             print(f"{tool}: {why}")
+    print(f"{'file':48}  {'group':5}  {'frame MB':>8}  " + "  ".join(f"{tool + ' ms':>8} {'MB':>7}" for tool in tools))
 
     rows: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory():
-        for entry in entries:
-            path = corpus / str(entry["path"])
-            fmt = str(entry.get("format"))
-            warm = corpus / WARMUP.get("HEIC" if fmt == "HEIF" else fmt, WARMUP["JPEG"])
-            width, height = int(entry.get("width") or 0), int(entry.get("height") or 0)
-            row: dict[str, object] = {"path": entry["path"], "group": group_of(entry), "frame": width * height * 3}
-            for tool in tools:
-                row[tool] = measure(tool, path, warm, args.repeat)
-            rows.append(row)
-            print(_row_text(row, tools), flush=True)
+    for entry in entries:
+        path = corpus / str(entry["path"])
+        fmt = str(entry.get("format"))
+        warm = corpus / WARMUP.get("HEIC" if fmt == "HEIF" else fmt, WARMUP["JPEG"])
+        width, height = int(entry.get("width") or 0), int(entry.get("height") or 0)
+        row: dict[str, object] = {"path": entry["path"], "group": group_of(entry), "frame": width * height * 3}
+        row.update(measure(tools, path, warm, magick or "", args.repeat))
+        rows.append(row)
+        print(_row_text(row, tools), flush=True)
 
     print()
     print(_summary(rows, tools, unavailable))

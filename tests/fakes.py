@@ -225,7 +225,8 @@ class MemoryJobStore:
 
     def claim_slot(self, prediction: Prediction, stale_before: datetime) -> bool:
         with self._lock:
-            if not isinstance(self.jobs.get(prediction.job_id), Job):
+            job = self.jobs.get(prediction.job_id)
+            if not isinstance(job, Job) or job.status != JobStatus.GENERATING:
                 return False
             slots = self.slots[prediction.job_id]
             current = slots.get(prediction.slot)

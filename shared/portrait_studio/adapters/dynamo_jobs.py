@@ -267,17 +267,29 @@ class DynamoJobStore:
         if not isinstance(job, Job):
             return False
         item = self._slot_item(prediction) | {"ttl": _epoch(job.expires_at + TTL_MARGIN)}
-        try:
-            self.table.put_item(
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR (attribute_not_exists(prediction_id) "
-                "AND #status = :claimed AND claimed_epoch < :stale)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":claimed": "claimed", ":stale": _epoch(stale_before)},
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        # One transaction with a check on the job: a slot can never be (re)created under a deleted job.
+        actions: list[dict[str, Any]] = [
+            {
+                "ConditionCheck": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(prediction.job_id), "sk": META},
+                    "ConditionExpression": "#status = :generating",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":generating": JobStatus.GENERATING.value},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table_name,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(pk) OR (attribute_not_exists(prediction_id) "
+                    "AND #status = :claimed AND claimed_epoch < :stale)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":claimed": "claimed", ":stale": _epoch(stale_before)},
+                }
+            },
+        ]
+        return self._transact(actions, conditional=True)
 
     def update_slot(self, job_id: str, slot: str, expect: Iterable[str] | None = None, **fields: Any) -> bool:
         if "claimed_at" in fields:

@@ -373,9 +373,13 @@ class GenerationService:
         self._finish(job_id)
 
     def _top_up(self, job: Job, slots: Sequence[Prediction], images: int) -> None:
+        """Ask for more images: full predictions, as many as the yield seen so far says are needed."""
         missing = self.settings.images_target - images
         per = self.settings.outputs_per_prediction
-        count = min(math.ceil(missing / per), self.settings.max_topup_predictions - job.topups_used)
+        asked = sum(s.num_outputs for s in slots if s.status == SlotStatus.COLLECTED)
+        yield_rate = images / asked if asked else 1.0
+        needed = math.ceil(missing / max(0.25, yield_rate) / per)
+        count = max(1, min(needed, self.settings.max_topup_predictions - job.topups_used))
         if not self.store.update_job(
             job.job_id,
             expect=[JobStatus.GENERATING],
@@ -392,12 +396,11 @@ class GenerationService:
         new_slots = []
         now = self.clock.now()
         for _ in range(count):
+            # The style furthest behind its share gets the next prediction.
             style = max(job.styles, key=lambda st: expected[st] - have[st])
             k = next_k[style]
             next_k[style] += 1
-            outputs = min(per, max(1, missing))
-            have[style] += outputs
-            missing -= outputs
+            have[style] += per
             slot = slot_key(style, k)
             self.store.claim_slot(
                 Prediction(
@@ -406,7 +409,7 @@ class GenerationService:
                     style=style,
                     prompt_index=k % len(load_styles().prompts[style]),
                     seed=slot_seed(job.job_id, slot, 0),
-                    num_outputs=outputs,
+                    num_outputs=per,
                     claimed_at=now - timedelta(days=1),  # released: dispatch may take it at once
                     topup=True,
                 ),

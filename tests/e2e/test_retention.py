@@ -1,0 +1,116 @@
+"""Nothing of the user's outlives 48 hours: a moved clock, then the stack's own schedules do the work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from infra.local.client import PortraitClient, running_stack
+from tests.e2e.conftest import FAST, GOOD
+
+pytestmark = pytest.mark.e2e
+HOUR = 3600
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Its own stack: moving the clock here must not expire other modules' jobs."""
+    state = tmp_path_factory.mktemp("retention")
+    with running_stack(state, env=FAST) as info:
+        info["log_path"] = str(state / "stack.log")
+        yield info
+
+
+def objects_under(stack: dict[str, Any], job_id: str) -> list[str]:
+    s3 = boto3.client("s3", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"])
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack["bucket"], Prefix=f"jobs/{job_id}/")
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def items_of(stack: dict[str, Any], job_id: str) -> list[dict[str, Any]]:
+    table = boto3.resource("dynamodb", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"]).Table(
+        stack["table"]
+    )
+    response = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"JOB#{job_id}"})
+    return list(response["Items"])
+
+
+def assert_gone(stack: dict[str, Any], client: PortraitClient, job: Any) -> None:
+    assert objects_under(stack, job.job_id) == []
+    items = items_of(stack, job.job_id)
+    assert [i["kind"] for i in items] == ["tombstone"]
+    assert set(items[0]) <= {
+        "pk",
+        "sk",
+        "kind",
+        "ttl",
+        "job_id",
+        "status",
+        "reason",
+        "deleted_at",
+        "objects_deleted",
+        "receipt_id",
+    }
+    assert client.get(job).status_code == 404
+
+
+def test_finished_and_unfinished_jobs_are_intact_at_47h_and_gone_at_49h(
+    stack: dict[str, Any], client: PortraitClient
+) -> None:
+    finished = client.create_job(GOOD)
+    client.upload_all(finished, GOOD)
+    client.submit(finished).raise_for_status()
+    assert client.wait_for(finished, ("ready", "failed"), timeout_s=180)["status"] == "ready"
+    uploads_only = client.create_job(GOOD)
+    client.upload_all(uploads_only, GOOD)
+    results_before = len(objects_under(stack, finished.job_id))
+
+    client.advance_clock(47 * HOUR)
+    assert client.get(finished).json()["status"] == "ready"
+    assert len(objects_under(stack, finished.job_id)) == results_before
+    assert len(objects_under(stack, uploads_only.job_id)) == 3
+
+    fired = client.advance_clock(2 * HOUR)["fired"]
+    assert "ExpirySweepFunction.HourlySweep" in fired
+    assert_gone(stack, client, finished)
+    assert_gone(stack, client, uploads_only)
+
+
+def test_delete_is_immediate_and_idempotent(stack: dict[str, Any], client: PortraitClient) -> None:
+    job = client.create_job(GOOD)
+    client.upload_all(job, GOOD)
+    client.submit(job).raise_for_status()
+    client.wait_for(job, ("generating", "ready"), timeout_s=120)
+    response = client.delete(job)
+    assert response.status_code == 204
+    assert response.headers["X-Deletion-Receipt"].startswith("del_")
+    assert client.delete(job).status_code == 404
+    assert_gone(stack, client, job)
+    # Webhooks and collect messages still in flight find nothing to write to.
+    import time
+
+    time.sleep(2)
+    assert objects_under(stack, job.job_id) == []
+
+
+def test_logs_of_a_whole_job_carry_no_personal_data(stack: dict[str, Any], client: PortraitClient) -> None:
+    job = client.create_job(GOOD)
+    client.upload_all(job, GOOD)
+    client.submit(job).raise_for_status()
+    view = client.wait_for(job, ("ready", "failed"), timeout_s=180)
+    client.archive(job)
+    log = Path(stack["log_path"]).read_text(errors="replace")
+    assert job.token not in log
+    assert "X-Amz-Signature" not in log and "Signature=" not in log
+    for photo in GOOD:
+        assert photo.name not in log
+    assert "GPS" not in log and "exif" not in log.lower()
+    assert view["styles"][0]["results"][0] not in log
+    assert json.dumps(job.token) not in log
+    assert httpx.get(f"{stack['api_url']}/_local/health").status_code == 200

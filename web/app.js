@@ -1,0 +1,1160 @@
+/* Portrait Studio: the page. No framework, no build step, nothing loaded from third parties.
+ *
+ * Flow: choose 3–10 photos → POST /jobs → PUT each file to its presigned URL (XMLHttpRequest, for upload
+ * progress) → POST /jobs/{id}/submit → poll GET /jobs/{id} every second: per-file verdicts, then progress
+ * per style and results as they land → gallery, "download all" (GET /jobs/{id}/archive), countdown to
+ * deletion, "delete everything now" (DELETE /jobs/{id}) and its receipt. If fewer than 3 photos are usable
+ * the job goes back to collecting: add replacements (POST /jobs/{id}/files), upload them, submit again.
+ *
+ * The job's token lives only in memory and in this tab's sessionStorage. All text coming from the API is
+ * put on the page with textContent, never as HTML.
+ */
+'use strict';
+
+(() => {
+  const API_BASE = (document.querySelector('meta[name="portrait-api-base"]')?.content || '').replace(/\/+$/, '');
+  const MIN_FILES = 3;
+  const MAX_FILES = 10;
+  const MAX_BYTES = 30 * 1024 * 1024;
+  const POLL_MS = 1000;
+  const IDLE_POLL_MS = 5000; // while the job waits for replacement photos
+  const READY_REFRESH_MS = 30 * 60 * 1000; // result links live 1 h: renew them well before
+  const PARALLEL_UPLOADS = 3;
+  const STORAGE_KEY = 'portrait-studio.job';
+  const STYLE_NAMES = {
+    corporate: 'Corporate',
+    business_casual: 'Business casual',
+    creative: 'Creative',
+    formal: 'Formal',
+  };
+  const TYPES_BY_EXTENSION = {
+    jpg: 'image/jpeg',
+    jpeg: 'image/jpeg',
+    jfif: 'image/jpeg',
+    png: 'image/png',
+    webp: 'image/webp',
+    heic: 'image/heic',
+    heif: 'image/heif',
+    avif: 'image/avif',
+  };
+  const TYPE_ALIASES = { 'image/jpg': 'image/jpeg', 'image/pjpeg': 'image/jpeg', 'image/x-png': 'image/png' };
+  const ALLOWED_TYPES = new Set(Object.values(TYPES_BY_EXTENSION));
+  // HEIC/HEIF: most browsers cannot show them, so the page shows the name and size instead.
+  const PREVIEWABLE_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/avif']);
+  const FINISHED = new Set(['ready', 'failed', 'deleted', 'expired']);
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    pickSection: $('step-pick'),
+    pickTitle: $('pick-title'),
+    dropzone: $('dropzone'),
+    dropzoneLead: $('dropzone-lead'),
+    fileInput: $('file-input'),
+    filesTitle: $('files-title'),
+    fileList: $('file-list'),
+    pickSummary: $('pick-summary'),
+    options: $('options'),
+    startButton: $('start-button'),
+    replacePanel: $('replace-panel'),
+    replaceButton: $('replace-button'),
+    uploadRetry: $('upload-retry'),
+    retryButton: $('retry-button'),
+    startOverButton: $('start-over'),
+    pickError: $('pick-error'),
+    jobSection: $('step-job'),
+    jobTitle: $('job-title'),
+    jobStatus: $('job-status'),
+    jobMessage: $('job-message'),
+    jobError: $('job-error'),
+    countdown: $('countdown'),
+    progress: $('progress'),
+    elapsed: $('elapsed'),
+    styleProgress: $('style-progress'),
+    resultsActions: $('results-actions'),
+    downloadAll: $('download-all'),
+    archiveLink: $('archive-link'),
+    gallery: $('gallery'),
+    dangerZone: $('danger-zone'),
+    deleteButton: $('delete-button'),
+    deletedSection: $('step-deleted'),
+    deletedTitle: $('deleted-title'),
+    deletedText: $('deleted-text'),
+    receiptLine: $('receipt-line'),
+    receipt: $('receipt'),
+    newJob: $('new-job'),
+    dialog: $('confirm-delete'),
+    confirmOk: $('confirm-ok'),
+    confirmCancel: $('confirm-cancel'),
+  };
+
+  /* ---------------------------------------------------------------- state */
+
+  let nextKey = 1;
+  const state = {
+    phase: 'pick', // pick | uploading | watching | replace | interrupted | done | deleted
+    job: null, // {jobId, token, submittedAt}
+    items: [], // photos on the page: {key, file, name, size, contentType, fileId, ticket, upload, el, objectUrl}
+    view: null, // the last GET /jobs/{id}
+    pollTimer: null,
+    tickTimer: null,
+    pollFailures: 0,
+    skewMs: 0, // server clock minus ours, from the Date header
+    gallery: new Map(), // result path → {li, img, link, url}
+    styleGroups: new Map(), // style → {section, list, count}
+    lastRefresh: 0,
+  };
+
+  /* ---------------------------------------------------------------- helpers */
+
+  class ApiError extends Error {
+    constructor(message, status, code) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  function genericMessage(status) {
+    if (status === 0) return 'We could not reach Portrait Studio. Check your connection and try again.';
+    if (status === 429) return 'Too many requests. Please wait a moment and try again.';
+    if (status >= 500) return 'Something went wrong on our side. Please try again in a moment.';
+    return 'The request could not be completed. Please try again.';
+  }
+
+  /** Call the API; resolve to {response, data}; reject with an ApiError carrying the API's own words. */
+  async function api(method, path, { body, auth = true } = {}) {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (auth && state.job) headers.Authorization = `Bearer ${state.job.token}`;
+    let response;
+    try {
+      response = await fetch(API_BASE + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store',
+        credentials: 'omit',
+        referrerPolicy: 'no-referrer',
+      });
+    } catch {
+      throw new ApiError(genericMessage(0), 0, 'network');
+    }
+    noteServerTime(response);
+    let data = null;
+    if (response.status !== 204) {
+      try {
+        const text = await response.text();
+        data = text ? JSON.parse(text) : null;
+      } catch {
+        data = null;
+      }
+    }
+    if (!response.ok) {
+      const error = data && typeof data === 'object' && data.error && typeof data.error.message === 'string' ? data.error : null;
+      throw new ApiError(error ? error.message : genericMessage(response.status), response.status, error ? error.code : `http_${response.status}`);
+    }
+    return { response, data };
+  }
+
+  function noteServerTime(response) {
+    const date = Date.parse(response.headers.get('Date') || '');
+    if (!Number.isNaN(date)) {
+      const skew = date - Date.now();
+      state.skewMs = Math.abs(skew) > 5000 ? skew : 0; // the header has 1 s resolution: ignore jitter
+    }
+  }
+
+  const now = () => Date.now() + state.skewMs;
+
+  /** Only http(s) links from the API ever reach an href or a src. */
+  function safeUrl(value) {
+    try {
+      const url = new URL(value, window.location.href);
+      return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  function urlPath(value) {
+    try {
+      const url = new URL(value);
+      return url.origin + url.pathname;
+    } catch {
+      return value;
+    }
+  }
+
+  function formatBytes(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
+    return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  }
+
+  function formatElapsed(ms) {
+    const seconds = Math.max(0, Math.floor(ms / 1000));
+    const minutes = Math.floor(seconds / 60);
+    if (minutes === 0) return `${seconds} s`;
+    return `${minutes} min ${String(seconds % 60).padStart(2, '0')} s`;
+  }
+
+  function formatRemaining(ms) {
+    const minutes = Math.max(0, Math.floor(ms / 60000));
+    const hours = Math.floor(minutes / 60);
+    if (hours === 0) return `${minutes} min`;
+    return `${hours} h ${minutes % 60} min`;
+  }
+
+  function styleName(style) {
+    return STYLE_NAMES[style] || style.replace(/_/g, ' ');
+  }
+
+  function plural(count, one, many) {
+    return `${count} ${count === 1 ? one : many}`;
+  }
+
+  function contentTypeOf(file) {
+    const declared = (file.type || '').toLowerCase();
+    const type = TYPE_ALIASES[declared] || declared;
+    if (ALLOWED_TYPES.has(type)) return type;
+    const extension = (file.name.split('.').pop() || '').toLowerCase();
+    return TYPES_BY_EXTENSION[extension] || type || '';
+  }
+
+  function show(element, visible) {
+    element.hidden = !visible;
+  }
+
+  function setText(element, text) {
+    element.textContent = text || '';
+    if (element.classList.contains('notice')) show(element, Boolean(text));
+  }
+
+  function showPickError(message) {
+    setText(ui.pickError, message);
+  }
+
+  function showJobError(message) {
+    setText(ui.jobError, message);
+  }
+
+  /* ---------------------------------------------------------------- session (this tab only) */
+
+  function saveSession() {
+    if (!state.job) return;
+    try {
+      sessionStorage.setItem(STORAGE_KEY, JSON.stringify(state.job));
+    } catch {
+      /* storage disabled: the job still works while the tab stays open */
+    }
+  }
+
+  function loadSession() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || 'null');
+      if (saved && typeof saved.jobId === 'string' && typeof saved.token === 'string') return saved;
+    } catch {
+      /* ignore */
+    }
+    return null;
+  }
+
+  function clearSession() {
+    try {
+      sessionStorage.removeItem(STORAGE_KEY);
+    } catch {
+      /* ignore */
+    }
+  }
+
+  /* ---------------------------------------------------------------- photo list */
+
+  function pendingItems() {
+    return state.items.filter((item) => item.file && !item.fileId);
+  }
+
+  function liveServerFiles() {
+    return (state.view?.files || []).filter((f) => f.status !== 'refused');
+  }
+
+  function addFiles(fileList) {
+    if (state.phase !== 'pick' && state.phase !== 'replace') return;
+    showPickError('');
+    const refused = [];
+    const limit = state.phase === 'replace' ? MAX_FILES - liveServerFiles().length : MAX_FILES;
+    let skippedForCount = 0;
+    for (const file of Array.from(fileList)) {
+      const duplicate = state.items.some(
+        (item) => item.file && item.file.name === file.name && item.file.size === file.size && item.file.lastModified === file.lastModified,
+      );
+      if (duplicate) continue;
+      const contentType = contentTypeOf(file);
+      if (!ALLOWED_TYPES.has(contentType)) {
+        refused.push(`${file.name}: this type of file is not accepted. Use JPEG, PNG, WebP, HEIC or AVIF.`);
+        continue;
+      }
+      if (file.size === 0) {
+        refused.push(`${file.name}: the file is empty.`);
+        continue;
+      }
+      if (file.size > MAX_BYTES) {
+        refused.push(`${file.name}: the photo is larger than 30 MB.`);
+        continue;
+      }
+      if (pendingItems().length >= limit) {
+        skippedForCount += 1;
+        continue;
+      }
+      const item = {
+        key: `local-${nextKey++}`,
+        file,
+        name: file.name,
+        size: file.size,
+        contentType,
+        fileId: null,
+        ticket: null,
+        upload: 'pending',
+        el: null,
+        objectUrl: null,
+      };
+      state.items.push(item);
+      ui.fileList.append(buildItem(item));
+    }
+    if (skippedForCount) refused.push(`At most ${MAX_FILES} photos can be used: ${plural(skippedForCount, 'photo was', 'photos were')} not added.`);
+    if (refused.length) showPickError(refused.join(' '));
+    updatePickSummary();
+  }
+
+  function buildItem(item) {
+    const li = document.createElement('li');
+    li.className = 'file';
+    li.dataset.key = item.key;
+
+    const thumb = document.createElement('div');
+    thumb.className = 'thumb';
+    if (item.file && PREVIEWABLE_TYPES.has(item.contentType)) {
+      item.objectUrl = URL.createObjectURL(item.file);
+      const img = document.createElement('img');
+      img.src = item.objectUrl;
+      img.alt = `Preview of ${item.name}`;
+      img.decoding = 'async';
+      img.addEventListener('error', () => {
+        img.remove();
+        thumb.append(placeholder(item));
+      });
+      thumb.append(img);
+    } else {
+      thumb.append(placeholder(item));
+    }
+
+    const body = document.createElement('div');
+    body.className = 'file-body';
+    const name = document.createElement('p');
+    name.className = 'file-name';
+    name.textContent = item.name;
+    const meta = document.createElement('p');
+    meta.className = 'file-meta';
+    meta.textContent = describeFile(item);
+    const progress = document.createElement('progress');
+    progress.max = 100;
+    progress.value = 0;
+    progress.setAttribute('aria-label', `Upload of ${item.name}`);
+    progress.hidden = true;
+    const status = document.createElement('p');
+    status.className = 'file-status';
+    const hint = document.createElement('p');
+    hint.className = 'file-hint';
+    hint.hidden = true;
+    body.append(name, meta, progress, status, hint);
+
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.className = 'button button-small button-secondary remove';
+    remove.textContent = 'Remove';
+    remove.setAttribute('aria-label', `Remove ${item.name}`);
+    remove.addEventListener('click', () => removeItem(item));
+
+    li.append(thumb, body, remove);
+    item.el = { li, progress, status, hint, remove, meta };
+    setItemState(item, item.fileId ? 'uploaded' : 'chosen');
+    return li;
+  }
+
+  function placeholder(item) {
+    const box = document.createElement('span');
+    box.className = 'thumb-placeholder';
+    box.setAttribute('aria-hidden', 'true');
+    const extension = (item.name.split('.').pop() || '').toUpperCase();
+    box.textContent = extension.length <= 5 ? extension : 'PHOTO';
+    return box;
+  }
+
+  function describeFile(item) {
+    const parts = [];
+    if (item.size) parts.push(formatBytes(item.size));
+    if (item.contentType === 'image/heic' || item.contentType === 'image/heif') parts.push('HEIC photo (no preview in the browser)');
+    return parts.join(' · ');
+  }
+
+  function removeItem(item) {
+    if (item.fileId) return;
+    state.items = state.items.filter((other) => other !== item);
+    if (item.objectUrl) URL.revokeObjectURL(item.objectUrl);
+    item.el?.li.remove();
+    updatePickSummary();
+    ui.fileInput.focus();
+  }
+
+  /** One place that says what a photo's line shows. */
+  function setItemState(item, kind, detail = {}) {
+    const { li, progress, status, hint, remove } = item.el;
+    li.dataset.state = kind;
+    remove.hidden = Boolean(item.fileId) || !(state.phase === 'pick' || state.phase === 'replace');
+    progress.hidden = !(kind === 'uploading' || kind === 'uploaded' || kind === 'upload-failed');
+    hint.hidden = true;
+    switch (kind) {
+      case 'chosen':
+        status.textContent = 'Ready to upload';
+        break;
+      case 'uploading':
+        status.textContent = `Uploading… ${Math.round((detail.fraction || 0) * 100)} %`;
+        break;
+      case 'uploaded':
+        progress.value = 100;
+        status.textContent = 'Uploaded';
+        break;
+      case 'upload-failed':
+        status.textContent = `Upload failed: ${detail.message}`;
+        break;
+      case 'queued':
+        status.textContent = 'Checking this photo…';
+        break;
+      case 'waiting':
+        status.textContent = 'Waiting for the upload';
+        break;
+      case 'accepted':
+        status.textContent = `Accepted${detail.message ? `: ${detail.message}` : ''}`;
+        break;
+      case 'refused':
+        status.textContent = `Refused: ${detail.message || 'this photo cannot be used.'}`;
+        if (detail.hint) {
+          hint.textContent = detail.hint;
+          hint.hidden = false;
+        }
+        break;
+      default:
+        status.textContent = '';
+    }
+  }
+
+  function updatePickSummary() {
+    const count = pendingItems().length;
+    show(ui.filesTitle, state.items.length > 0);
+    if (state.phase === 'replace') {
+      const usable = state.view?.usable_files || 0;
+      const need = Math.max(0, MIN_FILES - usable);
+      ui.pickSummary.textContent = count
+        ? `${plural(count, 'replacement photo', 'replacement photos')} chosen.${count < need ? ` Add at least ${need - count} more.` : ''}`
+        : `Add at least ${plural(need, 'photo', 'photos')}.`;
+      return;
+    }
+    if (state.phase !== 'pick') {
+      ui.pickSummary.textContent = '';
+      return;
+    }
+    if (count === 0) ui.pickSummary.textContent = '';
+    else if (count < MIN_FILES) ui.pickSummary.textContent = `${plural(count, 'photo', 'photos')} chosen: add at least ${MIN_FILES - count} more.`;
+    else ui.pickSummary.textContent = `${count} photos chosen.`;
+  }
+
+  /* ---------------------------------------------------------------- phases */
+
+  function setPhase(phase) {
+    state.phase = phase;
+    const choosing = phase === 'pick' || phase === 'replace';
+    show(ui.dropzone, choosing);
+    ui.pickTitle.textContent =
+      phase === 'pick' ? '1. Choose your photos' : phase === 'replace' ? '1. Add more photos' : '1. Your photos';
+    show(ui.options, phase === 'pick');
+    show(ui.replacePanel, phase === 'replace');
+    ui.dropzoneLead.textContent =
+      phase === 'replace' ? 'Add replacement photos: drag them here, or' : 'Drag 3–10 photos of yourself here, or';
+    ui.fileInput.value = '';
+    show(ui.jobSection, Boolean(state.job) && phase !== 'deleted');
+    show(ui.dangerZone, Boolean(state.job) && phase !== 'deleted' && phase !== 'uploading');
+    show(ui.pickSection, phase !== 'deleted');
+    show(ui.deletedSection, phase === 'deleted');
+    for (const item of state.items) if (item.el) item.el.remove.hidden = Boolean(item.fileId) || !choosing;
+    updatePickSummary();
+  }
+
+  function setBusy(button, busy, busyText) {
+    if (busy) {
+      button.dataset.label = button.textContent;
+      button.textContent = busyText;
+      button.disabled = true;
+      button.setAttribute('aria-busy', 'true');
+    } else {
+      if (button.dataset.label) button.textContent = button.dataset.label;
+      button.disabled = false;
+      button.removeAttribute('aria-busy');
+    }
+  }
+
+  /* ---------------------------------------------------------------- create, upload, submit */
+
+  function chosenStyles() {
+    return Array.from(document.querySelectorAll('input[name="style"]:checked')).map((input) => input.value);
+  }
+
+  function chosenSubject() {
+    return document.querySelector('input[name="subject"]:checked')?.value || 'person';
+  }
+
+  function fileSpec(item) {
+    return { name: item.name, content_type: item.contentType, bytes: item.size };
+  }
+
+  async function startJob() {
+    showPickError('');
+    const items = pendingItems();
+    if (items.length < MIN_FILES) {
+      showPickError(`Choose at least ${MIN_FILES} photos (you have ${items.length}).`);
+      ui.fileInput.focus();
+      return;
+    }
+    if (items.length > MAX_FILES) {
+      showPickError(`Choose at most ${MAX_FILES} photos (you have ${items.length}).`);
+      return;
+    }
+    const styles = chosenStyles();
+    if (!styles.length) {
+      showPickError('Choose at least one style.');
+      document.querySelector('input[name="style"]')?.focus();
+      return;
+    }
+    setBusy(ui.startButton, true, 'Starting…');
+    let created;
+    try {
+      created = (await api('POST', '/jobs', { auth: false, body: { files: items.map(fileSpec), styles, subject: chosenSubject() } })).data;
+    } catch (error) {
+      setBusy(ui.startButton, false);
+      showPickError(error.message);
+      return;
+    }
+    setBusy(ui.startButton, false);
+    state.job = { jobId: created.job_id, token: created.token, submittedAt: null };
+    saveSession();
+    attachTickets(items, created.uploads);
+    setPhase('uploading');
+    setText(ui.jobStatus, 'Uploading your photos…');
+    await uploadAndSubmit(items);
+  }
+
+  async function addReplacements() {
+    showPickError('');
+    const items = pendingItems();
+    if (!items.length) {
+      showPickError('Choose at least one replacement photo.');
+      ui.fileInput.focus();
+      return;
+    }
+    setBusy(ui.replaceButton, true, 'Uploading…');
+    let added;
+    try {
+      added = (await api('POST', `/jobs/${state.job.jobId}/files`, { body: { files: items.map(fileSpec) } })).data;
+    } catch (error) {
+      setBusy(ui.replaceButton, false);
+      showPickError(error.message);
+      return;
+    }
+    setBusy(ui.replaceButton, false);
+    attachTickets(items, added.uploads);
+    setPhase('uploading');
+    setText(ui.jobStatus, 'Uploading your new photos…');
+    await uploadAndSubmit(items);
+  }
+
+  function attachTickets(items, tickets) {
+    items.forEach((item, index) => {
+      const ticket = tickets[index];
+      item.ticket = ticket;
+      item.fileId = ticket.file_id;
+      item.upload = 'pending';
+      item.el.li.dataset.fileId = ticket.file_id;
+    });
+  }
+
+  async function uploadAndSubmit(items) {
+    show(ui.uploadRetry, false);
+    const failed = await uploadAll(items);
+    if (failed.length) {
+      setPhase('interrupted');
+      show(ui.uploadRetry, true);
+      showPickError(`${plural(failed.length, 'photo', 'photos')} did not upload. Retry, or start over.`);
+      ui.retryButton.focus();
+      return;
+    }
+    await submit();
+  }
+
+  async function uploadAll(items) {
+    const queue = items.filter((item) => item.upload !== 'done');
+    const worker = async () => {
+      while (queue.length) await uploadOne(queue.shift());
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_UPLOADS, queue.length) }, worker));
+    return items.filter((item) => item.upload !== 'done');
+  }
+
+  function uploadOne(item) {
+    return new Promise((resolve) => {
+      const url = safeUrl(item.ticket?.url);
+      if (!url || !item.file) {
+        item.upload = 'failed';
+        setItemState(item, 'upload-failed', { message: 'there is no upload link for this photo.' });
+        resolve();
+        return;
+      }
+      if (item.ticket.expires_at && Date.parse(item.ticket.expires_at) < now()) {
+        item.upload = 'failed';
+        setItemState(item, 'upload-failed', { message: 'the upload link has expired: start over.' });
+        resolve();
+        return;
+      }
+      item.upload = 'uploading';
+      setItemState(item, 'uploading', { fraction: 0 });
+      const xhr = new XMLHttpRequest();
+      xhr.open(item.ticket.method || 'PUT', url);
+      // Exactly the signed headers, except Content-Length: the browser sets that itself.
+      for (const [name, value] of Object.entries(item.ticket.headers || {})) {
+        if (name.toLowerCase() !== 'content-length') xhr.setRequestHeader(name, value);
+      }
+      xhr.upload.addEventListener('progress', (event) => {
+        if (!event.lengthComputable) return;
+        const fraction = event.loaded / event.total;
+        item.el.progress.value = Math.round(fraction * 100);
+        setItemState(item, 'uploading', { fraction });
+      });
+      const fail = (message) => {
+        item.upload = 'failed';
+        setItemState(item, 'upload-failed', { message });
+        resolve();
+      };
+      xhr.addEventListener('load', () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          item.upload = 'done';
+          setItemState(item, 'uploaded');
+          resolve();
+        } else if (xhr.status === 403) {
+          fail('the storage service refused the upload (the link may have expired).');
+        } else {
+          fail(`the storage service answered ${xhr.status}.`);
+        }
+      });
+      xhr.addEventListener('error', () => fail('the connection was interrupted.'));
+      xhr.addEventListener('abort', () => fail('the upload was stopped.'));
+      xhr.addEventListener('timeout', () => fail('the upload took too long.'));
+      xhr.send(item.file);
+    });
+  }
+
+  async function retryUploads() {
+    showPickError('');
+    const items = state.items.filter((item) => item.fileId && item.file && item.upload !== 'done');
+    setBusy(ui.retryButton, true, 'Retrying…');
+    setPhase('uploading');
+    await uploadAndSubmit(items);
+    setBusy(ui.retryButton, false);
+  }
+
+  async function submit() {
+    setText(ui.jobStatus, 'Sending your photos for checking…');
+    try {
+      await api('POST', `/jobs/${state.job.jobId}/submit`);
+    } catch (error) {
+      if (error.status === 404) {
+        jobGone();
+        return;
+      }
+      setPhase('interrupted');
+      show(ui.uploadRetry, true);
+      showPickError(error.message);
+      return;
+    }
+    state.job.submittedAt = now();
+    saveSession();
+    setPhase('watching');
+    for (const item of state.items) if (item.fileId && item.upload === 'done' && !item.verdict) setItemState(item, 'queued');
+    setText(ui.jobStatus, 'Checking your photos…');
+    startTicking();
+    poll();
+  }
+
+  /* ---------------------------------------------------------------- polling and rendering */
+
+  function schedulePoll(ms) {
+    clearTimeout(state.pollTimer);
+    state.pollTimer = setTimeout(poll, ms);
+  }
+
+  async function poll() {
+    clearTimeout(state.pollTimer);
+    if (!state.job) return;
+    const jobId = state.job.jobId;
+    try {
+      const { data } = await api('GET', `/jobs/${jobId}`);
+      if (state.job?.jobId !== jobId) return;
+      state.pollFailures = 0;
+      state.lastRefresh = Date.now();
+      showJobError('');
+      render(data);
+    } catch (error) {
+      if (state.job?.jobId !== jobId) return;
+      if (error.status === 404) {
+        jobGone();
+        return;
+      }
+      state.pollFailures += 1;
+      // One failed look is not worth a word; a run of them is.
+      if (state.pollFailures >= 3) showJobError(`${error.message} Still trying…`);
+    }
+    if (!state.job || state.phase === 'deleted') return;
+    const status = state.view?.status;
+    if (status === 'ready') schedulePoll(READY_REFRESH_MS);
+    else if (status === 'failed' || FINISHED.has(status)) clearTimeout(state.pollTimer);
+    else if (state.phase === 'uploading') clearTimeout(state.pollTimer);
+    else schedulePoll(state.phase === 'replace' || state.phase === 'interrupted' ? IDLE_POLL_MS : POLL_MS);
+  }
+
+  function render(view) {
+    state.view = view;
+    renderFiles(view);
+    renderStatus(view);
+    renderProgress(view);
+    renderGallery(view);
+    tick();
+  }
+
+  function renderFiles(view) {
+    const byId = new Map(state.items.filter((item) => item.fileId).map((item) => [item.fileId, item]));
+    for (const file of view.files) {
+      let item = byId.get(file.file_id);
+      if (!item) {
+        // Known to the server but not to this page (it was reloaded): show what the API says.
+        item = { key: `server-${file.file_id}`, file: null, name: file.name, size: 0, contentType: '', fileId: file.file_id, upload: 'done', el: null };
+        state.items.push(item);
+        ui.fileList.append(buildItem(item));
+      }
+      if (file.thumbnail_url && !item.objectUrl && !item.el.li.querySelector('.thumb img')) {
+        const url = safeUrl(file.thumbnail_url);
+        if (url) {
+          const img = document.createElement('img');
+          img.src = url;
+          img.alt = `Preview of ${item.name} as we will use it`;
+          item.el.li.querySelector('.thumb').replaceChildren(img);
+        }
+      }
+      item.verdict = file.status;
+      if (file.status === 'accepted') setItemState(item, 'accepted', { message: file.message });
+      else if (file.status === 'refused') setItemState(item, 'refused', { message: file.message, hint: file.hint });
+      else if (file.status === 'queued') setItemState(item, 'queued');
+      else if (file.status === 'awaiting_upload' && item.upload !== 'uploading' && item.upload !== 'failed') {
+        setItemState(item, item.upload === 'done' ? 'uploaded' : 'waiting');
+      }
+    }
+    show(ui.filesTitle, state.items.length > 0);
+  }
+
+  function renderStatus(view) {
+    const checked = view.files.filter((f) => f.status === 'accepted' || f.status === 'refused').length;
+    const waiting = view.files.filter((f) => f.status === 'awaiting_upload');
+    let status = '';
+    switch (view.status) {
+      case 'collecting': {
+        const localUploads = waiting.some((f) => state.items.find((item) => item.fileId === f.file_id && item.file));
+        if (state.phase === 'uploading') {
+          status = 'Uploading your photos…';
+        } else if (waiting.length && !localUploads) {
+          status = 'The upload was interrupted (this page was reloaded). Start over to choose your photos again.';
+          if (state.phase !== 'interrupted') setPhase('interrupted');
+          show(ui.uploadRetry, true);
+          show(ui.retryButton, false);
+        } else if (checked > 0 && state.phase !== 'interrupted') {
+          status = `${plural(view.usable_files, 'photo is', 'photos are')} usable: we need at least ${MIN_FILES}.`;
+          if (state.phase !== 'replace') {
+            setPhase('replace');
+            ui.fileInput.focus();
+          }
+        } else if (state.phase === 'interrupted') {
+          status = 'Some photos did not upload.';
+        }
+        break;
+      }
+      case 'normalizing':
+        status = `Checking your photos: ${checked} of ${view.files.filter((f) => f.status !== 'awaiting_upload').length} checked.`;
+        if (state.phase === 'replace' || state.phase === 'pick') setPhase('watching');
+        break;
+      case 'generating':
+        status = `Making your headshots: ${view.images_done} of ${view.images_expected} done.`;
+        if (state.phase !== 'watching') setPhase('watching');
+        break;
+      case 'ready':
+        status = `Your ${plural(view.images_done, 'headshot is', 'headshots are')} ready.`;
+        if (state.phase !== 'done') {
+          setPhase('done');
+          stopTicking();
+          startCountdown();
+        }
+        break;
+      case 'failed':
+        status = 'We could not make your headshots.';
+        if (state.phase !== 'done') {
+          setPhase('done');
+          stopTicking();
+          startCountdown();
+        }
+        break;
+      default:
+        status = '';
+    }
+    if (status && ui.jobStatus.textContent !== status) ui.jobStatus.textContent = status;
+    const message = view.status === 'failed' ? view.failure_reason || view.message : view.message;
+    setText(ui.jobMessage, message || '');
+    ui.jobMessage.classList.toggle('notice-error', view.status === 'failed');
+    show(ui.resultsActions, view.status === 'ready');
+    show(ui.jobSection, true);
+  }
+
+  function renderProgress(view) {
+    const running = view.status === 'normalizing' || view.status === 'generating';
+    show(ui.progress, running);
+    if (view.status !== 'generating' && view.status !== 'ready') {
+      ui.styleProgress.replaceChildren();
+      return;
+    }
+    for (const style of view.styles) {
+      let row = ui.styleProgress.querySelector(`li[data-style="${CSS.escape(style.style)}"]`);
+      if (!row) {
+        row = document.createElement('li');
+        row.dataset.style = style.style;
+        const label = document.createElement('span');
+        label.className = 'style-label';
+        label.id = `progress-label-${style.style}`;
+        label.textContent = styleName(style.style);
+        const bar = document.createElement('progress');
+        bar.setAttribute('aria-labelledby', label.id);
+        const count = document.createElement('span');
+        count.className = 'style-count';
+        row.append(label, bar, count);
+        ui.styleProgress.append(row);
+      }
+      const bar = row.querySelector('progress');
+      bar.max = Math.max(1, style.expected);
+      bar.value = Math.min(style.done, style.expected);
+      row.querySelector('.style-count').textContent = `${style.done} / ${style.expected}`;
+    }
+  }
+
+  function renderGallery(view) {
+    for (const style of view.styles) {
+      if (!style.results.length) continue;
+      const group = styleGroup(style.style);
+      const order = [];
+      style.results.forEach((raw, index) => {
+        const url = safeUrl(raw);
+        if (!url) return;
+        const key = urlPath(url);
+        let entry = state.gallery.get(key);
+        if (!entry) {
+          entry = buildResult(style.style, index + 1, url);
+          state.gallery.set(key, entry);
+        }
+        entry.url = url; // the freshest signed link, for downloads
+        if (entry.img.dataset.failed === 'true') {
+          entry.img.dataset.failed = 'false';
+          entry.img.src = url;
+        }
+        entry.link.href = url;
+        order.push(entry.li);
+      });
+      group.list.append(...order); // keeps the server's order; moving a node does not reload its image
+      group.count.textContent = `${style.results.length} of ${style.expected}`;
+    }
+  }
+
+  function styleGroup(style) {
+    let group = state.styleGroups.get(style);
+    if (group) return group;
+    const section = document.createElement('section');
+    section.className = 'style-group';
+    section.setAttribute('aria-labelledby', `gallery-title-${style}`);
+    const heading = document.createElement('h3');
+    heading.id = `gallery-title-${style}`;
+    heading.textContent = `${styleName(style)} `;
+    const count = document.createElement('span');
+    count.className = 'style-count';
+    heading.append(count);
+    const list = document.createElement('ul');
+    list.className = 'results';
+    section.append(heading, list);
+    // Keep the groups in the order of the styles (the API's order).
+    ui.gallery.append(section);
+    group = { section, list, count };
+    state.styleGroups.set(style, group);
+    return group;
+  }
+
+  function buildResult(style, number, url) {
+    const li = document.createElement('li');
+    const figure = document.createElement('figure');
+    const img = document.createElement('img');
+    img.src = url;
+    img.alt = `${styleName(style)} headshot ${number}`;
+    img.width = 1024;
+    img.height = 1024;
+    img.loading = 'lazy';
+    img.decoding = 'async';
+    img.addEventListener('error', () => {
+      // The signed link may have expired: fetch fresh ones (at most once a minute).
+      img.dataset.failed = 'true';
+      if (Date.now() - state.lastRefresh > 60000 && state.job) poll();
+    });
+    const caption = document.createElement('figcaption');
+    const label = document.createElement('span');
+    label.textContent = `No. ${number}`;
+    const link = document.createElement('a');
+    link.className = 'download';
+    link.href = url;
+    link.textContent = 'Download';
+    const fileName = `headshot-${style.replace(/_/g, '-')}-${String(number).padStart(2, '0')}.png`;
+    link.download = fileName;
+    link.setAttribute('aria-label', `Download ${styleName(style).toLowerCase()} headshot ${number}`);
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      const entry = Array.from(state.gallery.values()).find((candidate) => candidate.li === li);
+      downloadImage(entry?.url || url, fileName);
+    });
+    caption.append(label, link);
+    figure.append(img, caption);
+    li.append(figure);
+    return { li, img, link, url };
+  }
+
+  /** The bucket is another origin, where the download attribute is ignored: fetch the image (CORS GET)
+   * and save it under a good name; if that fails, open the image so it can be saved by hand. */
+  async function downloadImage(url, fileName) {
+    try {
+      const response = await fetch(url, { mode: 'cors', credentials: 'omit', referrerPolicy: 'no-referrer' });
+      if (!response.ok) throw new Error(String(response.status));
+      const blobUrl = URL.createObjectURL(await response.blob());
+      clickLink(blobUrl, fileName);
+      setTimeout(() => URL.revokeObjectURL(blobUrl), 60000);
+    } catch {
+      window.open(url, '_blank', 'noopener');
+    }
+  }
+
+  function clickLink(href, fileName) {
+    const link = document.createElement('a');
+    link.href = href;
+    link.download = fileName;
+    link.rel = 'noopener';
+    link.hidden = true;
+    document.body.append(link);
+    link.click();
+    link.remove();
+  }
+
+  async function downloadAll() {
+    showJobError('');
+    setBusy(ui.downloadAll, true, 'Preparing the zip…');
+    try {
+      const { data } = await api('GET', `/jobs/${state.job.jobId}/archive`);
+      const url = safeUrl(data.url);
+      if (!url) throw new ApiError(genericMessage(500), 500, 'bad_url');
+      ui.archiveLink.href = url;
+      ui.archiveLink.download = 'portrait-studio-headshots.zip';
+      ui.archiveLink.textContent = `If the download did not start, use this link (zip, ${plural(data.images, 'image', 'images')}).`;
+      show(ui.archiveLink, true);
+      clickLink(url, 'portrait-studio-headshots.zip');
+    } catch (error) {
+      if (error.status === 404) jobGone();
+      else showJobError(error.message);
+    } finally {
+      setBusy(ui.downloadAll, false);
+    }
+  }
+
+  /* ---------------------------------------------------------------- clocks */
+
+  function startTicking() {
+    stopTicking();
+    state.tickTimer = setInterval(tick, 1000);
+  }
+
+  function stopTicking() {
+    clearInterval(state.tickTimer);
+    state.tickTimer = null;
+  }
+
+  function startCountdown() {
+    clearInterval(state.countdownTimer);
+    state.countdownTimer = setInterval(tick, 30000);
+  }
+
+  function tick() {
+    if (state.job?.submittedAt) ui.elapsed.textContent = formatElapsed(now() - state.job.submittedAt);
+    const expires = Date.parse(state.view?.expires_at || '');
+    if (!Number.isNaN(expires)) {
+      const left = expires - now();
+      const when = new Date(expires).toLocaleString(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
+      ui.countdown.textContent =
+        left > 0
+          ? `Everything is deleted in ${formatRemaining(left)} (${when}), or now if you ask.`
+          : 'Everything is being deleted now.';
+      show(ui.countdown, true);
+    }
+  }
+
+  /* ---------------------------------------------------------------- delete, reset */
+
+  function askDelete() {
+    if (typeof ui.dialog.showModal === 'function') ui.dialog.showModal();
+    else if (window.confirm('Delete your photos and all your headshots now? This cannot be undone.')) deleteJob();
+  }
+
+  async function deleteJob() {
+    if (ui.dialog.open) ui.dialog.close();
+    showJobError('');
+    setBusy(ui.deleteButton, true, 'Deleting…');
+    let receipt = '';
+    try {
+      const { response } = await api('DELETE', `/jobs/${state.job.jobId}`);
+      receipt = response.headers.get('X-Deletion-Receipt') || '';
+    } catch (error) {
+      setBusy(ui.deleteButton, false);
+      if (error.status === 404) jobGone();
+      else showJobError(error.message);
+      return;
+    }
+    setBusy(ui.deleteButton, false);
+    forgetJob();
+    ui.deletedTitle.textContent = 'Everything is deleted';
+    ui.deletedText.textContent = 'Your photos, your headshots and the records of this job are gone from our storage.';
+    ui.receipt.textContent = receipt;
+    show(ui.receiptLine, Boolean(receipt));
+    setPhase('deleted');
+    ui.deletedTitle.focus();
+  }
+
+  function jobGone() {
+    forgetJob();
+    ui.deletedTitle.textContent = 'This job is gone';
+    ui.deletedText.textContent = 'It was deleted, or its 48 hours are over. Nothing of it is kept.';
+    show(ui.receiptLine, false);
+    setPhase('deleted');
+    ui.deletedTitle.focus();
+  }
+
+  /** Drop the token, the photos and the results from the page. */
+  function forgetJob() {
+    clearTimeout(state.pollTimer);
+    stopTicking();
+    clearInterval(state.countdownTimer);
+    clearSession();
+    state.job = null;
+    state.view = null;
+    for (const item of state.items) if (item.objectUrl) URL.revokeObjectURL(item.objectUrl);
+    state.items = [];
+    state.gallery.clear();
+    state.styleGroups.clear();
+    ui.fileList.replaceChildren();
+    ui.gallery.replaceChildren();
+    ui.styleProgress.replaceChildren();
+    ui.archiveLink.removeAttribute('href');
+    show(ui.archiveLink, false);
+    show(ui.uploadRetry, false);
+    show(ui.retryButton, true);
+    setText(ui.jobMessage, '');
+    setText(ui.jobError, '');
+    setText(ui.pickError, '');
+    ui.jobStatus.textContent = '';
+    show(ui.countdown, false);
+  }
+
+  function startOver() {
+    if (state.job) {
+      const token = state.job.token;
+      const jobId = state.job.jobId;
+      // Delete the unfinished job too: nothing of it should wait 48 hours.
+      fetch(`${API_BASE}/jobs/${jobId}`, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` }, credentials: 'omit' }).catch(() => {});
+    }
+    resetToPick();
+  }
+
+  function resetToPick() {
+    forgetJob();
+    setPhase('pick');
+    ui.fileInput.focus();
+  }
+
+  /* ---------------------------------------------------------------- events */
+
+  ui.fileInput.addEventListener('change', () => {
+    addFiles(ui.fileInput.files);
+    ui.fileInput.value = '';
+  });
+
+  let dragDepth = 0;
+  const hasFiles = (event) => Array.from(event.dataTransfer?.types || []).includes('Files');
+  document.addEventListener('dragenter', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    dragDepth += 1;
+    if (state.phase === 'pick' || state.phase === 'replace') ui.dropzone.classList.add('dragging');
+  });
+  document.addEventListener('dragover', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault(); // never let the browser open a dropped photo instead of the page
+    event.dataTransfer.dropEffect = state.phase === 'pick' || state.phase === 'replace' ? 'copy' : 'none';
+  });
+  document.addEventListener('dragleave', () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (dragDepth === 0) ui.dropzone.classList.remove('dragging');
+  });
+  document.addEventListener('drop', (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    dragDepth = 0;
+    ui.dropzone.classList.remove('dragging');
+    addFiles(event.dataTransfer.files);
+  });
+
+  ui.startButton.addEventListener('click', startJob);
+  ui.replaceButton.addEventListener('click', addReplacements);
+  ui.retryButton.addEventListener('click', retryUploads);
+  ui.startOverButton.addEventListener('click', startOver);
+  ui.downloadAll.addEventListener('click', downloadAll);
+  ui.deleteButton.addEventListener('click', askDelete);
+  ui.confirmOk.addEventListener('click', deleteJob);
+  ui.confirmCancel.addEventListener('click', () => ui.dialog.close());
+  ui.newJob.addEventListener('click', resetToPick);
+  document.addEventListener('visibilitychange', () => {
+    // Back to the tab: look at once rather than wait for a throttled timer.
+    if (document.visibilityState === 'visible' && state.job && state.view && !FINISHED.has(state.view.status)) poll();
+  });
+
+  /* ---------------------------------------------------------------- start */
+
+  const saved = loadSession();
+  if (saved) {
+    state.job = saved;
+    setPhase('watching');
+    setText(ui.jobStatus, 'Looking at your job…');
+    if (saved.submittedAt) startTicking();
+    poll();
+  } else {
+    setPhase('pick');
+  }
+})();
