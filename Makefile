@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup dev demo test lint typecheck template-lint unit integration e2e openapi bench sam-build clean
+.PHONY: setup browser dev demo test lint typecheck template-lint unit integration e2e openapi bench sam-build clean
 
 setup: $(STAMP)
 
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==25.3
 	$(PY) -m pip install --quiet --disable-pip-version-check -e . --group test
 	rm -f $(VENV)/.installed-* && touch $@
+
+## Debian's chromium for the browser tests (needs root or sudo; without it those tests skip and say so).
+browser:
+	@test -x /usr/bin/chromium || bash scripts/install_browser.sh || echo "chromium not installed: browser tests will skip"
 
 ## Run the whole product locally in the foreground (Ctrl-C stops). PORT=3000 by default.
 dev: setup
@@ -23,7 +27,7 @@ demo: setup
 	$(PY) -m infra.local.demo
 
 ## Everything CI checks: lint, types, template lint, unit, integration and end-to-end tests.
-test: setup
+test: setup browser
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy shared/portrait_studio functions

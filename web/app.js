@@ -51,6 +51,7 @@
     dropzoneLead: $('dropzone-lead'),
     fileInput: $('file-input'),
     filesTitle: $('files-title'),
+    filesBox: $('files-box'),
     fileList: $('file-list'),
     pickSummary: $('pick-summary'),
     options: $('options'),
@@ -449,7 +450,7 @@
 
   function updatePickSummary() {
     const count = pendingItems().length;
-    show(ui.filesTitle, state.items.length > 0);
+    show(ui.filesBox, state.items.length > 0);
     if (state.phase === 'replace') {
       const usable = state.view?.usable_files || 0;
       const need = Math.max(0, MIN_FILES - usable);
@@ -763,7 +764,11 @@
         setItemState(item, item.upload === 'done' ? 'uploaded' : 'waiting');
       }
     }
-    show(ui.filesTitle, state.items.length > 0);
+    show(ui.filesBox, state.items.length > 0);
+    const usable = view.files.filter((f) => f.status === 'accepted').length;
+    const refused = view.files.filter((f) => f.status === 'refused').length;
+    ui.filesTitle.textContent =
+      usable || refused ? `Your photos: ${usable} usable${refused ? `, ${refused} refused` : ''}` : 'Your photos';
   }
 
   function renderStatus(view) {
@@ -805,6 +810,7 @@
           setPhase('done');
           stopTicking();
           startCountdown();
+          ui.filesBox.open = false; // the headshots matter now; the photo list stays one tap away
         }
         break;
       case 'failed':
@@ -858,8 +864,10 @@
 
   function renderGallery(view) {
     for (const style of view.styles) {
-      if (!style.results.length) continue;
       const group = styleGroup(style.style);
+      ui.gallery.append(group.section); // the API's order of styles, whatever order results land in
+      show(group.section, style.results.length > 0);
+      if (!style.results.length) continue;
       const order = [];
       style.results.forEach((raw, index) => {
         const url = safeUrl(raw);
@@ -898,8 +906,6 @@
     const list = document.createElement('ul');
     list.className = 'results';
     section.append(heading, list);
-    // Keep the groups in the order of the styles (the API's order).
-    ui.gallery.append(section);
     group = { section, list, count };
     state.styleGroups.set(style, group);
     return group;
@@ -1070,6 +1076,8 @@
     state.gallery.clear();
     state.styleGroups.clear();
     ui.fileList.replaceChildren();
+    ui.filesTitle.textContent = 'Your photos';
+    ui.filesBox.open = true;
     ui.gallery.replaceChildren();
     ui.styleProgress.replaceChildren();
     ui.archiveLink.removeAttribute('href');

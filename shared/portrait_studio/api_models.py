@@ -62,6 +62,7 @@ class FileView(BaseModel):
     hint: str | None = None
     width: int | None = None
     height: int | None = None
+    thumbnail_url: str | None = None  # the normalized photo (≤ 1024 px, no metadata), for every accepted file
 
 
 class StyleProgress(BaseModel):

@@ -111,7 +111,7 @@ def open_page(browser: Any) -> Iterator[Callable[..., tuple[Any, PageWatch]]]:
 
 
 @pytest.fixture
-def shoot(request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
+def shoot(request: pytest.FixtureRequest) -> Callable[..., Path]:
     """Save a full-page screenshot of a step: test-artifacts/browser/<test>-<nn>-<step>.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     test = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
@@ -119,9 +119,9 @@ def shoot(request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
         old.unlink()
     counter = iter(range(1, 100))
 
-    def screenshot(page: Any, step: str) -> Path:
+    def screenshot(page: Any, step: str, full_page: bool = True) -> Path:
         target = ARTIFACTS / f"{test}-{next(counter):02d}-{step}.png"
-        page.screenshot(path=str(target), full_page=True)
+        page.screenshot(path=str(target), full_page=full_page)
         return target
 
     return screenshot

@@ -211,7 +211,7 @@ class JobsService:
             subject=job.subject,
             created_at=job.created_at,
             expires_at=job.expires_at,
-            files=[_file_view(f) for f in files],
+            files=[self._file_view(job_id, f, url_ttl) for f in files],
             usable_files=sum(1 for f in files if f.status == FileStatus.ACCEPTED),
             styles=styles,
             images_done=sum(s.done for s in styles),
@@ -246,6 +246,12 @@ class JobsService:
         return ArchiveResponse(
             url=self.blobs.presign_get(key, ttl), expires_at=now + timedelta(seconds=ttl), images=len(names)
         )
+
+    def _file_view(self, job_id: str, f: UploadFile, url_ttl: int) -> FileView:
+        view = _file_view(f)
+        if f.status == FileStatus.ACCEPTED and url_ttl:
+            view.thumbnail_url = self.blobs.presign_get(keys.reference(job_id, f.file_id), url_ttl)
+        return view
 
 
 def _file_view(f: UploadFile) -> FileView:

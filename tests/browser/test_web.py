@@ -1,0 +1,289 @@
+"""The web page, as a person uses it: pick photos (HEIC too), watch uploads and verdicts, replace a refused
+photo, watch the headshots arrive, download them one by one and all at once, delete everything.
+
+Runs against the whole local stack (moto S3 on another origin, so the uploads and downloads cross origins
+exactly as they do against R2). Screenshots of each step: test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.local.client import content_type_of
+from infra.local.template import ROOT
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the Playwright driver is not installed: pip install playwright==1.65.2"
+)
+expect = sync_api.expect
+
+pytestmark = pytest.mark.browser
+
+SAMPLES = ROOT / "samples"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JOB_TIMEOUT_MS = 90_000
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def file_row(page: Any, name: str) -> Any:
+    return page.locator("#file-list li", has_text=name)
+
+
+def wait_for(page: Any, script: str, timeout_s: float = 30.0) -> Any:
+    """Poll a JS function until it returns something truthy (the page's CSP forbids wait_for_function's eval)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(script)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for: {script}")
+        page.wait_for_timeout(200)
+
+
+def wait_until_ready(page: Any) -> None:
+    expect(page.locator("#job-status")).to_contain_text("headshots are ready", timeout=JOB_TIMEOUT_MS)
+
+
+def load_every_result(page: Any) -> int:
+    """Results load lazily as they scroll into view: load them all and check each one decoded."""
+    page.evaluate("() => document.querySelectorAll('#gallery img').forEach((img) => { img.loading = 'eager'; })")
+    count = int(
+        wait_for(
+            page,
+            """() => {
+                const images = Array.from(document.querySelectorAll('#gallery img'));
+                return images.length && images.every((img) => img.complete && img.naturalWidth > 0) && images.length;
+            }""",
+        )
+    )
+    # Decoded too, so that a full-page screenshot paints the ones below the fold.
+    page.evaluate("() => Promise.all(Array.from(document.querySelectorAll('#gallery img'), (img) => img.decode()))")
+    return count
+
+
+def saved_job(page: Any) -> dict[str, Any] | None:
+    raw = page.evaluate("() => sessionStorage.getItem('portrait-studio.job')")
+    return json.loads(raw) if raw else None
+
+
+def assert_no_raw_json(page: Any) -> None:
+    text = page.inner_text("body")
+    assert '{"error"' not in text and '"message"' not in text and "Traceback" not in text
+
+
+def delete_everything(page: Any, shoot: Callable[..., Path]) -> str:
+    page.get_by_role("button", name="Delete everything now").click()
+    dialog = page.locator("#confirm-delete")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Keep my headshots")).to_be_focused()
+    shoot(page, "confirm-delete", full_page=False)
+    dialog.get_by_role("button", name="Yes, delete everything").click()
+    receipt = page.locator("#receipt")
+    expect(receipt).to_have_text(re.compile(r"^del_[0-9a-z]+$"), timeout=30_000)
+    expect(page.get_by_role("heading", name="Everything is deleted")).to_be_focused()
+    shoot(page, "deleted")
+    return str(receipt.inner_text())
+
+
+def test_whole_job_from_photos_to_deletion(
+    stack: dict[str, Any], open_page: Callable[..., Any], shoot: Callable[..., Path]
+) -> None:
+    page, watch = open_page(viewport=DESKTOP)
+    page.goto(stack["web_url"])
+    expect(page.get_by_role("heading", name="1. Choose your photos")).to_be_visible()
+    shoot(page, "empty")
+
+    # Three photos, one of them an iPhone HEIC and one without a face.
+    first = [SAMPLES / "selfie-1.jpg", SAMPLES / "selfie-3.heic", SAMPLES / "no-face.jpg"]
+    page.get_by_label("Choose photos").set_input_files([str(p) for p in first])
+    expect(page.locator("#file-list li")).to_have_count(3)
+    heic = file_row(page, "selfie-3.heic")
+    expect(heic).to_contain_text(f"{round((SAMPLES / 'selfie-3.heic').stat().st_size / 1024)} KB")
+    expect(heic).to_contain_text("no preview")
+    expect(heic.locator("img")).to_have_count(0)  # the browser cannot show HEIC: name and size instead
+    expect(file_row(page, "selfie-1.jpg").get_by_role("img", name="Preview of selfie-1.jpg")).to_be_visible()
+    page.get_by_label("Business casual").uncheck()
+    page.get_by_label("Business casual").check()
+    page.get_by_label("A person").check()
+    shoot(page, "picked")
+
+    page.get_by_role("button", name="Upload and create my headshots").click()
+    # Verdicts arrive per file: two accepted, the landscape refused with the API's words and hint.
+    refused = file_row(page, "no-face.jpg")
+    expect(refused).to_contain_text("Refused: We could not find a face in this photo.", timeout=30_000)
+    expect(refused.locator(".file-hint")).to_have_text(re.compile(r"\w+"))
+    expect(file_row(page, "selfie-3.heic")).to_contain_text("Accepted")
+    expect(file_row(page, "selfie-1.jpg")).to_contain_text("Accepted")
+    uploads = page.locator("#file-list progress")
+    expect(uploads).to_have_count(3)
+    assert all(uploads.nth(i).evaluate("(bar) => bar.value") == 100 for i in range(3))
+    # Fewer than 3 usable photos: the page asks for replacements.
+    expect(page.get_by_role("heading", name="1. Add more photos")).to_be_visible()
+    expect(page.locator("#job-message")).to_contain_text("add at least 1 more")
+    shoot(page, "verdicts")
+
+    page.get_by_label("Choose photos").set_input_files(str(SAMPLES / "selfie-2.png"))
+    expect(file_row(page, "selfie-2.png")).to_contain_text("Ready to upload")
+    page.get_by_role("button", name="Upload and submit again").click()
+    expect(file_row(page, "selfie-2.png")).to_contain_text("Accepted", timeout=30_000)
+    expect(page.locator("#style-progress li")).to_have_count(4, timeout=30_000)  # progress per style
+    expect(page.locator("#elapsed")).to_have_text(re.compile(r"\d+ s$"))
+    shoot(page, "generating")
+
+    wait_until_ready(page)
+    assert load_every_result(page) >= 30
+    for style in ("Corporate", "Business casual", "Creative", "Formal"):
+        expect(page.get_by_role("heading", name=re.compile(f"^{style}"))).to_be_visible()
+    alts = page.locator("#gallery img").evaluate_all("(images) => images.map((img) => img.alt)")
+    assert all(re.fullmatch(r"[A-Z][a-z ]+ headshot \d+", alt) for alt in alts), alts
+    expect(page.locator("#countdown")).to_contain_text(re.compile(r"deleted in 4[78] h \d{1,2} min"))
+    shoot(page, "gallery")
+
+    # One image: saved under a clear name, a real PNG (a CORS GET from the bucket's origin).
+    with page.expect_download() as one:
+        page.get_by_role("link", name="Download corporate headshot 1").click()
+    assert one.value.suggested_filename == "headshot-corporate-01.png"
+    assert Path(one.value.path()).read_bytes().startswith(PNG_SIGNATURE)
+
+    # Download all: a zip of every result, and the link behind it works on its own.
+    with page.expect_download() as everything:
+        page.get_by_role("button", name="Download all (zip)").click()
+    with zipfile.ZipFile(everything.value.path()) as archive:
+        members = [n for n in archive.namelist() if n.endswith(".png")]
+    assert len(members) >= 30
+    link = page.locator("#archive-link")
+    expect(link).to_be_visible()
+    fetched = httpx.get(str(link.get_attribute("href")), timeout=60)
+    assert fetched.status_code == 200
+    assert zipfile.is_zipfile(io.BytesIO(fetched.content))
+    shoot(page, "archive")
+
+    # The token lives in this tab's sessionStorage only: a reload finds the job again.
+    job = saved_job(page)
+    assert job and job["token"] and job["jobId"]
+    assert page.evaluate("() => localStorage.length") == 0
+    assert page.context.cookies() == []
+    page.reload()
+    wait_until_ready(page)
+    expect(page.locator("#gallery img")).to_have_count(len(alts))
+
+    receipt = delete_everything(page, shoot)
+    assert receipt.startswith("del_")
+    assert saved_job(page) is None
+    expect(page.locator("#gallery img")).to_have_count(0)
+    gone = httpx.get(f"{stack['api_url']}/jobs/{job['jobId']}", headers={"Authorization": f"Bearer {job['token']}"})
+    assert gone.status_code == 404
+    assert_no_raw_json(page)
+    watch.assert_clean()
+
+
+def test_phone_viewport_drag_and_drop_and_keyboard(
+    stack: dict[str, Any], open_page: Callable[..., Any], shoot: Callable[..., Path]
+) -> None:
+    page, watch = open_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.goto(stack["web_url"])
+    no_sideways_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(no_sideways_scroll)
+
+    # Keyboard: skip link first, then the photo picker (a real, labelled file input).
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Choose photos")).to_be_focused()
+    box = page.locator("#file-input-label").bounding_box()
+    assert box and box["height"] >= 44 and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    # Every control has a name.
+    unnamed = page.evaluate(
+        """() => Array.from(document.querySelectorAll('input, button, select, textarea'))
+              .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                              && !el.textContent.trim())
+              .map((el) => el.id || el.outerHTML)"""
+    )
+    assert unnamed == []
+    shoot(page, "empty")
+
+    # Drag and drop all four samples onto the drop zone.
+    files = [
+        {"name": p.name, "type": content_type_of(p), "data": base64.b64encode(p.read_bytes()).decode()}
+        for p in sorted(SAMPLES.glob("*"))
+        if p.suffix.lower() in (".jpg", ".png", ".heic")
+    ]
+    page.evaluate(
+        """(files) => {
+            const transfer = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], f.name, { type: f.type }));
+            }
+            const zone = document.getElementById('dropzone');
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+                zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+            }
+        }""",
+        files,
+    )
+    expect(page.locator("#file-list li")).to_have_count(4)
+    assert page.evaluate(no_sideways_scroll)
+    shoot(page, "dropped")
+
+    page.get_by_role("button", name="Upload and create my headshots").tap()
+    expect(file_row(page, "no-face.jpg")).to_contain_text("Refused", timeout=30_000)
+    wait_until_ready(page)
+    assert load_every_result(page) >= 30
+    assert page.evaluate(no_sideways_scroll)
+    widths = page.locator("#gallery img").evaluate_all("(images) => images.map((i) => i.getBoundingClientRect().right)")
+    assert max(widths) <= PHONE["width"]
+    expect(page.get_by_role("button", name="Download all (zip)")).to_be_visible()
+    expect(page.locator("#countdown")).to_contain_text(re.compile(r"deleted in 4[78] h \d{1,2} min"))
+    shoot(page, "gallery")
+
+    delete_everything(page, shoot)
+    assert page.evaluate(no_sideways_scroll)
+    watch.assert_clean()
+
+
+def test_api_errors_are_shown_in_the_apis_words(
+    stack: dict[str, Any], open_page: Callable[..., Any], shoot: Callable[..., Path]
+) -> None:
+    page, watch = open_page(viewport=DESKTOP)
+    page.goto(stack["web_url"])
+    picker = page.get_by_label("Choose photos")
+    alert = page.locator("#pick-error")
+
+    # Too few photos: said before anything is sent.
+    picker.set_input_files(str(SAMPLES / "selfie-1.jpg"))
+    page.get_by_role("button", name="Upload and create my headshots").click()
+    expect(alert).to_have_text("Choose at least 3 photos (you have 1).")
+
+    picker.set_input_files([str(SAMPLES / "selfie-2.png"), str(SAMPLES / "selfie-3.heic")])
+    # An error the API words: shown as its error.message, nothing else.
+    words = "Too many new jobs from here in the last hour. Please try again later."
+    body = json.dumps({"error": {"code": "rate_limited", "message": words}})
+    page.route("**/jobs", lambda route: route.fulfill(status=429, content_type="application/json", body=body))
+    page.get_by_role("button", name="Upload and create my headshots").click()
+    expect(alert).to_have_text(words)
+    shoot(page, "api-error")
+    page.unroute("**/jobs")
+
+    # A crash behind the gateway (a bare 500 without our error shape): a plain sentence, no raw JSON.
+    crash = '{"message":"Internal Server Error"}'
+    page.route("**/jobs", lambda route: route.fulfill(status=500, content_type="application/json", body=crash))
+    page.get_by_role("button", name="Upload and create my headshots").click()
+    expect(alert).to_have_text("Something went wrong on our side. Please try again in a moment.")
+    assert_no_raw_json(page)
+    page.unroute("**/jobs")
+    assert saved_job(page) is None
+    watch.assert_clean()
