@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==25.3
 	$(PY) -m pip install --quiet --disable-pip-version-check -e . --group test
+	# CLIP's BPE vocabulary (tests count prompt tokens with it); the wheel only, without torch.
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps -d $(VENV)/clip open-clip-torch==3.3.0
 	rm -f $(VENV)/.installed-* && touch $@
 
 ## Debian's chromium for the browser tests (needs root or sudo; without it those tests skip and say so).

@@ -1,0 +1,56 @@
+"""Prompts: the trigger word once, right after the class word, and within CLIP's 77-token context."""
+
+from __future__ import annotations
+
+import pytest
+
+from portrait_studio.services.generation import TRIGGER_WORD, build_prompt, load_styles, trigger_count
+from tests.clip_tokenizer import CONTEXT_LENGTH, tokenizer
+
+SUBJECTS = ("man", "woman", "person")
+
+
+def all_prompts() -> list[tuple[str, str, str]]:
+    book = load_styles()
+    return [(style, template, subject) for style, ps in book.prompts.items() for template in ps for subject in SUBJECTS]
+
+
+def test_four_styles_with_two_prompts_each() -> None:
+    book = load_styles()
+    assert set(book.prompts) == {"corporate", "business_casual", "creative", "formal"}
+    assert all(len(prompts) == 2 for prompts in book.prompts.values())
+
+
+@pytest.mark.parametrize(("style", "template", "subject"), all_prompts())
+def test_trigger_word_follows_the_class_word_exactly_once(style: str, template: str, subject: str) -> None:
+    prompt = build_prompt(template, subject)
+    assert trigger_count(prompt) == 1
+    assert f"{subject} {TRIGGER_WORD}" in prompt
+
+
+def test_the_negative_prompt_has_no_trigger_word() -> None:
+    assert trigger_count(load_styles().negative_prompt) == 0
+
+
+def test_the_tokenizer_counts_like_clip() -> None:
+    clip = tokenizer()
+    if clip is None:
+        pytest.skip("CLIP vocabulary not downloaded: run `make setup`")
+    # Reference counts from CLIP's own tokenizer.
+    assert clip.encode("a photo of a cat") == [320, 1125, 539, 320, 2368]
+    assert clip.count_with_specials("a photo of a cat") == 7
+
+
+@pytest.mark.parametrize(("style", "template", "subject"), all_prompts())
+def test_prompts_fit_in_clips_context(style: str, template: str, subject: str) -> None:
+    clip = tokenizer()
+    if clip is None:
+        pytest.skip("CLIP vocabulary not downloaded: run `make setup`")
+    assert clip.count_with_specials(build_prompt(template, subject)) <= CONTEXT_LENGTH
+
+
+def test_the_negative_prompt_fits_in_clips_context() -> None:
+    clip = tokenizer()
+    if clip is None:
+        pytest.skip("CLIP vocabulary not downloaded: run `make setup`")
+    assert clip.count_with_specials(load_styles().negative_prompt) <= CONTEXT_LENGTH
