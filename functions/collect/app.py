@@ -9,9 +9,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
 from portrait_studio import wiring
 from portrait_studio.messages import CollectMessage
-from pydantic import ValidationError
 
 logger = Logger()
 metrics = Metrics()

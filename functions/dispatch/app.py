@@ -10,10 +10,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
 from portrait_studio import wiring
 from portrait_studio.errors import GeneratorRateLimited, GeneratorUnavailable
 from portrait_studio.messages import DispatchMessage
-from pydantic import ValidationError
 
 logger = Logger()
 metrics = Metrics()

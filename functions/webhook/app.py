@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from portrait_studio import wiring
 from portrait_studio.errors import PortraitError, WebhookRejected
 from portrait_studio.http import error_response

@@ -31,9 +31,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from portrait_studio.config import PHOTOMAKER_VERSION
-
 from infra.local.template import ROOT, LocalTemplate, Route, Schedule
+from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
 ACCOUNT = "123456789012"
@@ -198,9 +197,9 @@ class LocalStack:
 
     def _start_emulator(self) -> None:
         import httpx
-        from portrait_studio.clock import MovableClock
 
         from infra.local.replicate_emulator import ReplicateEmulator
+        from portrait_studio.clock import MovableClock
 
         self.clock = MovableClock()
         self.emulator = ReplicateEmulator(

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 import pytest
 from PIL import Image
+
 from portrait_studio.config import Settings
 from portrait_studio.services.generation import GenerationService
 from portrait_studio.services.jobs import JobsService
 from portrait_studio.services.retention import RetentionService
-
 from tests.fakes import (
     CountingMetrics,
     FakeDownloader,

@@ -4,7 +4,6 @@ from typing import Any
 
 from portrait_studio.api_models import CreateJobRequest, FileSpec
 from portrait_studio.models import FaceBox, FileStatus, JobStatus, PhotoQuality, Verdict
-
 from tests.unit.conftest import COLLECT, DISPATCH, World
 
 

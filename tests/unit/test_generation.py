@@ -6,11 +6,11 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+
 from portrait_studio import keys
 from portrait_studio.errors import GeneratorRateLimited
 from portrait_studio.models import JobStatus
 from portrait_studio.services.generation import trigger_count
-
 from tests.unit.conftest import COLLECT, World
 from tests.unit.helpers import finish_all, generating_job, run_queues, webhook_body
 

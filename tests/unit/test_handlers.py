@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from portrait_studio import wiring
 from standardwebhooks import Webhook
 
 from functions.api import app as api
@@ -20,6 +19,7 @@ from functions.expiry_sweep import app as sweep
 from functions.normalize import app as normalize
 from functions.reconcile import app as reconcile
 from functions.webhook import app as webhook
+from portrait_studio import wiring
 from tests.unit.conftest import World
 from tests.unit.helpers import generating_job
 
