@@ -1,0 +1,86 @@
+"""Integration tier: the real adapters against a moto server (S3 standing in for R2, SQS, DynamoDB, SSM)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.local.template import LocalTemplate
+from portrait_studio import wiring
+from portrait_studio.config import Settings
+from tests.fakes import FixedClock
+
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@dataclass
+class Cloud:
+    settings: Settings
+    clock: FixedClock
+    container: wiring.Container
+    s3: Any
+    table: Any
+
+
+@pytest.fixture
+def cloud(moto_url: str) -> Iterator[Cloud]:
+    """Fresh resources (named after the test) created from template.yaml, and a container wired to them."""
+    suffix = uuid.uuid4().hex[:8]
+    template = LocalTemplate.read()
+    dynamodb = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_url)
+    props = template.tables["JobsTable"]
+    table_name = f"jobs-{suffix}"
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=[
+            {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
+            for index in props["GlobalSecondaryIndexes"]
+        ],
+    )
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_url)
+    bucket = f"bucket-{suffix}"
+    s3.create_bucket(Bucket=bucket)
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=moto_url)
+    queues = {name: sqs.create_queue(QueueName=f"{name}-{suffix}")["QueueUrl"] for name in ("n", "d", "c")}
+    settings = Settings(
+        aws_endpoint_url=moto_url,
+        r2_endpoint_url=moto_url,
+        r2_region=REGION,
+        bucket=bucket,
+        table_name=table_name,
+        normalize_queue_url=queues["n"],
+        dispatch_queue_url=queues["d"],
+        collect_queue_url=queues["c"],
+    )
+    clock = FixedClock()
+    container = wiring.Container(settings=settings, clock=clock)
+    table = boto3.resource("dynamodb", region_name=REGION, endpoint_url=moto_url).Table(table_name)
+    yield Cloud(settings, clock, container, s3, table)

@@ -1,0 +1,162 @@
+"""The real adapters against moto: conditional writes, indexes, presigned uploads, queues, retention."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import ClientError
+
+from portrait_studio import keys
+from portrait_studio.api_models import CreateJobRequest, FileSpec
+from portrait_studio.cli import main as cli_main
+from portrait_studio.clock import hour_key
+from portrait_studio.models import FileStatus, JobStatus, Prediction, Tombstone, Verdict
+from tests.integration.conftest import Cloud
+
+pytestmark = pytest.mark.integration
+
+
+def new_job(cloud: Cloud, n: int = 3) -> tuple[str, str, list[dict[str, Any]]]:
+    request = CreateJobRequest(
+        files=[FileSpec(name=f"IMG_{i}.jpg", content_type="image/jpeg", bytes=10 + i) for i in range(n)]
+    )
+    created = cloud.container.jobs.create(request, "198.51.100.7")
+    return created.job_id, created.token, [u.model_dump() for u in created.uploads]
+
+
+def test_presigned_uploads_land_and_submit_queues_one_message_per_photo(cloud: Cloud) -> None:
+    job_id, token, uploads = new_job(cloud)
+    for i, ticket in enumerate(uploads):
+        response = httpx.put(ticket["url"], content=b"x" * (10 + i), headers={"Content-Type": "image/jpeg"})
+        assert response.status_code == 200
+    submitted = cloud.container.jobs.submit(job_id, token)
+    assert submitted.queued_files == 3
+    sqs = cloud.container.queue.client  # type: ignore[attr-defined]
+    bodies = []
+    for _ in range(3):
+        got = sqs.receive_message(QueueUrl=cloud.settings.normalize_queue_url, MaxNumberOfMessages=10)
+        bodies += [json.loads(m["Body"]) for m in got.get("Messages", [])]
+    assert {b["job_id"] for b in bodies} == {job_id} and len(bodies) == 3
+    job = cloud.container.store.get_job(job_id)
+    assert job.status == JobStatus.NORMALIZING and job.pending_files == 3
+    # A second submit cannot queue the files again.
+    with pytest.raises(Exception, match="already normalizing"):
+        cloud.container.jobs.submit(job_id, token)
+
+
+def test_a_verdict_counts_once_however_often_the_message_comes(cloud: Cloud) -> None:
+    job_id, _, _ = new_job(cloud)
+    store = cloud.container.store
+    files = store.list_files(job_id)
+    assert store.queue_files(job_id, [f.file_id for f in files], 1, cloud.clock.now())
+    verdict = Verdict(accepted=False, code="no_face", message="no face")
+    refused = files[0].model_copy(update={"status": FileStatus.REFUSED, "verdict": verdict})
+    assert store.record_verdict(job_id, refused) == 2
+    assert store.record_verdict(job_id, refused) is None
+    assert store.get_job(job_id).pending_files == 2
+    assert store.update_job(job_id, expect=[JobStatus.COLLECTING], status=JobStatus.GENERATING) is False
+    assert store.update_job(job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.GENERATING) is True
+    assert store.jobs_generating() == [job_id]
+
+
+def test_slot_claims_are_exclusive_and_impossible_under_a_deleted_job(cloud: Cloud) -> None:
+    job_id, _, _ = new_job(cloud)
+    store = cloud.container.store
+    store.update_job(job_id, status=JobStatus.GENERATING)
+    now = cloud.clock.now()
+    claim = Prediction(
+        job_id=job_id, slot="corporate#0", style="corporate", prompt_index=0, seed=1, num_outputs=4, claimed_at=now
+    )
+    assert store.claim_slot(claim, stale_before=now - timedelta(minutes=2))
+    assert not store.claim_slot(claim, stale_before=now - timedelta(minutes=2))
+    # A stale claim without a prediction may be taken over; one with a prediction never.
+    assert store.claim_slot(claim, stale_before=now + timedelta(seconds=1))
+    store.update_slot(job_id, "corporate#0", prediction_id="p1", status="starting")
+    assert not store.claim_slot(claim, stale_before=now + timedelta(days=1))
+    cloud.container.retention.purge(job_id, "user_request")
+    other = claim.model_copy(update={"slot": "formal#0", "style": "formal"})
+    assert not store.claim_slot(other, stale_before=now)
+    assert [item["kind"] for item in store.items_of(job_id)] == ["tombstone"]  # type: ignore[attr-defined]
+
+
+def test_the_expiry_index_finds_due_jobs_without_a_scan(cloud: Cloud) -> None:
+    job_id, _, _ = new_job(cloud)
+    expires = cloud.container.store.get_job(job_id).expires_at
+    assert job_id in cloud.container.store.jobs_expiring_in_hour(hour_key(expires))
+    cloud.clock.advance(hours=47)
+    assert cloud.container.retention.sweep()["purged"] == 0
+    cloud.clock.advance(hours=2)
+    assert cloud.container.retention.sweep()["purged"] == 1
+    assert isinstance(cloud.container.store.get_job(job_id), Tombstone)
+
+
+class FlakyBatchDeletes:
+    """An S3 client whose DeleteObjects reports some keys failed, as R2 may: they must go one by one."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.batches = 0
+
+    def delete_objects(self, **kwargs: Any) -> dict[str, Any]:
+        self.batches += 1
+        if self.batches == 1:
+            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "no batch"}}, "DeleteObjects")
+        objects = kwargs["Delete"]["Objects"]
+        failing, passing = objects[:7], objects[7:]
+        self._client.delete_objects(Bucket=kwargs["Bucket"], Delete={"Objects": passing, "Quiet": True})
+        return {"Errors": [{"Key": o["Key"], "Code": "InternalError"} for o in failing]}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_purging_1500_objects_pages_through_them_and_retries_partial_failures(cloud: Cloud) -> None:
+    job_id, token, _ = new_job(cloud)
+    blobs = cloud.container.blobs
+    for n in range(1500):
+        cloud.s3.put_object(Bucket=cloud.settings.bucket, Key=f"jobs/{job_id}/results/corporate/{n}.png", Body=b"p")
+    flaky = FlakyBatchDeletes(blobs.client)  # type: ignore[attr-defined]
+    blobs._client = flaky  # type: ignore[attr-defined]
+    tombstone = cloud.container.retention.purge(job_id, "user_request")
+    assert tombstone.objects_deleted == 1500
+    assert flaky.batches >= 2
+    assert list(blobs.list_keys(keys.job_prefix(job_id))) == []
+    items = cloud.container.store.items_of(job_id)  # type: ignore[attr-defined]
+    assert len(items) == 1 and items[0]["kind"] == "tombstone"
+    assert "token_hash" not in items[0] and "name" not in items[0]
+    with pytest.raises(Exception, match="No such job"):
+        cloud.container.jobs.view(job_id, token)
+
+
+def test_the_nightly_audit_deletes_orphaned_prefixes(cloud: Cloud) -> None:
+    live, _, _ = new_job(cloud)
+    cloud.s3.put_object(Bucket=cloud.settings.bucket, Key=f"jobs/{live}/refs/a.jpg", Body=b"j")
+    orphan = "ab" * 16
+    for n in range(3):
+        cloud.s3.put_object(Bucket=cloud.settings.bucket, Key=f"jobs/{orphan}/results/formal/{n}.png", Body=b"p")
+    assert cloud.container.retention.audit() == {"orphans": 1}
+    assert list(cloud.container.blobs.list_keys(keys.job_prefix(orphan))) == []
+    assert list(cloud.container.blobs.list_keys(keys.job_prefix(live))) == [f"jobs/{live}/refs/a.jpg"]
+
+
+def test_the_retention_report_proves_the_promise(cloud: Cloud, capsys: pytest.CaptureFixture[str]) -> None:
+    from portrait_studio import wiring
+
+    new_job(cloud)
+    cloud.s3.put_object(Bucket=cloud.settings.bucket, Key="jobs/" + "cd" * 16 + "/refs/x.jpg", Body=b"j")
+    wiring.use(cloud.container)
+    try:
+        cloud.clock.current = cloud.clock.current.replace(year=2030)  # far ahead: every object looks ancient
+        assert cli_main(["retention-report"]) == 1
+        out = capsys.readouterr().out
+        assert "orphaned job prefixes: 1" in out and "older than 49 h: YES" in out
+        cloud.container.retention.audit()
+        cloud.container.retention.sweep()
+        assert cli_main(["retention-report", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["promise_kept"] is True
+    finally:
+        wiring.use(None)
