@@ -48,7 +48,7 @@ class Cloud:
 
 
 @pytest.fixture
-def cloud(moto_url: str) -> Iterator[Cloud]:
+def cloud(moto_url: str) -> Cloud:
     """Fresh resources (named after the test) created from template.yaml, and a container wired to them."""
     suffix = uuid.uuid4().hex[:8]
     template = LocalTemplate.read()
@@ -83,4 +83,4 @@ def cloud(moto_url: str) -> Iterator[Cloud]:
     clock = FixedClock()
     container = wiring.Container(settings=settings, clock=clock)
     table = boto3.resource("dynamodb", region_name=REGION, endpoint_url=moto_url).Table(table_name)
-    yield Cloud(settings, clock, container, s3, table)
+    return Cloud(settings, clock, container, s3, table)
