@@ -198,6 +198,17 @@ class MemoryJobStore:
     def list_files(self, job_id: str) -> list[UploadFile]:
         return [f.model_copy() for f in self.files.get(job_id, {}).values()]
 
+    def remove_file(self, job_id: str, file_id: str) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            current = self.files.get(job_id, {}).get(file_id)
+            if not isinstance(job, Job) or job.status != JobStatus.COLLECTING or current is None:
+                return False
+            if current.status not in ("awaiting_upload", "refused"):
+                return False
+            del self.files[job_id][file_id]
+            return True
+
     def queue_files(self, job_id: str, file_ids: Sequence[str], round: int, now: datetime) -> bool:
         with self._lock:
             job = self.jobs.get(job_id)

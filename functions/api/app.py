@@ -66,6 +66,13 @@ def add_files(job_id: JobId, request: Annotated[AddFilesRequest, Body()]) -> Res
     return json_response(201, AddFilesResponse(job_id=job_id, uploads=tickets))
 
 
+@app.delete("/jobs/<job_id>/files/<file_id>")
+def remove_file(job_id: JobId, file_id: Annotated[str, Path(min_length=16, max_length=32)]) -> Response[None]:
+    logger.append_keys(job_id=job_id)
+    wiring.container().jobs.remove_file(job_id, _token(), file_id)
+    return Response(status_code=204)
+
+
 @app.post("/jobs/<job_id>/submit")
 def submit_job(job_id: JobId) -> Response[SubmitResponse]:
     logger.append_keys(job_id=job_id)

@@ -211,3 +211,17 @@ def test_scheduled_functions_run_on_their_events() -> None:
     assert set(reconcile.lambda_handler(event("schedule_reconcile.json"), Context())) >= {"jobs", "fetched"}
     assert "due" in sweep.lambda_handler(event("schedule_expiry_sweep.json"), Context())
     assert "orphans" in sweep.lambda_handler(event("schedule_nightly_audit.json"), Context())
+
+
+def test_a_photo_that_never_arrived_can_be_removed_while_collecting(installed: World) -> None:
+    _, job, _ = create()
+    file_id = job["uploads"][0]["file_id"]
+    e = with_job("api_delete_job.json", job["job_id"], job["token"])
+    e["rawPath"] = e["requestContext"]["http"]["path"] = f"/jobs/{job['job_id']}/files/{file_id}"
+    e["routeKey"] = "DELETE /jobs/{id}/files/{file_id}"
+    assert api.lambda_handler(e, Context())["statusCode"] == 204
+    _, body, _ = call_api(with_job("api_get_job.json", job["job_id"], job["token"]))
+    assert [f["file_id"] for f in body["files"]] == [u["file_id"] for u in job["uploads"][1:]]
+    again = api.lambda_handler(e, Context())
+    assert again["statusCode"] == 409
+    assert json.loads(again["body"])["error"]["code"] == "job_state_conflict"

@@ -265,6 +265,7 @@ def test_every_runtime_and_architecture_is_python312_arm64() -> None:
 EXPECTED_ROUTES = {
     ("POST", "/jobs"): "ApiFunction",
     ("POST", "/jobs/{id}/files"): "ApiFunction",
+    ("DELETE", "/jobs/{id}/files/{file_id}"): "ApiFunction",
     ("POST", "/jobs/{id}/submit"): "ApiFunction",
     ("GET", "/jobs/{id}"): "ApiFunction",
     ("GET", "/jobs/{id}/archive"): "ApiFunction",

@@ -183,6 +183,29 @@ class DynamoJobStore:
     def list_files(self, job_id: str) -> list[UploadFile]:
         return [UploadFile.model_validate(item) for item in self._query_prefix(job_id, "FILE#")]
 
+    def remove_file(self, job_id: str, file_id: str) -> bool:
+        actions: list[dict[str, Any]] = [
+            {
+                "ConditionCheck": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(job_id), "sk": META},
+                    "ConditionExpression": "#status = :collecting",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":collecting": JobStatus.COLLECTING.value},
+                }
+            },
+            {
+                "Delete": {
+                    "TableName": self._table_name,
+                    "Key": {"pk": _pk(job_id), "sk": f"FILE#{file_id}"},
+                    "ConditionExpression": "#status IN (:awaiting, :refused)",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":awaiting": "awaiting_upload", ":refused": "refused"},
+                }
+            },
+        ]
+        return self._transact(actions, conditional=True)
+
     def queue_files(self, job_id: str, file_ids: Sequence[str], round: int, now: datetime) -> bool:
         actions: list[dict[str, Any]] = [
             {

@@ -435,6 +435,11 @@ class GenerationService:
                 job = self.store.get_job(job_id)
                 if isinstance(job, Job) and job.generating_since:
                     self.metrics.count("TimeToReady", (now - job.generating_since).total_seconds(), "Seconds")
+                if isinstance(job, Job):
+                    self.metrics.count("PredictSeconds", job.predict_seconds, "Seconds")
+                    self.metrics.count(
+                        "EstimatedCostUSD", estimated_cost_usd(job.predict_seconds, self.settings), "None"
+                    )
             return
         reason = force_reason or "No headshots could be generated from these photos. Please try other photos."
         self.store.update_job(

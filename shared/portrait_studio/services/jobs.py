@@ -112,6 +112,13 @@ class JobsService:
         now = self.clock.now()
         return [self._ticket(job, f, now) for f in files]
 
+    def remove_file(self, job_id: str, token: str | None, file_id: str) -> None:
+        """Drop a photo that never arrived (an expired upload link) or was refused, to make room."""
+        self.authorize(job_id, token)
+        if not keys.is_valid_id(file_id) or not self.store.remove_file(job_id, file_id):
+            raise JobStateConflict("Only photos that were refused or never arrived can be removed, while collecting.")
+        self.blobs.delete([keys.upload(job_id, file_id), keys.reference(job_id, file_id)])
+
     def _new_files(self, specs: Sequence[FileSpec], round: int) -> list[UploadFile]:
         files = []
         for spec in specs:
