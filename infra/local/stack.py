@@ -86,6 +86,7 @@ class LocalStack:
         self.step_delay_s = step_delay_s
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.aws_url = f"http://127.0.0.1:{self.moto_port}"
+        self.r2_url = self.aws_url
         self.prefix = "portrait-studio-local"
         self.bucket = f"{self.prefix}-bucket"
         self.table_names = {logical: f"{self.prefix}-{logical}" for logical in self.template.tables}
@@ -97,6 +98,7 @@ class LocalStack:
         self._schedule_lock = threading.Lock()
         self.clock: Any = None
         self._moto: Any = None
+        self._gate: Any = None
         self._gateway: ThreadingHTTPServer | None = None
         self.emulator: Any = None
 
@@ -129,6 +131,8 @@ class LocalStack:
             thread.join(timeout=5)
         if self.emulator:
             self.emulator.stop()
+        if self._gate:
+            self._gate.stop()
         if self._moto:
             self._moto.stop()
         state = self.state_dir / "stack.json"
@@ -143,8 +147,15 @@ class LocalStack:
 
         # werkzeug's access log would print every presigned URL, signature included.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from infra.local.s3_gate import S3Gate
+
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
+        # The object store as clients see it: moto behind a gate that checks presigned URLs like R2 does
+        # (signature, expiry, signed Content-Type and Content-Length); moto itself checks none of them.
+        self._gate = S3Gate(upstream=self.aws_url)
+        self._gate.start()
+        self.r2_url = str(self._gate.url)
 
     def _client(self, service: str) -> Any:
         import boto3
@@ -225,7 +236,7 @@ class LocalStack:
         return {
             "PORTRAIT_ENVIRONMENT": "local",
             "PORTRAIT_AWS_ENDPOINT_URL": self.aws_url,
-            "PORTRAIT_R2_ENDPOINT_URL": self.aws_url,
+            "PORTRAIT_R2_ENDPOINT_URL": self.r2_url,
             "PORTRAIT_R2_REGION": REGION,
             "PORTRAIT_BUCKET": self.bucket,
             "PORTRAIT_TABLE_NAME": self.table_names.get("JobsTable", ""),
@@ -511,6 +522,7 @@ class LocalStack:
             "api_url": self.api_url,
             "web_url": f"{self.api_url}/",
             "aws_endpoint_url": self.aws_url,
+            "r2_endpoint_url": self.r2_url,
             "replicate_url": self.emulator.url,
             "replicate_token": LOCAL_TOKEN,
             "bucket": self.bucket,

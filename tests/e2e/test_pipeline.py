@@ -95,18 +95,17 @@ def test_bad_requests_get_json_errors_with_stable_codes(client: PortraitClient) 
     assert error_of(client.http.get("/jobs/" + "0" * 32, headers=client.auth(job.token))) == (404, "job_not_found")
 
 
-def test_the_upload_url_is_bound_to_the_declared_size(client: PortraitClient) -> None:
+def test_the_upload_url_is_bound_to_the_declared_type_and_size(client: PortraitClient) -> None:
+    """The local object store refuses what R2 refuses: the signature covers Content-Type and Content-Length."""
     job = client.create_job(GOOD)
     ticket = job.uploads[0]
-    short = GOOD[0].read_bytes()[:-10]
-    response = httpx.put(ticket["url"], content=short, headers={"Content-Type": ticket["headers"]["Content-Type"]})
-    if response.status_code == 200:  # the store took it: submit must still notice the size
-        client.upload(job.uploads[1], GOOD[1])
-        client.upload(job.uploads[2], GOOD[2])
-        status, code = error_of(client.submit(job))
-        assert (status, code) == (409, "uploads_incomplete")
-    else:
-        assert response.status_code == 403
+    data = GOOD[0].read_bytes()
+    wrong_type = httpx.put(ticket["url"], content=data, headers={"Content-Type": "image/png"})
+    assert wrong_type.status_code == 403 and b"SignatureDoesNotMatch" in wrong_type.content
+    short = httpx.put(ticket["url"], content=data[:-10], headers={"Content-Type": ticket["headers"]["Content-Type"]})
+    assert short.status_code == 403
+    assert error_of(client.submit(job)) == (409, "uploads_incomplete")
+    assert client.upload(ticket, GOOD[0]).status_code == 200
 
 
 def test_samples_are_what_the_demo_needs() -> None:
