@@ -10,8 +10,9 @@ of the same format (codec libraries load lazily), takes its peak RSS (`ru_maxrss
 normalizes the file once and reads the peak again; the difference is the file's peak memory. For
 ImageMagick (an external process) it is the child's peak minus that of a run on the tiny file.
 
-Time: one subprocess per file runs the tools round-robin (`--repeat` rounds after a warm-up round), so a
-load spike on a shared machine hits every tool alike; the median per tool is reported. pyvips' operation
+Time: one subprocess per file runs the tools round-robin (`--repeat` rounds after a warm-up round, more
+for small files, up to a second in all), so a load spike on a shared machine hits every tool alike; the
+median per tool is reported. pyvips' operation
 cache is off (it would otherwise return the previous result). ImageMagick's time includes its start-up.
 
 Ours runs with min_short_side_px=1 so that small files do the whole pipeline instead of being refused.
@@ -40,6 +41,8 @@ WARMUP = {
 }
 # Memory is judged where it matters: frames of at least this many bytes (w*h*3), i.e. about 1.4 MP.
 MEMORY_MIN_FRAME_BYTES = 4 * 1024 * 1024
+# Photos rather than test swatches: the summary also gives medians over files of at least 1 MP.
+LARGE_PIXELS = 1_000_000
 
 _SETUP = r"""
 import io, json, resource, statistics, subprocess, sys, tempfile, time
@@ -103,6 +106,7 @@ _TIME_CHILD = (
     _SETUP
     + r"""
 path, warm, magick, repeat, tools = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+MIN_SECONDS, MAX_ROUNDS = 1.0, 200
 data, warm_data = open(path, "rb").read(), open(warm, "rb").read()
 jobs, results, times = {}, {}, {tool: [] for tool in tools}
 for tool in tools:
@@ -112,7 +116,11 @@ for tool in tools:
         jobs[tool](data, path)
     except Exception as exc:
         results[tool] = {"ok": False, "error": failure(exc)}
-for _ in range(repeat):
+# At least `repeat` rounds and, for small files whose runs take a millisecond, enough rounds to fill
+# MIN_SECONDS: a single scheduler hiccup on a shared machine would otherwise decide the median.
+started_all, rounds = time.perf_counter(), 0
+while rounds < repeat or (time.perf_counter() - started_all < MIN_SECONDS and rounds < MAX_ROUNDS):
+    rounds += 1
     for tool in tools:
         if tool in results:
             continue
@@ -136,20 +144,27 @@ def corpus_dir() -> Path:
 
 
 def find_magick() -> tuple[str | None, str]:
-    """The first real ImageMagick `convert` on PATH (a stand-in may shadow it), or why there is none."""
-    stand_in = False
+    """The first real ImageMagick `convert` binary on PATH, or why there is none.
+
+    Script wrappers (a stand-in, or a shim that forwards to the real binary) are skipped: their own start-up
+    would be billed to ImageMagick.
+    """
+    skipped = False
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         candidate = Path(directory or ".") / "convert"
         if not (candidate.is_file() and os.access(candidate, os.X_OK)):
             continue
+        with candidate.resolve().open("rb") as handle:
+            if handle.read(4) != b"\x7fELF":
+                skipped = True
+                continue
         try:
             proc = subprocess.run([str(candidate), "-version"], capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             continue
         if proc.stdout.startswith("Version: ImageMagick"):
             return str(candidate), proc.stdout.splitlines()[0].removeprefix("Version: ")
-        stand_in = True
-    return None, "not installed" + (" (convert on PATH is a stand-in)" if stand_in else "")
+    return None, "not installed" + (" (convert on PATH is a script stand-in)" if skipped else "")
 
 
 def pyvips_status() -> str | None:
@@ -287,6 +302,17 @@ def _summary(rows: list[dict[str, object]], tools: list[str], unavailable: dict[
                 text += f" {failed}F"
             cells.append(f"{text:>16}")
         lines.append(f"{group:6} {len(members):>5}  " + "  ".join(cells))
+        large = [r for r in members if int(str(r["frame"])) >= 3 * LARGE_PIXELS]
+        if large:
+            ours_large = _median(large, "ours")
+            cells = []
+            for tool in TOOLS:
+                value = _median(large, tool) if tool in tools else None
+                text = "-" if value is None else f"{value:.1f}"
+                if value is not None and ours_large and tool != "ours":
+                    text += f" ({value / ours_large:.2f}x)"
+                cells.append(f"{text:>16}")
+            lines.append(f"{' >=1MP':6} {len(large):>5}  " + "  ".join(cells))
 
     lines.append("")
     lines.append(f"peak RSS / decoded frame (w*h*3), files with frame >= {MEMORY_MIN_FRAME_BYTES // 2**20} MB:")

@@ -31,17 +31,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str], stdout: TextIO | None = None) -> int:
+    """Exit status: 0 when every file got a verdict (refusals included), 2 on usage errors."""
     parser = _parser()
-    args = parser.parse_args(argv)  # exits 2 on usage errors
-    out = stdout or sys.stdout
-    files: list[Path] = args.files
-    for path in files:
-        if not path.is_file():
-            parser.error(f"not a readable file: {path}")
-    out_dir: Path | None = args.out
-    if out_dir is not None:
-        if out_dir.exists() and not out_dir.is_dir():
+    try:
+        args = parser.parse_args(argv)
+        files: list[Path] = args.files
+        for path in files:
+            if not path.is_file():
+                parser.error(f"not a readable file: {path}")
+        out_dir: Path | None = args.out
+        if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
             parser.error(f"--out is not a directory: {out_dir}")
+    except SystemExit as exit_:  # argparse prints the usage and exits 2 (0 for --help)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    out = stdout or sys.stdout
+    if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
 
     from portrait_studio.config import get_settings

@@ -41,11 +41,12 @@ _HOG_MIN_FACE_PX = 80
 _SECONDARY_FACE_MIN_RATIO = 0.4
 # Sharpness is measured on the face resized to this size, so it does not depend on the photo's resolution.
 _SHARPNESS_FACE_PX = 128
-_PHASH_SIZE = 32
 # dlib's HOG model has five sub-detectors: 0 frontal, 1 and 2 turned (checked on a mirrored portrait:
 # 2 fires for a face turned to the image's left), 3 and 4 frontal but tilted.
 _KIND_TURNED_IMAGE_RIGHT = 1
 _KIND_TURNED_IMAGE_LEFT = 2
+# pHash: DCT of a 32x32 grey thumbnail, the 8x8 lowest frequencies against their median.
+_PHASH_SIZE = 32
 _PHASH_BITS = 8
 _PHASH_HEX_DIGITS = _PHASH_BITS * _PHASH_BITS // 4
 
@@ -152,9 +153,19 @@ def _detector() -> Any:
 
 def _detect_faces(rgb: npt.NDArray[np.uint8], settings: Settings) -> list[_Face]:
     """Faces scoring at least face_min_score, largest first."""
+    # Upsample once only when an acceptable face could be smaller than HOG's window (4x the cost).
     height, width = rgb.shape[:2]
-    # Upsample once only when an acceptable face could be smaller than HOG's window.
     upsample = 1 if settings.face_min_fraction * min(width, height) < _HOG_MIN_FACE_PX else 0
+    faces = _run_detector(rgb, upsample, settings)
+    if not faces and upsample == 0:
+        # Nothing at normal size: look for small faces too, so the verdict can say "too small" or
+        # "more than one face" instead of "no face". Only refused photos pay for this pass.
+        faces = _run_detector(rgb, 1, settings)
+    return faces
+
+
+def _run_detector(rgb: npt.NDArray[np.uint8], upsample: int, settings: Settings) -> list[_Face]:
+    height, width = rgb.shape[:2]
     rects, scores, kinds = _detector().run(rgb, upsample, settings.face_min_score)
     faces = [
         _Face(

@@ -5,12 +5,13 @@ Pipeline (DESIGN.md "Normalization"): sniff magic bytes -> allowlist (JPEG, PNG,
 files refused, including HEIF files libheif "decodes" with missing tiles) -> longest side <= max_side_px
 -> flatten alpha onto white -> embedded ICC profile (or HEIF/AVIF nclx P3) to sRGB -> orientation -> JPEG.
 
-Orientation policy:
-- JPEG, PNG, WebP: the EXIF orientation (Pillow's reading, which falls back to XMP) is applied, all 8 values.
-- HEIF: libheif applies the container's irot/imir while decoding; EXIF orientation is ignored as the HEIF
-  spec says (iPhones write both, so applying EXIF too would rotate twice).
-- AVIF: Pillow does not rotate pixels; it reports the container's irot/imir as the EXIF orientation and
-  overrides any EXIF tag with it, so we apply that value and ignore XMP.
+Orientation policy (all 8 values):
+- JPEG, PNG, WebP: the EXIF orientation (Pillow's reading, which falls back to XMP) is applied.
+- HEIF/AVIF whose primary image carries irot/imir: the container wins and EXIF is ignored, as the HEIF
+  spec says; iPhones write both, so applying EXIF as well would rotate twice. libheif applies irot/imir
+  while decoding HEIF; for AVIF, Pillow reports them as the EXIF orientation, which we apply.
+- HEIF/AVIF without irot/imir: the orientation in the file's Exif item is applied (writers that record
+  the rotation only there), read by our own parser since both decoders hide or override it.
 Animated WebP/AVIF and APNG: the first frame is used (it is the still a phone exports); multi-image HEIF:
 the primary image. Broken or absent ICC profiles are treated as sRGB.
 
@@ -52,7 +53,7 @@ _REDUCING_GAP = 1.5
 _BAND_ROWS = 32
 # The final resize runs in horizontal strips on a few threads (Pillow releases the GIL while resampling).
 _MAX_RESIZE_THREADS = 4
-_MIN_STRIP_ROWS = 128
+_STRIP_ROWS = 128
 _LANCZOS_SUPPORT = 3.0
 
 _ORIENTATION_TAG = 0x0112
@@ -81,12 +82,22 @@ class _Container:
     A plain class: each dataclass costs about a millisecond of import time on a cold start.
     """
 
-    __slots__ = ("height", "nclx_primaries", "width")
+    __slots__ = ("exif_orientation", "has_transform", "height", "nclx_primaries", "width")
 
-    def __init__(self, width: int | None, height: int | None, nclx_primaries: int | None) -> None:
+    def __init__(
+        self,
+        width: int | None = None,
+        height: int | None = None,
+        nclx_primaries: int | None = None,
+        *,
+        has_transform: bool = False,
+        exif_orientation: int = 1,
+    ) -> None:
         self.width = width  # primary item's ispe (grid size for grid images), before irot
         self.height = height
         self.nclx_primaries = nclx_primaries
+        self.has_transform = has_transform  # the primary item carries irot or imir
+        self.exif_orientation = exif_orientation  # from the file's Exif item, 1 when absent or unreadable
 
 
 def sniff_format(data: bytes) -> str:
@@ -127,7 +138,7 @@ def normalize_photo(data: bytes, settings: Settings) -> NormalizedPhoto:
             if container.width and container.height:
                 _check_size(container.width, container.height, settings, check_small=False)
         else:
-            container = _Container(None, None, None)
+            container = _Container()
         with warnings.catch_warnings(record=True) as caught:
             # Decoder warnings (truncated data, odd chunks, bomb warnings) mean the pixels are not
             # trustworthy. They are recorded, not raised: the filter is process-wide, and raising would
@@ -138,6 +149,10 @@ def normalize_photo(data: bytes, settings: Settings) -> NormalizedPhoto:
                 im, orientation, icc = _decode_heif(data, settings)
             else:
                 im, orientation, icc = _decode_pillow(data, source_format, settings)
+            if source_format in ("heif", "avif") and not container.has_transform:
+                # No irot/imir: the writer recorded the rotation only in EXIF (older Android phones,
+                # some converters), so honour it like a JPEG's. With irot/imir, EXIF is ignored.
+                orientation = container.exif_orientation
             decode_ms = (time.perf_counter() - started) * 1000.0
             _raise_on_decoder_warnings(caught)
             im = _to_srgb(im, icc, container.nclx_primaries)
@@ -236,6 +251,9 @@ def _decode_heif(data: bytes, settings: Settings) -> tuple[Image.Image, int, byt
     target = _fit(width, height, settings.max_side_px)
     profile = image.info.get("icc_profile")
     icc = bytes(profile) if isinstance(profile, (bytes, bytearray)) and profile else None
+    nclx = image.info.get("nclx_profile")
+    if icc is None and isinstance(nclx, dict) and nclx.get("color_primaries") == _NCLX_P3_D65:
+        icc = _display_p3_profile()  # libheif finds nclx on grid tiles too, where our parser does not look
     mode = image.mode
     buffer = image.data  # decodes; irot/imir already applied
     stride = image.stride
@@ -371,22 +389,21 @@ def _resize(im: Image.Image, target: tuple[int, int]) -> Image.Image:
     if source is not im:
         im.close()
     width, height = target
-    parts = max(1, min(_resize_threads(), height // _MIN_STRIP_ROWS))
-    bounds = [round(height * index / parts) for index in range(parts + 1)]
+    # Small strips also keep Pillow's intermediate (horizontal pass) images small.
+    tops = list(range(0, height, _STRIP_ROWS))
     scale = source.height / height
 
-    def strip(index: int) -> Image.Image:
-        top, bottom = bounds[index], bounds[index + 1]
+    def strip(top: int) -> Image.Image:
+        bottom = min(height, top + _STRIP_ROWS)
         box = (0.0, top * scale, float(source.width), bottom * scale)
         return source.resize((width, bottom - top), Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
 
-    if parts == 1:
-        out = strip(0)
+    if len(tops) == 1 or _resize_threads() == 1:
+        out = source.resize(target, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
     else:
-        strips = list(_resize_pool().map(strip, range(parts)))
         out = Image.new(source.mode, target)
-        for index, piece in enumerate(strips):
-            out.paste(piece, (0, bounds[index]))
+        for top, piece in zip(tops, _resize_pool().map(strip, tops), strict=True):
+            out.paste(piece, (0, top))
             piece.close()
     source.close()
     if premultiplied:
@@ -585,17 +602,66 @@ def _parse_container(data: bytes) -> _Container:
     children = {box_type: (start, end) for box_type, start, end in _iter_boxes(data, meta_start + 4, meta_end)}
     if b"iloc" not in children:
         raise _Truncated("no iloc box")
-    idat = children.get(b"idat")
-    _check_iloc(data, *children[b"iloc"], idat_size=(idat[1] - idat[0]) if idat else 0)
+    idat = children.get(b"idat", (0, 0))
+    extents = _check_iloc(data, *children[b"iloc"], idat=idat)
     primary = _read_pitm(data, *children[b"pitm"]) if b"pitm" in children else None
-    width = height = nclx = None
+    container = _Container()
     if primary is not None and b"iprp" in children:
         for prop_type, start, end in _primary_properties(data, *children[b"iprp"], primary):
             if prop_type == b"ispe" and end - start >= 12:
-                width, height = struct.unpack_from(">II", data, start + 4)
+                container.width, container.height = struct.unpack_from(">II", data, start + 4)
             elif prop_type == b"colr" and end - start >= 6 and data[start : start + 4] == b"nclx":
-                (nclx,) = struct.unpack_from(">H", data, start + 4)
-    return _Container(width, height, nclx)
+                (container.nclx_primaries,) = struct.unpack_from(">H", data, start + 4)
+            elif prop_type in (b"irot", b"imir"):
+                container.has_transform = True
+    if b"iinf" in children:
+        for item_id in _exif_items(data, *children[b"iinf"]):
+            payload = b"".join(data[first : first + length] for first, length in extents.get(item_id, []))
+            container.exif_orientation = _exif_item_orientation(payload)
+            break
+    return container
+
+
+def _exif_items(data: bytes, start: int, end: int) -> list[int]:
+    """IDs of the items whose type is "Exif" (iinf/infe, versions 2 and 3 carry the item type)."""
+    version = data[start]
+    first_entry = start + (6 if version == 0 else 8)
+    found: list[int] = []
+    for box_type, entry_start, entry_end in _iter_boxes(data, first_entry, end):
+        if box_type != b"infe" or entry_end - entry_start < 12:
+            continue
+        entry_version = data[entry_start]
+        if entry_version == 2:
+            (item_id,) = struct.unpack_from(">H", data, entry_start + 4)
+            item_type = data[entry_start + 8 : entry_start + 12]
+        elif entry_version == 3 and entry_end - entry_start >= 14:
+            (item_id,) = struct.unpack_from(">I", data, entry_start + 4)
+            item_type = data[entry_start + 10 : entry_start + 14]
+        else:
+            continue
+        if item_type == b"Exif":
+            found.append(int(item_id))
+    return found
+
+
+def _exif_item_orientation(payload: bytes) -> int:
+    """Orientation (IFD0 tag 0x0112) from a HEIF Exif item: a 4-byte TIFF-header offset, then TIFF."""
+    try:
+        (offset,) = struct.unpack_from(">I", payload, 0)
+        tiff = payload[4 + offset :]
+        order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+        if order is None:
+            return 1
+        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
+        (count,) = struct.unpack_from(order + "H", tiff, ifd)
+        for index in range(min(count, 512)):
+            tag, kind = struct.unpack_from(order + "HH", tiff, ifd + 2 + 12 * index)
+            if tag == _ORIENTATION_TAG and kind == 3:  # SHORT
+                (value,) = struct.unpack_from(order + "H", tiff, ifd + 2 + 12 * index + 8)
+                return int(value) if 1 <= value <= 8 else 1
+    except struct.error:
+        return 1
+    return 1
 
 
 def _read_pitm(data: bytes, start: int, end: int) -> int:
@@ -613,7 +679,10 @@ def _read_uint(data: bytes, position: int, size: int) -> int:
     return int(struct.unpack_from(">I" if size == 4 else ">Q", data, position)[0])
 
 
-def _check_iloc(data: bytes, start: int, end: int, *, idat_size: int) -> None:
+def _check_iloc(data: bytes, start: int, end: int, *, idat: tuple[int, int]) -> dict[int, list[tuple[int, int]]]:
+    """Check every item extent lies inside the file (or idat); returns item ID -> [(file offset, length)]."""
+    extents: dict[int, list[tuple[int, int]]] = {}
+    idat_start, idat_size = idat[0], idat[1] - idat[0]
     version = data[start]
     if version > 2:
         raise _Truncated("unknown iloc version")
@@ -628,7 +697,12 @@ def _check_iloc(data: bytes, start: int, end: int, *, idat_size: int) -> None:
         (item_count,) = struct.unpack_from(">I", data, position)
         position += 4
     for _ in range(item_count):
-        position += 2 if version < 2 else 4  # item_ID
+        if version < 2:
+            (item_id,) = struct.unpack_from(">H", data, position)
+            position += 2
+        else:
+            (item_id,) = struct.unpack_from(">I", data, position)
+            position += 4
         method = 0
         if version in (1, 2):
             method = struct.unpack_from(">H", data, position)[0] & 15
@@ -651,12 +725,17 @@ def _check_iloc(data: bytes, start: int, end: int, *, idat_size: int) -> None:
             if data_reference_index != 0:
                 continue  # data in another file: nothing in this file to check
             first = base_offset + extent_offset
-            if method == 0 and first + extent_length > len(data):
-                raise _Truncated("item data past end of file")
-            if method == 1 and first + extent_length > idat_size:
-                raise _Truncated("item data past end of idat")
+            if method == 0:
+                if first + extent_length > len(data):
+                    raise _Truncated("item data past end of file")
+                extents.setdefault(item_id, []).append((first, extent_length or len(data) - first))
+            elif method == 1:
+                if first + extent_length > idat_size:
+                    raise _Truncated("item data past end of idat")
+                extents.setdefault(item_id, []).append((idat_start + first, extent_length or idat_size - first))
     if position > end:
         raise _Truncated("iloc runs past its box")
+    return extents
 
 
 def _primary_properties(data: bytes, start: int, end: int, item_id: int) -> list[tuple[bytes, int, int]]:
