@@ -126,10 +126,22 @@ def test_wrong_missing_and_other_jobs_tokens_all_look_like_an_unknown_job() -> N
         call_api(with_job("api_get_job.json", "f" * 32, first["token"])),
         call_api(with_job("api_delete_job.json", first["job_id"], "wrong")),
         call_api(with_job("api_submit_job.json", first["job_id"], "wrong")),
+        call_api(routed(with_job("api_get_job.json", first["job_id"], second["token"]), "GET", "archive")),
+        call_api(routed(with_job("api_submit_job.json", first["job_id"], None), "POST", "files")),
+        call_api(routed(with_job("api_delete_job.json", first["job_id"], "wrong"), "DELETE", "files/" + "a" * 16)),
     ]
     assert {(s, b["error"]["code"]) for s, b, _ in answers} == {(404, "job_not_found")}
     status, body, _ = call_api(with_job("api_get_job.json", first["job_id"], first["token"]))
     assert status == 200 and body["status"] == "collecting"
+
+
+def routed(e: dict[str, Any], method: str, suffix: str) -> dict[str, Any]:
+    """The same job's event, sent to another of its routes."""
+    e["rawPath"] = e["requestContext"]["http"]["path"] = e["rawPath"].split("/submit")[0] + "/" + suffix
+    e["requestContext"]["http"]["method"] = method
+    if suffix == "files":
+        e["body"] = json.dumps({"files": [{"name": "a.jpg", "content_type": "image/jpeg", "bytes": 10}]})
+    return e
 
 
 def test_submit_before_the_uploads_arrived_is_refused() -> None:
