@@ -110,3 +110,14 @@ def test_the_upload_url_is_bound_to_the_declared_type_and_size(client: PortraitC
 
 def test_samples_are_what_the_demo_needs() -> None:
     assert {p.name for p in SAMPLES.iterdir()} >= {"selfie-1.jpg", "selfie-2.png", "selfie-3.heic", "no-face.jpg"}
+
+
+def test_forged_webhooks_are_refused_over_http(client: PortraitClient) -> None:
+    body = b'{"id": "p1", "status": "succeeded"}'
+    forged = client.http.post(
+        "/webhooks/replicate?job=" + "0" * 32 + "&slot=corporate%230",
+        content=body,
+        headers={"webhook-id": "msg_x", "webhook-timestamp": "1", "webhook-signature": "v1,Zm9yZ2Vk"},
+    )
+    assert error_of(forged) == (401, "invalid_webhook")
+    assert error_of(client.http.post("/webhooks/replicate", content=b"\xff\xfe")) == (401, "invalid_webhook")

@@ -155,3 +155,22 @@ def test_reference_selection_prefers_big_sharp_faces_and_variety(world: World) -
     refs = [v for k, v in body.items() if k.startswith("input_image")]
     assert len(refs) == 4
     assert world.clock.now() - world.clock.now() == timedelta(0)
+
+
+def test_delete_cancels_running_predictions_and_reports_the_cost_of_finished_ones(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    tombstone = world.retention.purge(job_id, "user_request")
+    assert sorted(world.generator.canceled) == sorted(s["id"] for s in world.generator.created)
+    assert tombstone.reason == "user_request" and tombstone.receipt_id.startswith("del_")
+
+
+def test_a_ready_job_reports_its_predict_time_and_estimated_cost(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    finish_all(world, job_id)
+    run_queues(world)
+    assert world.metrics.counts["PredictSeconds"] == pytest.approx(28.0)
+    assert world.metrics.counts["EstimatedCostUSD"] == pytest.approx(
+        round(28.0 * world.settings.price_per_second_usd, 4)
+    )
