@@ -21,6 +21,35 @@ SECURITY_HEADERS = {
 }
 
 
+ERROR_DESCRIPTIONS = {
+    400: "The request is not valid (see error.message).",
+    404: "No such job, or the token does not match (the two are indistinguishable).",
+    409: "The job cannot do that in its current state.",
+    413: "A photo or the request body is too large.",
+    429: "Too many new jobs from this address; try again later.",
+}
+
+
+def documented(success: int, model: type[BaseModel] | None, *errors: int, receipt: bool = False) -> dict[int, Any]:
+    """OpenAPI responses of a route: its success and the JSON errors it can answer with."""
+    from portrait_studio.api_models import ErrorBody
+
+    ok: dict[str, Any] = {"description": "Success."}
+    if model is not None:
+        ok["content"] = {"application/json": {"model": model}}
+    if receipt:
+        ok["headers"] = {
+            "X-Deletion-Receipt": {"description": "The deletion receipt id.", "schema": {"type": "string"}}
+        }
+    responses: dict[int, Any] = {success: ok}
+    for code in errors:
+        responses[code] = {
+            "description": ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+    return responses
+
+
 def bearer_token(headers: Mapping[str, str] | None) -> str | None:
     value = {k.lower(): v for k, v in (headers or {}).items()}.get("authorization", "")
     scheme, _, token = value.partition(" ")
