@@ -291,6 +291,9 @@ class MemoryJobStore:
     def jobs_expiring_in_hour(self, hour: str) -> list[str]:
         return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and hour_key(j.expires_at) == hour]
 
+    def jobs_normalizing(self) -> list[str]:
+        return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.status == JobStatus.NORMALIZING]
+
     def jobs_generating(self) -> list[str]:
         return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.status == JobStatus.GENERATING]
 

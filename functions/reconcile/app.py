@@ -16,6 +16,8 @@ metrics = Metrics()
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    summary = wiring.container().generation.reconcile()
+    c = wiring.container()
+    summary = c.generation.reconcile()
+    summary["photos_given_up"] = c.normalization.rescue_stuck()
     logger.info("reconciled", extra=summary)
     return summary

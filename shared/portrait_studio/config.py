@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     max_topup_predictions: Annotated[int, Field(ge=0)] = 4
     max_attempts_per_slot: Annotated[int, Field(ge=1)] = 3
     reconcile_grace_s: Seconds = 600
+    # A photo still queued this long after submit is given up on (> the queue's retries × the timeout).
+    normalize_stuck_s: Seconds = 1800
     claim_stale_s: Seconds = 120
     max_generating_s: Seconds = 1800
     price_per_second_usd: float = 0.000725

@@ -162,6 +162,14 @@ class DuplicatePhoto(PhotoRejected):
     hint = "Use different photos: other days, angles, expressions or lighting help most."
 
 
+class ProcessingFailed(PhotoRejected):
+    """Our failure, not the photo's: its normalization never finished (crashed or timed out repeatedly)."""
+
+    code = "processing_failed"
+    default_message = "We could not process this photo."
+    hint = "Try uploading it again, or use another photo."
+
+
 class UploadMissing(PhotoRejected):
     code = "upload_missing"
     default_message = "This photo never arrived."
@@ -180,6 +188,7 @@ PHOTO_REJECTIONS: tuple[type[PhotoRejected], ...] = (
     TooBlurry,
     DuplicatePhoto,
     UploadMissing,
+    ProcessingFailed,
 )
 
 

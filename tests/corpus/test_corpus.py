@@ -73,8 +73,21 @@ def normalized(path: str, permissive: bool = True) -> NormalizedPhoto | PhotoRej
 
 @cache
 def checked(path: str, permissive: bool = False) -> CheckedPhoto | PhotoRejected:
+    """check_photo without other uploads, sharing the normalization with `normalized` (same steps)."""
+    entry = BY_PATH.get(path, {})
+    short_side = min(entry.get("width") or 0, entry.get("height") or 0)
+    if not permissive and short_side >= DEFAULT.min_short_side_px:
+        return checked(path, permissive=True)  # the size floor is the only difference between the two
+    if not permissive:
+        try:
+            return check_photo(raw(path), DEFAULT)
+        except PhotoRejected as rejection:
+            return rejection
+    result = normalized(path)
+    if isinstance(result, PhotoRejected):
+        return result
     try:
-        return check_photo(raw(path), PERMISSIVE if permissive else DEFAULT)
+        return CheckedPhoto(normalized=result, quality=assess_photo(result.jpeg, PERMISSIVE))
     except PhotoRejected as rejection:
         return rejection
 

@@ -344,6 +344,17 @@ def test_palette_with_transparency() -> None:
     assert min(out.getpixel((100, 300))) > 240  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_transparent_colour_key_is_flattened(mode: str) -> None:
+    im = Image.new(mode, (600, 600), 0)  # black, declared transparent by tRNS
+    im.paste(200 if mode == "L" else (200, 200, 200), (300, 0, 600, 600))
+    out = decode(normalize_photo(encode(im, "PNG", transparency=0 if mode == "L" else (0, 0, 0)), SETTINGS))
+    left, right = out.getpixel((100, 300)), out.getpixel((500, 300))
+    assert isinstance(left, tuple)
+    assert isinstance(right, tuple)
+    assert min(left) > 245 and max(abs(channel - 200) for channel in right) < 6, (left, right)
+
+
 def test_16_bit_gray_keeps_its_tones() -> None:
     ramp = np.tile(np.linspace(0, 65535, 768, dtype=np.uint16), (600, 1))
     im = Image.fromarray(ramp)

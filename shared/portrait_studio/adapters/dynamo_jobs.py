@@ -395,6 +395,9 @@ class DynamoJobStore:
     def jobs_generating(self) -> list[str]:
         return self._query_index("by_active_status", "active_status", JobStatus.GENERATING.value)
 
+    def jobs_normalizing(self) -> list[str]:
+        return self._query_index("by_active_status", "active_status", JobStatus.NORMALIZING.value)
+
     def _query_index(self, index: str, attribute: str, value: str) -> list[str]:
         ids: list[str] = []
         kwargs: dict[str, Any] = {

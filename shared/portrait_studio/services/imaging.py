@@ -356,7 +356,7 @@ def _read_orientation(im: Image.Image, source_format: str) -> int:
 def _to_8bit(im: Image.Image) -> Image.Image:
     """Every mode we can meet to one of L, LA, RGB, RGBA, CMYK (8 bits per channel)."""
     mode = im.mode
-    if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
+    if mode in ("L", "LA", "RGB", "RGBA", "CMYK") and "transparency" not in im.info:
         return im
     if mode.startswith("I;16") or mode in ("I", "F"):
         import numpy as np
@@ -374,7 +374,8 @@ def _to_8bit(im: Image.Image) -> Image.Image:
         out.info = dict(im.info)
         im.close()
         return out
-    has_alpha = mode in ("PA", "La", "RGBa") or "transparency" in im.info
+    # A palette, grey or RGB PNG can mark one colour transparent (tRNS): that becomes real alpha.
+    has_alpha = mode in ("LA", "RGBA", "PA", "La", "RGBa") or "transparency" in im.info
     converted = im.convert("RGBA" if has_alpha else ("L" if mode == "1" else "RGB"))
     if converted is not im:
         converted.info = {k: v for k, v in im.info.items() if k != "transparency"}

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from portrait_studio import keys
 from portrait_studio.config import Settings
-from portrait_studio.errors import PhotoRejected, UploadMissing
-from portrait_studio.models import FileStatus, Job, JobStatus, UploadFile, Verdict
+from portrait_studio.errors import PhotoRejected, ProcessingFailed, UploadMissing
+from portrait_studio.models import FileStatus, Job, JobStatus, Verdict
 from portrait_studio.ports import BlobStore, Clock, JobStore, Metrics, Queue
 
 ACCEPTED = Verdict(accepted=True, code="accepted", message="Looks good.")
@@ -68,6 +68,28 @@ class NormalizationService:
         assert updated.verdict is not None
         return updated.verdict.code
 
+    def rescue_stuck(self) -> int:
+        """Give up on photos whose normalization never finished (their messages went to the DLQ), so
+        the job moves on instead of staying `normalizing` forever. Returns the photos given up on."""
+        given_up = 0
+        now = self.clock.now()
+        for job_id in self.store.jobs_normalizing():
+            job = self.store.get_job(job_id)
+            if not isinstance(job, Job) or (now - job.updated_at).total_seconds() < self.settings.normalize_stuck_s:
+                continue
+            for file in self.store.list_files(job_id):
+                if file.status == FileStatus.QUEUED:
+                    verdict = Verdict(accepted=False, **ProcessingFailed().verdict())
+                    self.store.record_verdict(
+                        job_id, file.model_copy(update={"status": FileStatus.REFUSED, "verdict": verdict})
+                    )
+                    self.blobs.delete([keys.upload(job_id, file.file_id)])
+                    given_up += 1
+            self._advance_if_done(job_id)
+        if given_up:
+            self.metrics.count("PhotosGivenUp", given_up)
+        return given_up
+
     def _advance_if_done(self, job_id: str) -> None:
         job = self.store.get_job(job_id)
         if not isinstance(job, Job) or job.status != JobStatus.NORMALIZING or job.pending_files > 0:
@@ -85,7 +107,3 @@ class NormalizationService:
                 self.queue.send(self.settings.dispatch_queue_url, {"job_id": job_id})
         else:
             self.store.update_job(job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.COLLECTING)
-
-
-def usable_files(files: list[UploadFile]) -> int:
-    return sum(1 for f in files if f.status == FileStatus.ACCEPTED)
