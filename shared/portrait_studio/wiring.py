@@ -6,16 +6,18 @@ Handlers call `container()`; tests and the local stack install their own with `u
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portrait_studio.clock import SystemClock
 from portrait_studio.config import Settings, get_settings
-from portrait_studio.ports import BlobStore, Clock, Downloader, Generator, JobStore, Metrics, Queue, SecretStore
-from portrait_studio.services.generation import GenerationService
-from portrait_studio.services.jobs import JobsService
-from portrait_studio.services.normalization import NormalizationService
-from portrait_studio.services.retention import RetentionService
-from portrait_studio.services.webhooks import WebhookVerifier
+
+if TYPE_CHECKING:  # services are imported when first used: each function needs only its own (cold starts)
+    from portrait_studio.ports import BlobStore, Clock, Downloader, Generator, JobStore, Metrics, Queue, SecretStore
+    from portrait_studio.services.generation import GenerationService
+    from portrait_studio.services.jobs import JobsService
+    from portrait_studio.services.normalization import NormalizationService
+    from portrait_studio.services.retention import RetentionService
+    from portrait_studio.services.webhooks import WebhookVerifier
 
 
 class Container:
@@ -96,23 +98,33 @@ class Container:
     # --- services ----------------------------------------------------------------------------------
     @cached_property
     def jobs(self) -> JobsService:
+        from portrait_studio.services.jobs import JobsService
+
         return JobsService(self.settings, self.store, self.blobs, self.queue, self.clock)
 
     @cached_property
     def normalization(self) -> NormalizationService:
+        from portrait_studio.services.normalization import NormalizationService
+
         return NormalizationService(self.settings, self.store, self.blobs, self.queue, self.clock, self.metrics)
 
     @cached_property
     def generation(self) -> GenerationService:
+        from portrait_studio.services.generation import GenerationService
+
         s = self
         return GenerationService(s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, s.clock, s.metrics)
 
     @cached_property
     def retention(self) -> RetentionService:
+        from portrait_studio.services.retention import RetentionService
+
         return RetentionService(self.settings, self.store, self.blobs, self.clock, self.generator, self.metrics)
 
     @cached_property
     def webhooks(self) -> WebhookVerifier:
+        from portrait_studio.services.webhooks import WebhookVerifier
+
         s = self.settings
         return WebhookVerifier(
             lambda: self.secrets.get(s.webhook_secret_param),
