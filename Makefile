@@ -59,6 +59,7 @@ openapi: setup
 	$(PY) scripts/openapi.py > openapi.json
 
 bench: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check --group bench
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/normalize.py
 
