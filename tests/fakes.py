@@ -133,6 +133,16 @@ class FakeDownloader:
         return self.png, "image/png"
 
 
+class MemoryIdempotency:
+    def __init__(self) -> None:
+        self.results: dict[str, Mapping[str, Any]] = {}
+
+    def once(self, key: str, action: Any, context: Any = None) -> Mapping[str, Any]:
+        if key not in self.results:
+            self.results[key] = dict(action())
+        return self.results[key]
+
+
 class CountingMetrics:
     def __init__(self) -> None:
         self.counts: dict[str, float] = {}
@@ -154,7 +164,6 @@ class MemoryJobStore:
         self.jobs: dict[str, Job | Tombstone] = {}
         self.files: dict[str, dict[str, UploadFile]] = {}
         self.slots: dict[str, dict[str, Prediction]] = {}
-        self.once: dict[str, datetime] = {}
         self.rates: dict[tuple[str, str], int] = {}
         self._lock = threading.RLock()
 
@@ -273,13 +282,6 @@ class MemoryJobStore:
                 return False
             self.slots[job_id][slot] = _updated(current, {"status": "collected", "images_collected": images})
             self.jobs[job_id] = _updated(job, {"predict_seconds": job.predict_seconds + (predict_time or 0)})
-            return True
-
-    def remember_once(self, key: str, expires_at: datetime) -> bool:
-        with self._lock:
-            if key in self.once and self.once[key] > self.clock.now():
-                return False
-            self.once[key] = expires_at
             return True
 
     def hit_rate_limit(self, key: str, window_start: datetime, limit: int, expires_at: datetime) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -17,7 +17,6 @@ from portrait_studio.http import error_response
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
-REPLAY_MEMORY = timedelta(days=2)
 
 
 def _raw_body() -> bytes:
@@ -38,11 +37,14 @@ def replicate_webhook() -> Response[Any]:
     params = app.current_event.query_string_parameters or {}
     job_id, slot = params.get("job", ""), params.get("slot", "")
     logger.set_correlation_id(job_id)
-    if not c.store.remember_once(f"WEBHOOK#{verified.webhook_id}", c.clock.now() + REPLAY_MEMORY):
-        return Response(status_code=200, content_type="application/json", body='{"result":"duplicate"}')
-    result = c.generation.record_event(job_id, slot, verified.payload)
-    logger.info("webhook recorded", extra={"slot": slot, "result": result, "status": verified.payload.get("status")})
-    return Response(status_code=200, content_type="application/json", body=f'{{"result":"{result}"}}')
+    # A repeated webhook-id (Replicate retries, duplicates) gets the first answer; nothing runs twice.
+    outcome = c.idempotency.once(
+        f"webhook:{verified.webhook_id}",
+        lambda: {"result": c.generation.record_event(job_id, slot, verified.payload)},
+        app.lambda_context,
+    )
+    logger.info("webhook recorded", extra={"slot": slot, "result": outcome["result"]})
+    return Response(status_code=200, content_type="application/json", body=json.dumps(dict(outcome)))
 
 
 @app.exception_handler(PortraitError)

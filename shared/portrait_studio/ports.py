@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -80,6 +80,14 @@ class SecretStore(Protocol):
     def get(self, name: str) -> str: ...
 
 
+class Idempotency(Protocol):
+    def once(self, key: str, action: Callable[[], Mapping[str, Any]], context: Any = None) -> Mapping[str, Any]:
+        """Run the action the first time a key is seen; afterwards return that first result.
+
+        `context` (the Lambda context) bounds how long a crashed attempt blocks a retry."""
+        ...
+
+
 class Metrics(Protocol):
     def count(self, name: str, value: float = 1, unit: str = "Count") -> None: ...
 
@@ -125,11 +133,7 @@ class JobStore(Protocol):
         """succeeded → collected, adding to the job's predict seconds. False if already collected."""
         ...
 
-    # webhooks, rate limits
-    def remember_once(self, key: str, expires_at: datetime) -> bool:
-        """True the first time a key is seen (until it expires)."""
-        ...
-
+    # rate limits
     def hit_rate_limit(self, key: str, window_start: datetime, limit: int, expires_at: datetime) -> bool:
         """Count a hit in the window; True when the limit is exceeded."""
         ...

@@ -12,7 +12,17 @@ from portrait_studio.clock import SystemClock
 from portrait_studio.config import Settings, get_settings
 
 if TYPE_CHECKING:  # services are imported when first used: each function needs only its own (cold starts)
-    from portrait_studio.ports import BlobStore, Clock, Downloader, Generator, JobStore, Metrics, Queue, SecretStore
+    from portrait_studio.ports import (
+        BlobStore,
+        Clock,
+        Downloader,
+        Generator,
+        Idempotency,
+        JobStore,
+        Metrics,
+        Queue,
+        SecretStore,
+    )
     from portrait_studio.services.generation import GenerationService
     from portrait_studio.services.jobs import JobsService
     from portrait_studio.services.normalization import NormalizationService
@@ -88,6 +98,18 @@ class Container:
         from portrait_studio.adapters.http_download import HttpDownloader
 
         return HttpDownloader()
+
+    @cached_property
+    def idempotency(self) -> Idempotency:
+        from portrait_studio.adapters.aws import aws_client
+        from portrait_studio.adapters.idempotency import PowertoolsIdempotency
+
+        s = self.settings
+        return PowertoolsIdempotency(
+            s.idempotency_table_name,
+            lambda: aws_client("dynamodb", s.aws_region, s.aws_endpoint_url),
+            expires_after_s=2 * 24 * 3600,  # longer than Replicate retries a webhook
+        )
 
     @cached_property
     def metrics(self) -> Metrics:

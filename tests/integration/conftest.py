@@ -65,6 +65,13 @@ def cloud(moto_url: str) -> Cloud:
             for index in props["GlobalSecondaryIndexes"]
         ],
     )
+    idempotency = template.tables["IdempotencyTable"]
+    dynamodb.create_table(
+        TableName=f"idempotency-{suffix}",
+        KeySchema=idempotency["KeySchema"],
+        AttributeDefinitions=idempotency["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST",
+    )
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_url)
     bucket = f"bucket-{suffix}"
     s3.create_bucket(Bucket=bucket)
@@ -76,6 +83,7 @@ def cloud(moto_url: str) -> Cloud:
         r2_region=REGION,
         bucket=bucket,
         table_name=table_name,
+        idempotency_table_name=f"idempotency-{suffix}",
         normalize_queue_url=queues["n"],
         dispatch_queue_url=queues["d"],
         collect_queue_url=queues["c"],

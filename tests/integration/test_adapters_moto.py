@@ -160,3 +160,22 @@ def test_the_retention_report_proves_the_promise(cloud: Cloud, capsys: pytest.Ca
         assert json.loads(capsys.readouterr().out)["promise_kept"] is True
     finally:
         wiring.use(None)
+
+
+class LambdaContextStub:
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def test_an_idempotent_action_runs_once_per_key(cloud: Cloud) -> None:
+    runs: list[str] = []
+
+    def action() -> dict[str, Any]:
+        runs.append("ran")
+        return {"result": f"run {len(runs)}"}
+
+    once = cloud.container.idempotency
+    assert once.once("webhook:msg_1", action, LambdaContextStub()) == {"result": "run 1"}
+    assert once.once("webhook:msg_1", action, LambdaContextStub()) == {"result": "run 1"}
+    assert once.once("webhook:msg_2", action, LambdaContextStub()) == {"result": "run 2"}
+    assert runs == ["ran", "ran"]

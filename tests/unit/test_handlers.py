@@ -20,6 +20,7 @@ from functions.normalize import app as normalize
 from functions.reconcile import app as reconcile
 from functions.webhook import app as webhook
 from portrait_studio import wiring
+from tests.fakes import MemoryIdempotency
 from tests.unit.conftest import World
 from tests.unit.helpers import generating_job
 
@@ -58,6 +59,7 @@ def installed(world: World) -> Iterator[World]:
         downloader=world.downloader,
         metrics=world.metrics,
         secrets=Secrets(),
+        idempotency=MemoryIdempotency(),
     )
     wiring.use(container)
     yield world
@@ -192,13 +194,20 @@ def test_webhook_with_a_forged_signature_is_401_and_a_real_one_is_applied(instal
     assert unknown["statusCode"] == 200 and json.loads(unknown["body"])["result"] == "unknown"
 
 
-def test_a_replayed_webhook_id_is_a_no_op(installed: World) -> None:
+def test_a_replayed_webhook_id_gets_the_first_answer_and_changes_nothing(installed: World) -> None:
     job_id = generating_job(installed)
     installed.generation.dispatch(job_id)
     slot = installed.store.list_slots(job_id)[0]
-    e = signed({"id": slot.prediction_id, "status": "processing"}, job_id, slot.slot)
-    assert json.loads(webhook.lambda_handler(e, Context())["body"])["result"] == "progress"
-    assert json.loads(webhook.lambda_handler(copy.deepcopy(e), Context())["body"])["result"] == "duplicate"
+    installed.generator.finish(slot.prediction_id, 4)
+    body = {
+        "id": slot.prediction_id,
+        "status": "succeeded",
+        "output": installed.generator.remote[slot.prediction_id].output,
+    }
+    e = signed(body, job_id, slot.slot)
+    assert json.loads(webhook.lambda_handler(e, Context())["body"])["result"] == "completed"
+    assert json.loads(webhook.lambda_handler(copy.deepcopy(e), Context())["body"])["result"] == "completed"
+    assert len(installed.queue.take("q-collect")) == 1
 
 
 def test_a_malformed_message_is_dropped_without_failing_the_batch() -> None:

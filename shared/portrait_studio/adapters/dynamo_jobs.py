@@ -365,19 +365,6 @@ class DynamoJobStore:
         return self._transact(actions, conditional=True)
 
     # --- webhooks, rate limits ---------------------------------------------------------------------
-    def remember_once(self, key: str, expires_at: datetime) -> bool:
-        now = _epoch(self._clock.now())
-        try:
-            self.table.put_item(
-                Item={"pk": f"ONCE#{key}", "sk": "ONCE", "kind": "once", "ttl": _epoch(expires_at)},
-                ConditionExpression="attribute_not_exists(pk) OR #ttl < :now",
-                ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues={":now": now},
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
-
     def hit_rate_limit(self, key: str, window_start: datetime, limit: int, expires_at: datetime) -> bool:
         result = self.table.update_item(
             Key={"pk": f"RATE#{key}", "sk": hour_key(window_start)},
