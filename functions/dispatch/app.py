@@ -10,11 +10,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from portrait_studio import wiring
 from portrait_studio.errors import GeneratorRateLimited, GeneratorUnavailable
 from portrait_studio.messages import DispatchMessage
+from portrait_studio.sqs import parse_message
 
 logger = Logger()
 metrics = Metrics()
@@ -23,12 +23,9 @@ UNAVAILABLE_BACKOFF_S = 20
 
 
 def record_handler(record: SQSRecord) -> None:
-    try:
-        message = DispatchMessage.model_validate_json(record.body)
-    except ValidationError:
-        logger.error("dropping a malformed message", extra={"message_id": record.message_id})
+    message = parse_message(record.body, DispatchMessage, logger, record.message_id)
+    if message is None:
         return
-    logger.set_correlation_id(message.job_id)
     c = wiring.container()
     try:
         result = c.generation.dispatch(message.job_id, message.slots)

@@ -9,10 +9,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
 from portrait_studio import wiring
 from portrait_studio.messages import NormalizeMessage
+from portrait_studio.sqs import parse_message
 
 logger = Logger()
 metrics = Metrics()
@@ -20,12 +20,9 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def record_handler(record: SQSRecord) -> None:
-    try:
-        message = NormalizeMessage.model_validate_json(record.body)
-    except ValidationError:
-        logger.error("dropping a malformed message", extra={"message_id": record.message_id})
+    message = parse_message(record.body, NormalizeMessage, logger, record.message_id)
+    if message is None:
         return
-    logger.set_correlation_id(message.job_id)
     code = wiring.container().normalization.process(message.job_id, message.file_id)
     logger.info("photo normalized", extra={"file_id": message.file_id, "verdict": code})
 

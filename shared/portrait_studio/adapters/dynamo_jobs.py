@@ -41,6 +41,16 @@ def _value(value: Any) -> Any:
     return value
 
 
+def _status_in(expect: Iterable[str], names: dict[str, str], values: dict[str, Any]) -> str:
+    """The condition `status IN (...)`, its names and values added to the expression's maps."""
+    options = []
+    for i, expected in enumerate(expect):
+        values[f":e{i}"] = str(expected)
+        options.append(f":e{i}")
+    names["#status"] = "status"
+    return f"#status IN ({', '.join(options)})"
+
+
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
@@ -113,12 +123,7 @@ class DynamoJobStore:
         values: dict[str, Any] = {":job": "job"}
         names: dict[str, str] = {}
         if expect is not None:
-            options = []
-            for i, expected in enumerate(expect):
-                values[f":e{i}"] = str(expected)
-                options.append(f":e{i}")
-            names["#status"] = "status"
-            condition.append(f"#status IN ({', '.join(options)})")
+            condition.append(_status_in(expect, names, values))
         for i, (name, value) in enumerate((expect_fields or {}).items()):
             names[f"#c{i}"] = name
             values[f":c{i}"] = _value(value)
@@ -321,12 +326,7 @@ class DynamoJobStore:
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         if expect is not None:
-            options = []
-            for i, expected in enumerate(expect):
-                values[f":e{i}"] = str(expected)
-                options.append(f":e{i}")
-            names["#status"] = "status"
-            condition.append(f"#status IN ({', '.join(options)})")
+            condition.append(_status_in(expect, names, values))
         return self._update(_pk(job_id), f"PRED#{slot}", fields, condition, names, values)
 
     def get_slot(self, job_id: str, slot: str) -> Prediction | None:
