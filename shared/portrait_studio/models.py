@@ -52,7 +52,8 @@ class SlotStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (SlotStatus.COLLECTED, SlotStatus.GAVE_UP, SlotStatus.CANCELED)
+        # A failed or canceled prediction is not the end of its slot: collect retries it or gives up.
+        return self in (SlotStatus.COLLECTED, SlotStatus.GAVE_UP)
 
     @property
     def has_prediction_outcome(self) -> bool:

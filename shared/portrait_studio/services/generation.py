@@ -264,8 +264,13 @@ class GenerationService:
             return "noop"
         if remote.status in ("starting", "processing"):
             if remote.status == "processing" and current.status in (SlotStatus.CLAIMED, SlotStatus.STARTING):
-                self.store.update_slot(current.job_id, current.slot, expect=IN_FLIGHT, status=SlotStatus.PROCESSING)
-                return "progress"
+                moved = self.store.update_slot(
+                    current.job_id,
+                    current.slot,
+                    expect=(SlotStatus.CLAIMED, SlotStatus.STARTING),
+                    status=SlotStatus.PROCESSING,
+                )
+                return "progress" if moved else "noop"
             return "noop"
         if remote.status not in ("succeeded", "failed", "canceled", "aborted"):
             return "noop"
@@ -292,6 +297,7 @@ class GenerationService:
         current = self.store.get_slot(job_id, slot)
         if current is None:
             return 0
+        stored = 0
         if current.status == SlotStatus.SUCCEEDED:
             stored = self._copy_outputs(job, current)
             dropped = current.num_outputs - stored
@@ -299,13 +305,13 @@ class GenerationService:
                 self.metrics.count("OutputsDropped", dropped)
             self.store.add_collected(job_id, slot, stored, current.predict_time)
             if not self._still_generating(job_id):
-                self._delete_results_of(job_id, current, stored)
+                self._delete_results_of(job_id, current)  # the job was deleted while we copied
                 return 0
         elif current.status in (SlotStatus.FAILED, SlotStatus.ABORTED, SlotStatus.CANCELED):
             self.metrics.count("PredictionsFailed")
             self._retry_or_give_up(job, current)
         self.finish_if_done(job_id)
-        return current.images_collected
+        return stored
 
     def _copy_outputs(self, job: Job, slot: Prediction) -> int:
         from PIL import Image
@@ -334,7 +340,7 @@ class GenerationService:
         job = self.store.get_job(job_id)
         return isinstance(job, Job) and job.status in (JobStatus.GENERATING, JobStatus.READY)
 
-    def _delete_results_of(self, job_id: str, slot: Prediction, stored: int) -> None:
+    def _delete_results_of(self, job_id: str, slot: Prediction) -> None:
         style, k = slot.slot.split("#")
         base = int(k) * self.settings.outputs_per_prediction
         self.blobs.delete([keys.result(job_id, style, base + i + 1) for i in range(slot.num_outputs)])
