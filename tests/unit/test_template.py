@@ -386,7 +386,8 @@ def test_jobs_table() -> None:
         ]
         assert gsis[index]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
-    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    # Backups would keep deleted records restorable past the 48-hour promise.
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is False
     assert props["SSESpecification"] == {"SSEEnabled": True}
 
 
