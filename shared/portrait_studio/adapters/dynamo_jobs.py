@@ -166,22 +166,24 @@ class DynamoJobStore:
             return False
         return True
 
+    def _job_is(self, job_id: str, status: JobStatus) -> dict[str, Any]:
+        """A transaction's check that the job is (still) in a status."""
+        return {
+            "ConditionCheck": {
+                "TableName": self._table_name,
+                "Key": {"pk": _pk(job_id), "sk": META},
+                "ConditionExpression": "#status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":status": status.value},
+            }
+        }
+
     def add_files(self, job_id: str, files: Sequence[UploadFile], max_files: int) -> bool:
         job = self.get_job(job_id)
         if not isinstance(job, Job):
             return False
         ttl = _epoch(job.expires_at + TTL_MARGIN)
-        actions: list[dict[str, Any]] = [
-            {
-                "ConditionCheck": {
-                    "TableName": self._table_name,
-                    "Key": {"pk": _pk(job_id), "sk": META},
-                    "ConditionExpression": "#status = :collecting",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":collecting": JobStatus.COLLECTING.value},
-                }
-            }
-        ]
+        actions: list[dict[str, Any]] = [self._job_is(job_id, JobStatus.COLLECTING)]
         actions += [{"Put": {"TableName": self._table_name, "Item": self._file_item(job_id, f, ttl)}} for f in files]
         return self._transact(actions, conditional=True)
 
@@ -190,15 +192,7 @@ class DynamoJobStore:
 
     def remove_file(self, job_id: str, file_id: str) -> bool:
         actions: list[dict[str, Any]] = [
-            {
-                "ConditionCheck": {
-                    "TableName": self._table_name,
-                    "Key": {"pk": _pk(job_id), "sk": META},
-                    "ConditionExpression": "#status = :collecting",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":collecting": JobStatus.COLLECTING.value},
-                }
-            },
+            self._job_is(job_id, JobStatus.COLLECTING),
             {
                 "Delete": {
                     "TableName": self._table_name,
@@ -297,15 +291,7 @@ class DynamoJobStore:
         item = self._slot_item(prediction) | {"ttl": _epoch(job.expires_at + TTL_MARGIN)}
         # One transaction with a check on the job: a slot can never be (re)created under a deleted job.
         actions: list[dict[str, Any]] = [
-            {
-                "ConditionCheck": {
-                    "TableName": self._table_name,
-                    "Key": {"pk": _pk(prediction.job_id), "sk": META},
-                    "ConditionExpression": "#status = :generating",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":generating": JobStatus.GENERATING.value},
-                }
-            },
+            self._job_is(prediction.job_id, JobStatus.GENERATING),
             {
                 "Put": {
                     "TableName": self._table_name,
