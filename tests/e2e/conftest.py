@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,18 @@ FAST = {
 }
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state = tmp_path_factory.mktemp("stack")
+@contextmanager
+def fast_stack(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[dict[str, Any]]:
+    """A local stack of its own (with FAST timings), its log file's path in `log_path`."""
+    state = tmp_path_factory.mktemp(name)
     with running_stack(state, env=FAST) as info:
         info["log_path"] = str(state / "stack.log")
+        yield info
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with fast_stack(tmp_path_factory, "stack") as info:
         yield info
 
 

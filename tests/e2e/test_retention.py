@@ -11,8 +11,8 @@ import boto3
 import httpx
 import pytest
 
-from infra.local.client import PortraitClient, running_stack
-from tests.e2e.conftest import FAST, GOOD
+from infra.local.client import PortraitClient
+from tests.e2e.conftest import GOOD, fast_stack
 
 pytestmark = pytest.mark.e2e
 HOUR = 3600
@@ -21,9 +21,7 @@ HOUR = 3600
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Its own stack: moving the clock here must not expire other modules' jobs."""
-    state = tmp_path_factory.mktemp("retention")
-    with running_stack(state, env=FAST) as info:
-        info["log_path"] = str(state / "stack.log")
+    with fast_stack(tmp_path_factory, "retention") as info:
         yield info
 
 
