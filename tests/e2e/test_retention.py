@@ -67,6 +67,12 @@ def test_finished_and_unfinished_jobs_are_intact_at_47h_and_gone_at_49h(
     assert client.wait_for(finished, ("ready", "failed"), timeout_s=180)["status"] == "ready"
     uploads_only = client.create_job(GOOD)
     client.upload_all(uploads_only, GOOD)
+    # Stuck generating: Replicate rate-limits every prediction, so none is ever created.
+    httpx.put(f"{stack['replicate_url']}/_emulator/faults", json={"rate_limit_first": 100_000}).raise_for_status()
+    stuck = client.create_job(GOOD)
+    client.upload_all(stuck, GOOD)
+    client.submit(stuck).raise_for_status()
+    assert client.wait_for(stuck, ("generating",), timeout_s=120)["status"] == "generating"
     results_before = len(objects_under(stack, finished.job_id))
 
     client.advance_clock(47 * HOUR)
@@ -78,6 +84,8 @@ def test_finished_and_unfinished_jobs_are_intact_at_47h_and_gone_at_49h(
     assert "ExpirySweepFunction.HourlySweep" in fired
     assert_gone(stack, client, finished)
     assert_gone(stack, client, uploads_only)
+    assert_gone(stack, client, stuck)
+    httpx.delete(f"{stack['replicate_url']}/_emulator/faults").raise_for_status()
 
 
 def test_delete_is_immediate_and_idempotent(stack: dict[str, Any], client: PortraitClient) -> None:
