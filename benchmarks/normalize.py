@@ -1,6 +1,10 @@
 """Benchmark: our `normalize_photo` against a naive Pillow pipeline, pyvips and ImageMagick.
 
-    .venv/bin/python benchmarks/normalize.py [--repeat 5] [--only SUBSTRING]
+    .venv/bin/python benchmarks/normalize.py [--repeat 5] [--only SUBSTRING[,...]] [--group JPEG,HEIC] [--quick]
+
+`--only` and `--group` select files (any of the comma-separated path substrings / groups). `--quick` is for
+iterating: one timed round (at least 0.2 s instead of 1 s for small files) and no ImageMagick; its goal
+lines are indicative only. Baselines and goals are the same in every mode.
 
 Over the corpus's decodable files (MANIFEST.json `expected.decodes` true, GIF excluded: refused by
 policy), grouped JPEG / HEIC / other.
@@ -45,7 +49,7 @@ MEMORY_MIN_FRAME_BYTES = 4 * 1024 * 1024
 LARGE_PIXELS = 1_000_000
 
 _SETUP = r"""
-import io, json, resource, statistics, subprocess, sys, tempfile, time
+import io, json, os, resource, statistics, subprocess, sys, tempfile, time
 
 def make_job(tool, magick):
     if tool == "ours":
@@ -106,7 +110,7 @@ _TIME_CHILD = (
     _SETUP
     + r"""
 path, warm, magick, repeat, tools = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
-MIN_SECONDS, MAX_ROUNDS = 1.0, 200
+MIN_SECONDS, MAX_ROUNDS = float(os.environ.get("BENCH_MIN_SECONDS", "1.0")), 200
 data, warm_data = open(path, "rb").read(), open(warm, "rb").read()
 jobs, results, times = {}, {}, {tool: [] for tool in tools}
 for tool in tools:
@@ -222,8 +226,15 @@ def fmt_mb(result: dict[str, object] | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per (tool, file) after the first")
-    parser.add_argument("--only", default="", help="only files whose path contains this")
+    parser.add_argument("--only", default="", help="only files whose path contains one of these (comma-separated)")
+    parser.add_argument("--group", default="", help="only these groups (comma-separated: JPEG, HEIC, other)")
+    parser.add_argument("--quick", action="store_true", help="one timed round, no ImageMagick: for iterating")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat = 1
+        os.environ["BENCH_MIN_SECONDS"] = "0.2"
+    only = [part for part in args.only.split(",") if part] or [""]
+    groups = {part.strip() for part in args.group.split(",") if part.strip()} or set(GROUPS)
 
     corpus = corpus_dir()
     manifest_path = corpus / "MANIFEST.json"
@@ -233,10 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     entries = [
         e
         for e in json.loads(manifest_path.read_text())
-        if e["expected"].get("decodes") is True and e.get("format") != "GIF" and args.only in e["path"]
+        if e["expected"].get("decodes") is True
+        and e.get("format") != "GIF"
+        and any(part in e["path"] for part in only)
+        and group_of(e) in groups
     ]
     magick, magick_note = find_magick()
     unavailable = {"pyvips": pyvips_status(), "magick": None if magick else magick_note}
+    if args.quick:
+        unavailable["magick"] = "skipped (--quick)"
     tools = [tool for tool in TOOLS if unavailable.get(tool) is None]
     print(f"tools: {', '.join(tools)}; magick: {magick_note if magick is None else magick + ' = ' + magick_note}")
     for tool, why in unavailable.items():
@@ -257,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(_summary(rows, tools, unavailable))
+    if args.quick:
+        print("(--quick: one timed round per file; the goal lines above are indicative only)")
     return 0
 
 
@@ -290,7 +308,8 @@ def _summary(rows: list[dict[str, object]], tools: list[str], unavailable: dict[
         ours = _median(members, "ours")
         for tool in TOOLS:
             if tool not in tools:
-                cells.append(f"{'not installed':>16}")
+                why = "skipped" if (unavailable.get(tool) or "").startswith("skipped") else "not installed"
+                cells.append(f"{why:>16}")
                 continue
             value = _median(members, tool)
             medians[(group, tool)] = value

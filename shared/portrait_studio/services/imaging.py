@@ -307,7 +307,9 @@ def _resize_buffer(
 
     width, height = size
     if size == target:
-        return _band(buffer, mode, width, stride, 0, height).copy()
+        whole = _band(buffer, mode, width, stride, 0, height)
+        # RGB is already a copy (see _band); L and RGBA map libheif's buffer, which must not outlive it.
+        return whole.copy() if whole.readonly else whole
     scale = height / target[1]
     support = _LANCZOS_SUPPORT * max(scale, 1.0)
 
@@ -396,16 +398,20 @@ def _resize(im: Image.Image, target: tuple[int, int]) -> Image.Image:
     if source is not im:
         im.close()
     width, height = target
-    # Small strips also keep Pillow's intermediate (horizontal pass) images small.
-    tops = list(range(0, height, _STRIP_ROWS))
+    # Small strips also keep Pillow's intermediate (horizontal pass) images small. Equal strips, a whole
+    # number per thread, so no thread is left with a last strip while the others idle.
+    threads = _resize_threads()
+    strips = threads * -(-height // (threads * _STRIP_ROWS))
+    rows = -(-height // strips)
+    tops = list(range(0, height, rows))
     scale = source.height / height
 
     def strip(top: int) -> Image.Image:
-        bottom = min(height, top + _STRIP_ROWS)
+        bottom = min(height, top + rows)
         box = (0.0, top * scale, float(source.width), bottom * scale)
         return source.resize((width, bottom - top), Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
 
-    if len(tops) == 1 or _resize_threads() == 1:
+    if len(tops) == 1 or threads == 1:
         out = source.resize(target, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
     else:
         out = Image.new(source.mode, target)
