@@ -31,16 +31,9 @@ import boto3  # noqa: E402
 import httpx  # noqa: E402
 
 from infra.local.client import PortraitClient, running_stack  # noqa: E402
+from infra.local.replicate_emulator import FULL_FAULT_PROFILE  # noqa: E402
 
 SELFIES = [ROOT / "samples" / name for name in ("selfie-1.jpg", "selfie-2.png", "selfie-3.heic")]
-FULL_FAULTS = {
-    "rate_limit_first": 5,
-    "fail_rate": 0.2,
-    "nsfw_drop_rate": 0.25,
-    "duplicate_webhook_rate": 0.5,
-    "missing_webhook_rate": 0.3,
-    "reorder_webhooks": True,
-}
 HANDLERS = ["api", "normalize", "dispatch", "webhook", "collect", "reconcile", "expiry_sweep"]
 
 
@@ -114,7 +107,7 @@ def main() -> int:
         for _ in range(args.runs):
             clean.append(run_job(stack, client))
         for seed in range(args.runs):
-            httpx.put(faults_url, json={**FULL_FAULTS, "seed": seed}).raise_for_status()
+            httpx.put(faults_url, json={**FULL_FAULT_PROFILE, "seed": seed}).raise_for_status()
             faulty.append(run_job(stack, client))
         httpx.delete(faults_url)
     imports = import_times()

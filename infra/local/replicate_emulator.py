@@ -89,6 +89,16 @@ _FAULT_DEFAULTS: Final[dict[str, Any]] = {
     "reorder_webhooks": False,
     "seed": None,
 }
+
+# Every fault at once, as the generation issue's acceptance run and the pipeline benchmark use it.
+FULL_FAULT_PROFILE: Final[dict[str, Any]] = {
+    "rate_limit_first": 5,
+    "fail_rate": 0.2,
+    "nsfw_drop_rate": 0.25,
+    "duplicate_webhook_rate": 0.5,
+    "missing_webhook_rate": 0.3,
+    "reorder_webhooks": True,
+}
 _RATE_KEYS: Final = ("fail_rate", "nsfw_drop_rate", "duplicate_webhook_rate", "missing_webhook_rate")
 
 JSONDict = dict[str, Any]

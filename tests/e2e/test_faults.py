@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from infra.local.client import PortraitClient
+from infra.local.replicate_emulator import FULL_FAULT_PROFILE
 from tests.e2e.conftest import GOOD, predictions
 
 pytestmark = pytest.mark.e2e
@@ -22,15 +23,7 @@ PROFILES = {
     "missing_webhooks": {"missing_webhook_rate": 0.3, "seed": 6},
     "late_webhooks": {"webhook_delay_s": 1.5},
     "reordered_webhooks": {"reorder_webhooks": True},
-    "everything": {
-        "rate_limit_first": 5,
-        "fail_rate": 0.2,
-        "nsfw_drop_rate": 0.25,
-        "duplicate_webhook_rate": 0.5,
-        "missing_webhook_rate": 0.3,
-        "reorder_webhooks": True,
-        "seed": 7,
-    },
+    "everything": {**FULL_FAULT_PROFILE, "seed": 7},
 }
 
 
