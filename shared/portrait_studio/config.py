@@ -106,10 +106,6 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @property
-    def is_local(self) -> bool:
-        return self.environment == "local"
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
