@@ -18,6 +18,7 @@ from PIL import Image, ImageCms
 from portrait_studio.config import Settings
 from portrait_studio.errors import CorruptImage, PhotoRejected, TooManyPixels, TooSmall, UnsupportedFormat
 from portrait_studio.services import imaging
+from portrait_studio.services.heif_container import check_container
 from portrait_studio.services.imaging import NormalizedPhoto, normalize_photo, sniff_format
 
 SETTINGS = Settings()
@@ -280,7 +281,7 @@ def test_heif_container_rotation_is_not_applied_twice() -> None:
     displayed = quadrant_image((600, 900))
     data = encode(stored_for(displayed, 6), "HEIF", quality=95, exif=exif_with(6).tobytes())
     assert b"irot" in data
-    assert imaging._check_container(data).exif_orientation == 6
+    assert check_container(data).exif_orientation == 6
     result = normalize_photo(data, SETTINGS)
     assert (result.width, result.height) == (600, 900)
     assert_quadrants(decode(result))

@@ -9,11 +9,17 @@ Orientation policy (all 8 values):
 - JPEG, PNG, WebP: the EXIF orientation (Pillow's reading, which falls back to XMP) is applied.
 - HEIF/AVIF whose primary image carries irot/imir: the container wins and EXIF is ignored, as the HEIF
   spec says; iPhones write both, so applying EXIF as well would rotate twice. libheif applies irot/imir
-  while decoding HEIF; for AVIF, Pillow reports them as the EXIF orientation, which we apply.
+  while decoding HEIF (a grid's irot we apply, see below); for AVIF, Pillow reports them as the EXIF
+  orientation, which we apply.
 - HEIF/AVIF without irot/imir: the orientation in the file's Exif item is applied (writers that record
   the rotation only there), read by our own parser since both decoders hide or override it.
 Animated WebP/AVIF and APNG: the first frame is used (it is the still a phone exports); multi-image HEIF:
 the primary image. Broken or absent ICC profiles are treated as sRGB.
+
+Memory: a grid HEIC (every iPhone photo: 48 HEVC tiles) is decoded one tile at a time and box-reduced as the
+tiles arrive (`heif_container` plans it), so a 12 MP photo needs about 0.8x its RGB frame instead of the 1.6x
+of libheif's whole decode (4.6x for a 10-bit camera HIF). Other HEIFs are downscaled in bands straight out of
+libheif's buffer.
 
 Heavy libraries are imported inside functions: a Lambda cold start pays for them only when a photo is seen.
 """
@@ -24,13 +30,15 @@ import struct
 import time
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from io import BytesIO
 from typing import TYPE_CHECKING, cast
 
 from portrait_studio.errors import CorruptImage, PhotoRejected, TooManyPixels, TooSmall, UnsupportedFormat
+from portrait_studio.services.heif_container import Container, GridPlan, check_container
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from concurrent.futures import ThreadPoolExecutor
 
     from PIL import Image, ImageCms
@@ -53,6 +61,8 @@ _REDUCING_GAP = 1.0
 # HEIF: rows produced per band straight from libheif's buffer, so no full-size copy in Pillow.
 _BAND_ROWS = 64
 # The final resize runs in horizontal strips on a few threads (Pillow releases the GIL while resampling).
+# Grid HEIC tiles up to this size are decoded on those threads too (libheif releases the GIL).
+_PARALLEL_TILE_PIXELS = 1 << 20
 _MAX_RESIZE_THREADS = 4
 _STRIP_ROWS = 128
 _LANCZOS_SUPPORT = 3.0
@@ -75,30 +85,6 @@ class NormalizedPhoto:
     height: int
     source_format: str  # "jpeg" | "png" | "webp" | "heif" | "avif"
     decode_ms: float  # wall time of reading the pixels (open + decode), for metrics
-
-
-class _Container:
-    """What we learn from a HEIF/AVIF box structure before handing it to a decoder.
-
-    A plain class: each dataclass costs about a millisecond of import time on a cold start.
-    """
-
-    __slots__ = ("exif_orientation", "has_transform", "height", "nclx_primaries", "width")
-
-    def __init__(
-        self,
-        width: int | None = None,
-        height: int | None = None,
-        nclx_primaries: int | None = None,
-        *,
-        has_transform: bool = False,
-        exif_orientation: int = 1,
-    ) -> None:
-        self.width = width  # primary item's ispe (grid size for grid images), before irot
-        self.height = height
-        self.nclx_primaries = nclx_primaries
-        self.has_transform = has_transform  # the primary item carries irot or imir
-        self.exif_orientation = exif_orientation  # from the file's Exif item, 1 when absent or unreadable
 
 
 def sniff_format(data: bytes) -> str:
@@ -135,18 +121,20 @@ def normalize_photo(data: bytes, settings: Settings) -> NormalizedPhoto:
     source_format = sniff_format(data)
     try:
         if source_format in ("heif", "avif"):
-            container = _check_container(data)
+            container = check_container(data)
             if container.width and container.height:
                 _check_size(container.width, container.height, settings, check_small=False)
         else:
-            container = _Container()
+            container = Container()
         with warnings.catch_warnings(record=True) as caught:
             # Decoder warnings (truncated data, odd chunks, bomb warnings) mean the pixels are not
             # trustworthy. They are recorded, not raised: the filter is process-wide, and raising would
             # turn other threads' harmless warnings into errors (the local stack runs functions in threads).
             warnings.simplefilter("always")
             started = time.perf_counter()
-            if source_format == "heif":
+            if source_format == "heif" and container.grid is not None:
+                im, orientation, icc = _decode_heif_grid(container.grid, settings)
+            elif source_format == "heif":
                 im, orientation, icc = _decode_heif(data, settings)
             else:
                 im, orientation, icc = _decode_pillow(data, source_format, settings)
@@ -274,6 +262,138 @@ def _decode_heif(data: bytes, settings: Settings) -> tuple[Image.Image, int, byt
     return _resize(frame, target), 1, icc
 
 
+def _decode_heif_grid(grid: GridPlan, settings: Settings) -> tuple[Image.Image, int, bytes | None]:
+    """A grid HEIC (iPhone, most phones and cameras) decoded tile by tile, each tile a small HEIF of its own.
+
+    The frame is box-reduced by the integer factor as tiles arrive, so only the reduced frame and a tile (or
+    a row of tiles) are alive at once; the result equals reducing the whole frame. When the factor divides
+    the tile size, each tile is reduced on its own; otherwise a row of tiles is, rows left over from the
+    uneven factor waiting for the next row. Small tiles are decoded on the worker threads, large ones (a
+    10-bit camera's 3 MP tiles, whose libheif intermediates are four times their size) one at a time. The
+    grid's irot comes back as the equivalent EXIF orientation, for the caller to apply to the small result.
+    """
+    width, height = grid.output_width, grid.output_height
+    _check_size(width, height, settings)
+    target = _fit(width, height, settings.max_side_px)
+    factor = max(1, int(min(width / target[0], height / target[1]) / _REDUCING_GAP))
+    parallel = grid.tile_width * grid.tile_height <= _PARALLEL_TILE_PIXELS
+    if grid.tile_width % factor == 0 and grid.tile_height % factor == 0:
+        frame, icc = _reduce_tiles(grid, factor, parallel=parallel)
+    else:
+        frame, icc = _reduce_tile_rows(grid, factor, parallel=parallel)
+    orientation = {1: 8, 2: 3, 3: 6}.get(grid.quarter_turns, 1)
+    return _resize(frame, target), orientation, icc or grid.icc
+
+
+def _reduce_tiles(grid: GridPlan, factor: int, *, parallel: bool) -> tuple[Image.Image, bytes | None]:
+    """Each tile cropped to the canvas and reduced on its own (the factor divides the tile size)."""
+    from PIL import Image
+
+    width, height = grid.output_width, grid.output_height
+
+    def reduced_tile(index: int) -> tuple[Image.Image, bytes | None]:
+        tile, icc = _decode_tile(grid, index)
+        row, column = divmod(index, grid.columns)
+        visible = (
+            0,
+            0,
+            min(grid.tile_width, width - column * grid.tile_width),
+            min(grid.tile_height, height - row * grid.tile_height),
+        )
+        if factor == 1 and visible[2:] == tile.size:
+            return tile, icc
+        reduced = tile.reduce(factor, box=visible)
+        tile.close()
+        return reduced, icc
+
+    indices = range(grid.rows * grid.columns)
+    frame: Image.Image | None = None
+    found_icc: bytes | None = None
+    for index, (piece, icc) in zip(indices, _maybe_parallel(reduced_tile, indices, parallel=parallel), strict=True):
+        if frame is None:
+            frame = Image.new(piece.mode, (-(-width // factor), -(-height // factor)))
+        row, column = divmod(index, grid.columns)
+        frame.paste(_as_mode(piece, frame.mode), (column * grid.tile_width // factor, row * grid.tile_height // factor))
+        piece.close()
+        found_icc = found_icc or icc
+    assert frame is not None
+    return frame, found_icc
+
+
+def _reduce_tile_rows(grid: GridPlan, factor: int, *, parallel: bool) -> tuple[Image.Image, bytes | None]:
+    """Rows of tiles joined into bands and reduced; the rows a band leaves over (< factor) join the next."""
+    from PIL import Image
+
+    width, height = grid.output_width, grid.output_height
+    frame: Image.Image | None = None
+    pending: Image.Image | None = None
+    done_rows = 0  # rows of `frame` written
+    found_icc: bytes | None = None
+    decode = partial(_decode_tile, grid)
+    for row in range(grid.rows):
+        indices = range(row * grid.columns, (row + 1) * grid.columns)
+        rows_here = min(grid.tile_height, height - row * grid.tile_height)
+        carried = pending.height if pending is not None else 0
+        band: Image.Image | None = None
+        for column, (tile, icc) in enumerate(_maybe_parallel(decode, indices, parallel=parallel)):
+            if frame is None:
+                frame = Image.new(tile.mode, (-(-width // factor), -(-height // factor)))
+            if band is None:
+                band = Image.new(frame.mode, (width, carried + rows_here))
+                if pending is not None:
+                    band.paste(pending, (0, 0))
+                    pending.close()
+            band.paste(_as_mode(tile, frame.mode), (column * grid.tile_width, carried))  # clipped at the canvas
+            tile.close()
+            found_icc = found_icc or icc
+        assert frame is not None and band is not None
+        last = row == grid.rows - 1
+        usable = band.height if last else band.height - band.height % factor
+        if usable:
+            reduced = band.reduce(factor, box=(0, 0, width, usable))
+            frame.paste(reduced, (0, done_rows))
+            done_rows += reduced.height
+            reduced.close()
+        pending = None if usable == band.height else band.crop((0, usable, width, band.height))
+        band.close()
+    assert frame is not None
+    return frame, found_icc
+
+
+def _maybe_parallel(
+    function: Callable[[int], tuple[Image.Image, bytes | None]], indices: range, *, parallel: bool
+) -> Iterator[tuple[Image.Image, bytes | None]]:
+    return _worker_pool().map(function, indices) if parallel else map(function, indices)
+
+
+def _as_mode(im: Image.Image, mode: str) -> Image.Image:
+    """A tile in the frame's mode (a grid's tiles may disagree, e.g. one grey tile among colour ones)."""
+    if im.mode == mode:
+        return im
+    converted = im.convert(mode)
+    im.close()
+    return converted
+
+
+def _decode_tile(grid: GridPlan, index: int) -> tuple[Image.Image, bytes | None]:
+    """One tile as an 8-bit image of the grid's tile size, with its ICC profile (or Display P3 for nclx P3)."""
+    import pillow_heif
+    from PIL import Image
+
+    heif_file = pillow_heif.open_heif(grid.tile_file(index), convert_hdr_to_8bit=True, remove_stride=False)
+    if heif_file.size != (grid.tile_width, grid.tile_height):
+        raise CorruptImage()
+    mode = heif_file.mode
+    tile = Image.frombuffer(mode, heif_file.size, heif_file.data, "raw", mode, heif_file.stride, 1)
+    tile = tile.copy() if tile.readonly else tile  # L and RGBA map libheif's buffer, freed with heif_file
+    profile = heif_file.info.get("icc_profile")
+    nclx = heif_file.info.get("nclx_profile")
+    icc = bytes(profile) if isinstance(profile, (bytes, bytearray)) and profile else None
+    if icc is None and isinstance(nclx, dict) and nclx.get("color_primaries") == _NCLX_P3_D65:
+        icc = _display_p3_profile()
+    return _to_8bit(tile), icc
+
+
 def _band(buffer: memoryview, mode: str, width: int, stride: int, first: int, last: int) -> Image.Image:
     """Rows [first, last) of a decoded buffer as an image (RGB is copied: Pillow stores it as 4 bytes)."""
     from PIL import Image
@@ -326,7 +446,7 @@ def _resize_buffer(
 
     frame = Image.new(mode, target)
     tops = range(0, target[1], _BAND_ROWS)
-    for top, piece in zip(tops, _resize_pool().map(band_resized, tops), strict=True):
+    for top, piece in zip(tops, _worker_pool().map(band_resized, tops), strict=True):
         frame.paste(piece, (0, top))
         piece.close()
     return frame
@@ -415,7 +535,7 @@ def _resize(im: Image.Image, target: tuple[int, int]) -> Image.Image:
         out = source.resize(target, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
     else:
         out = Image.new(source.mode, target)
-        for top, piece in zip(tops, _resize_pool().map(strip, tops), strict=True):
+        for top, piece in zip(tops, _worker_pool().map(strip, tops), strict=True):
             out.paste(piece, (0, top))
             piece.close()
     source.close()
@@ -434,7 +554,7 @@ def _resize_threads() -> int:
 
 
 @lru_cache(maxsize=1)
-def _resize_pool() -> ThreadPoolExecutor:
+def _worker_pool() -> ThreadPoolExecutor:
     from concurrent.futures import ThreadPoolExecutor
 
     return ThreadPoolExecutor(max_workers=_resize_threads(), thread_name_prefix="resize")
@@ -560,230 +680,3 @@ def _encode_jpeg(im: Image.Image, quality: int) -> bytes:
     buffer = BytesIO()
     im.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
-
-
-# --- ISOBMFF (HEIF/AVIF) structure ------------------------------------------------------------------
-class _Truncated(Exception):
-    pass
-
-
-def _check_container(data: bytes) -> _Container:
-    """Walk the box structure: every box and every item extent must lie inside the file.
-
-    libheif renders missing grid tiles of a truncated HEIC as solid colour without an error, so the
-    only reliable signal is structural: an iloc extent or a top-level box (mdat) running past EOF.
-    """
-    try:
-        return _parse_container(data)
-    except (_Truncated, struct.error, IndexError, ValueError) as exc:
-        raise CorruptImage() from exc
-
-
-def _iter_boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
-    """(type, payload start, box end) for each box in [start, end); raises _Truncated past `end`."""
-    boxes: list[tuple[bytes, int, int]] = []
-    position = start
-    while position < end:
-        if end - position < 8:
-            if start == 0:
-                break  # a few padding bytes after the last top-level box are harmless
-            raise _Truncated("box header cut off")
-        size, box_type = struct.unpack_from(">I4s", data, position)
-        header = 8
-        if size == 1:
-            if end - position < 16:
-                raise _Truncated("box header cut off")
-            (size,) = struct.unpack_from(">Q", data, position + 8)
-            header = 16
-        elif size == 0:
-            size = end - position  # "extends to the end of the file"
-        if size < header or position + size > end:
-            raise _Truncated("box runs past its parent")
-        boxes.append((box_type, position + header, position + size))
-        position += size
-    return boxes
-
-
-def _parse_container(data: bytes) -> _Container:
-    top = _iter_boxes(data, 0, len(data))
-    if not top or top[0][0] != b"ftyp":
-        raise _Truncated("no ftyp")
-    metas = [box for box in top if box[0] == b"meta"]
-    if not metas:
-        raise _Truncated("no meta box")
-    _type, meta_start, meta_end = metas[0]
-    children = {box_type: (start, end) for box_type, start, end in _iter_boxes(data, meta_start + 4, meta_end)}
-    if b"iloc" not in children:
-        raise _Truncated("no iloc box")
-    idat = children.get(b"idat", (0, 0))
-    extents = _check_iloc(data, *children[b"iloc"], idat=idat)
-    primary = _read_pitm(data, *children[b"pitm"]) if b"pitm" in children else None
-    container = _Container()
-    if primary is not None and b"iprp" in children:
-        for prop_type, start, end in _primary_properties(data, *children[b"iprp"], primary):
-            if prop_type == b"ispe" and end - start >= 12:
-                container.width, container.height = struct.unpack_from(">II", data, start + 4)
-            elif prop_type == b"colr" and end - start >= 6 and data[start : start + 4] == b"nclx":
-                (container.nclx_primaries,) = struct.unpack_from(">H", data, start + 4)
-            elif prop_type in (b"irot", b"imir"):
-                container.has_transform = True
-    if b"iinf" in children:
-        for item_id in _exif_items(data, *children[b"iinf"]):
-            payload = b"".join(data[first : first + length] for first, length in extents.get(item_id, []))
-            container.exif_orientation = _exif_item_orientation(payload)
-            break
-    return container
-
-
-def _exif_items(data: bytes, start: int, end: int) -> list[int]:
-    """IDs of the items whose type is "Exif" (iinf/infe, versions 2 and 3 carry the item type)."""
-    version = data[start]
-    first_entry = start + (6 if version == 0 else 8)
-    found: list[int] = []
-    for box_type, entry_start, entry_end in _iter_boxes(data, first_entry, end):
-        if box_type != b"infe" or entry_end - entry_start < 12:
-            continue
-        entry_version = data[entry_start]
-        if entry_version == 2:
-            (item_id,) = struct.unpack_from(">H", data, entry_start + 4)
-            item_type = data[entry_start + 8 : entry_start + 12]
-        elif entry_version == 3 and entry_end - entry_start >= 14:
-            (item_id,) = struct.unpack_from(">I", data, entry_start + 4)
-            item_type = data[entry_start + 10 : entry_start + 14]
-        else:
-            continue
-        if item_type == b"Exif":
-            found.append(int(item_id))
-    return found
-
-
-def _exif_item_orientation(payload: bytes) -> int:
-    """Orientation (IFD0 tag 0x0112) from a HEIF Exif item: a 4-byte TIFF-header offset, then TIFF."""
-    try:
-        (offset,) = struct.unpack_from(">I", payload, 0)
-        tiff = payload[4 + offset :]
-        order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-        if order is None:
-            return 1
-        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
-        (count,) = struct.unpack_from(order + "H", tiff, ifd)
-        for index in range(min(count, 512)):
-            tag, kind = struct.unpack_from(order + "HH", tiff, ifd + 2 + 12 * index)
-            if tag == _ORIENTATION_TAG and kind == 3:  # SHORT
-                (value,) = struct.unpack_from(order + "H", tiff, ifd + 2 + 12 * index + 8)
-                return int(value) if 1 <= value <= 8 else 1
-    except struct.error:
-        return 1
-    return 1
-
-
-def _read_pitm(data: bytes, start: int, end: int) -> int:
-    version = data[start]
-    if version == 0:
-        return int(struct.unpack_from(">H", data, start + 4)[0])
-    return int(struct.unpack_from(">I", data, start + 4)[0])
-
-
-def _read_uint(data: bytes, position: int, size: int) -> int:
-    if size == 0:
-        return 0
-    if size not in (4, 8):
-        raise _Truncated("bad field size")
-    return int(struct.unpack_from(">I" if size == 4 else ">Q", data, position)[0])
-
-
-def _check_iloc(data: bytes, start: int, end: int, *, idat: tuple[int, int]) -> dict[int, list[tuple[int, int]]]:
-    """Check every item extent lies inside the file (or idat); returns item ID -> [(file offset, length)]."""
-    extents: dict[int, list[tuple[int, int]]] = {}
-    idat_start, idat_size = idat[0], idat[1] - idat[0]
-    version = data[start]
-    if version > 2:
-        raise _Truncated("unknown iloc version")
-    position = start + 4
-    offset_size, length_size = data[position] >> 4, data[position] & 15
-    base_offset_size, index_size = data[position + 1] >> 4, data[position + 1] & 15
-    position += 2
-    if version < 2:
-        (item_count,) = struct.unpack_from(">H", data, position)
-        position += 2
-    else:
-        (item_count,) = struct.unpack_from(">I", data, position)
-        position += 4
-    for _ in range(item_count):
-        if version < 2:
-            (item_id,) = struct.unpack_from(">H", data, position)
-            position += 2
-        else:
-            (item_id,) = struct.unpack_from(">I", data, position)
-            position += 4
-        method = 0
-        if version in (1, 2):
-            method = struct.unpack_from(">H", data, position)[0] & 15
-            position += 2
-        (data_reference_index,) = struct.unpack_from(">H", data, position)
-        position += 2
-        base_offset = _read_uint(data, position, base_offset_size)
-        position += base_offset_size
-        (extent_count,) = struct.unpack_from(">H", data, position)
-        position += 2
-        for _ in range(extent_count):
-            if version in (1, 2) and index_size:
-                position += index_size
-            extent_offset = _read_uint(data, position, offset_size)
-            position += offset_size
-            extent_length = _read_uint(data, position, length_size)
-            position += length_size
-            if position > end:
-                raise _Truncated("iloc runs past its box")
-            if data_reference_index != 0:
-                continue  # data in another file: nothing in this file to check
-            first = base_offset + extent_offset
-            if method == 0:
-                if first + extent_length > len(data):
-                    raise _Truncated("item data past end of file")
-                extents.setdefault(item_id, []).append((first, extent_length or len(data) - first))
-            elif method == 1:
-                if first + extent_length > idat_size:
-                    raise _Truncated("item data past end of idat")
-                extents.setdefault(item_id, []).append((idat_start + first, extent_length or idat_size - first))
-    if position > end:
-        raise _Truncated("iloc runs past its box")
-    return extents
-
-
-def _primary_properties(data: bytes, start: int, end: int, item_id: int) -> list[tuple[bytes, int, int]]:
-    """The properties (type, payload start, end) associated with `item_id` via ipma, in order."""
-    children = _iter_boxes(data, start, end)
-    ipco = next((box for box in children if box[0] == b"ipco"), None)
-    if ipco is None:
-        return []
-    properties = _iter_boxes(data, ipco[1], ipco[2])
-    found: list[tuple[bytes, int, int]] = []
-    for box_type, box_start, box_end in children:
-        if box_type != b"ipma":
-            continue
-        version, flags = data[box_start], int.from_bytes(data[box_start + 1 : box_start + 4], "big")
-        position = box_start + 4
-        (entry_count,) = struct.unpack_from(">I", data, position)
-        position += 4
-        for _ in range(entry_count):
-            if version < 1:
-                (entry_id,) = struct.unpack_from(">H", data, position)
-                position += 2
-            else:
-                (entry_id,) = struct.unpack_from(">I", data, position)
-                position += 4
-            count = data[position]
-            position += 1
-            for _ in range(count):
-                if flags & 1:
-                    index = struct.unpack_from(">H", data, position)[0] & 0x7FFF
-                    position += 2
-                else:
-                    index = data[position] & 0x7F
-                    position += 1
-                if entry_id == item_id and 1 <= index <= len(properties):
-                    found.append(properties[index - 1])
-            if position > box_end:
-                raise _Truncated("ipma runs past its box")
-    return found
