@@ -496,12 +496,12 @@ def test_decoder_warnings_are_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def load_with_warning(self: ImageFile.ImageFile) -> object:
         # As if Pillow itself warned while decoding (only the image libraries' warnings count).
-        warnings.warn_explicit("Corrupt JPEG data: 12 extraneous bytes", UserWarning, ImageFile.__file__, 1)
+        warnings.warn_explicit("broken data stream when reading image file", UserWarning, ImageFile.__file__, 1)
         return original(self)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load_with_warning)
     with pytest.raises(CorruptImage):
-        normalize_photo(encode(quadrant_image((800, 600)), "JPEG"), SETTINGS)
+        normalize_photo(encode(quadrant_image((800, 600)), "PNG"), SETTINGS)
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), MemoryError(), KeyError("x"), OSError("io"), ValueError()])
@@ -576,7 +576,7 @@ def test_module_imports_fast_and_lazily() -> None:
         "started = time.perf_counter()\n"
         "import portrait_studio.services.imaging\n"
         "elapsed = time.perf_counter() - started\n"
-        "heavy = [m for m in ('PIL', 'numpy', 'pillow_heif', 'dlib') if m in sys.modules]\n"
+        "heavy = [m for m in ('PIL', 'numpy', 'pillow_heif', 'simplejpeg', 'dlib') if m in sys.modules]\n"
         "print(elapsed, ','.join(heavy))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(SHARED))
@@ -587,3 +587,164 @@ def test_module_imports_fast_and_lazily() -> None:
         assert heavy == [], heavy
         timings.append(float(elapsed))
     assert min(timings) < 0.010, timings
+
+
+# --- JPEG DCT scaling (simplejpeg) ---------------------------------------------------------------------
+def textured(size: tuple[int, int]) -> Image.Image:
+    """Photo-like detail near the output's resolution: a misplaced or blurred resample shows in the PSNR."""
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    red = 128 + 60 * np.sin(x / 7.0) * np.cos(y / 11.0) + 40 * np.sin((x + 2 * y) / 4.3)
+    green = 128 + 70 * np.cos(x / 5.1 + y / 9.0) + 30 * np.sin(y / 3.7)
+    blue = 110 + 90 * x / width - 50 * y / height + 25 * np.sin((x - y) / 6.1)
+    return Image.fromarray(np.clip(np.stack([red, green, blue], axis=-1), 0, 255).astype(np.uint8))
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    first, second = np.asarray(a.convert("RGB"), np.float64), np.asarray(b.convert("RGB"), np.float64)
+    assert first.shape == second.shape
+    mse = float(((first - second) ** 2).mean())
+    return 99.0 if mse == 0 else 10 * float(np.log10(255**2 / mse))
+
+
+@pytest.fixture
+def simplejpeg_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Records each simplejpeg decode (its keyword arguments and the decoded size)."""
+    import simplejpeg
+
+    calls: list[dict[str, object]] = []
+    original = simplejpeg.decode_jpeg
+
+    def recording(data: bytes, **kwargs: object) -> np.ndarray:
+        array = original(data, **kwargs)
+        calls.append({**kwargs, "size": (array.shape[1], array.shape[0])})
+        return array
+
+    monkeypatch.setattr(simplejpeg, "decode_jpeg", recording)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("size", "target", "eighths"),
+    [
+        ((1800, 1200), (1024, 683), 5),
+        ((1200, 1800), (683, 1024), 5),
+        ((3264, 2448), (1024, 768), 3),
+        ((4032, 3024), (1024, 768), 3),
+        ((6000, 4500), (1024, 768), 2),
+        ((8192, 6144), (1024, 768), 1),
+        ((1450, 967), (1024, 683), 6),
+        ((1200, 900), (1024, 768), 7),  # decoded whole instead: 7/8 is slower than a whole decode
+        ((1024, 768), (1024, 768), 8),
+    ],
+)
+def test_dct_scale_is_the_smallest_that_covers_the_target(
+    size: tuple[int, int], target: tuple[int, int], eighths: int
+) -> None:
+    assert imaging._fit(*size, SETTINGS.max_side_px) == target
+    assert imaging._dct_eighths(*size, target) == eighths
+
+
+@pytest.mark.parametrize(("size", "scaled"), [((1800, 1200), (1125, 750)), ((1650, 1100), (1032, 688))])
+def test_scaled_jpeg_decode_matches_a_full_lanczos(
+    size: tuple[int, int], scaled: tuple[int, int], simplejpeg_calls: list[dict[str, object]]
+) -> None:
+    data = encode(textured(size), "JPEG", quality=92)
+    im, orientation, icc = imaging._decode_pillow(data, "jpeg", SETTINGS)
+    assert [call["size"] for call in simplejpeg_calls] == [scaled]  # 5/8, straight out of libjpeg-turbo
+    assert simplejpeg_calls[0]["strict"] is True
+    with Image.open(io.BytesIO(data)) as full:
+        reference = full.convert("RGB").resize(im.size, Image.Resampling.LANCZOS)
+    assert im.size == (1024, 683) and im.mode == "RGB"
+    assert (orientation, icc) == (1, None)
+    # 1650 * 5/8 = 1031.25: resizing the 1032 decoded columns as if they were whole shifts the picture by up
+    # to half a pixel (about 30 dB here); from the exact extent it is about 42 dB, like 1800 * 5/8 = 1125.
+    assert psnr(im, reference) >= 38
+    assert decode(normalize_photo(data, SETTINGS)).size == (1024, 683)
+
+
+def test_jpeg_that_only_a_7_8_scale_fits_is_decoded_whole(simplejpeg_calls: list[dict[str, object]]) -> None:
+    out = decode(normalize_photo(encode(quadrant_image((1200, 900)), "JPEG"), SETTINGS))
+    assert out.size == (1024, 768)
+    assert_quadrants(out)
+    assert [call["size"] for call in simplejpeg_calls] == [(1200, 900)]
+
+
+def damaged_scan(data: bytes) -> bytes:
+    """A JPEG with a few entropy-coded bytes overwritten mid-scan: libjpeg warns, and paints garbage."""
+    scan = data.index(b"\xff\xda")
+    middle = scan + (len(data) - scan) // 2
+    return data[:middle] + b"\xff\xd3\x00\x17" + data[middle + 4 :]
+
+
+@pytest.mark.parametrize("size", [(700, 600), (1100, 800), (1800, 1200)])
+def test_damaged_jpeg_is_corrupt_whatever_its_size(size: tuple[int, int]) -> None:
+    """libjpeg's corrupt-data warnings are errors for every plain JPEG, scaled or decoded whole."""
+    data = damaged_scan(encode(noisy(size), "JPEG", quality=90))
+    with pytest.raises(CorruptImage):
+        normalize_photo(data, Settings(min_short_side_px=1))
+
+
+def test_scaled_grayscale_jpeg(simplejpeg_calls: list[dict[str, object]]) -> None:
+    grey = textured((1800, 1200)).convert("L")
+    data = encode(grey, "JPEG", quality=92)
+    im, _orientation, _icc = imaging._decode_pillow(data, "jpeg", SETTINGS)
+    assert [(call["colorspace"], call["size"]) for call in simplejpeg_calls] == [("GRAY", (1125, 750))]
+    assert im.mode == "L" and im.size == (1024, 683)
+    with Image.open(io.BytesIO(data)) as full:
+        reference = full.resize(im.size, Image.Resampling.LANCZOS)
+    assert psnr(im, reference) >= 38
+    out = decode(normalize_photo(data, SETTINGS))
+    assert out.mode == "RGB" and out.size == (1024, 683)
+    red, green, blue = (np.asarray(band, np.int16) for band in out.split())
+    assert int(np.abs(red - green).max()) <= 2 and int(np.abs(green - blue).max()) <= 2
+
+
+def test_large_cmyk_jpeg_stays_with_pillow(simplejpeg_calls: list[dict[str, object]]) -> None:
+    im = Image.new("CMYK", (2100, 1400), (255, 0, 0, 0))  # pure cyan; Pillow's draft decodes it at 1/2
+    im.paste((0, 0, 0, 255), (1050, 0, 2100, 1400))  # pure black
+    out = decode(normalize_photo(encode(im, "JPEG", quality=95), SETTINGS))
+    assert out.size == (1024, 683)
+    assert simplejpeg_calls == []
+    cyan, black = out.getpixel((200, 340)), out.getpixel((800, 340))
+    assert isinstance(cyan, tuple)
+    assert isinstance(black, tuple)
+    assert cyan[0] < 30 and cyan[1] > 225 and cyan[2] > 225, cyan
+    assert max(black) < 30, black
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.99])
+def test_truncated_scaled_jpeg_is_corrupt(keep: float, simplejpeg_calls: list[dict[str, object]]) -> None:
+    data = encode(noisy((1800, 1200)), "JPEG", quality=90)
+    with pytest.raises(CorruptImage) as caught:
+        normalize_photo(data[: int(len(data) * keep)], SETTINGS)
+    assert isinstance(caught.value.__cause__, ValueError)  # simplejpeg's strict mode, not Pillow, refused it
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_on_a_scaled_jpeg(orientation: int, simplejpeg_calls: list[dict[str, object]]) -> None:
+    stored = stored_for(quadrant_image((1800, 1200)), orientation)
+    data = encode(stored, "JPEG", exif=exif_with(orientation))
+    out = decode(normalize_photo(data, SETTINGS))
+    assert out.size == (1024, 683)
+    assert_quadrants(out)
+    assert [call["size"] for call in simplejpeg_calls] == [(stored.width * 5 // 8, stored.height * 5 // 8)]
+
+
+def test_scaled_jpeg_keeps_its_icc_profile(simplejpeg_calls: list[dict[str, object]]) -> None:
+    p3 = imaging._display_p3_profile()
+    colour = (200, 120, 60)
+    data = encode(Image.new("RGB", (1800, 1200), colour), "JPEG", quality=95, icc_profile=p3)
+    out = decode(normalize_photo(data, SETTINGS)).getpixel((512, 340))
+    assert isinstance(out, tuple)
+    assert len(simplejpeg_calls) == 1
+    expected = ImageCms.profileToProfile(
+        Image.new("RGB", (1, 1), colour),
+        ImageCms.ImageCmsProfile(io.BytesIO(p3)),
+        ImageCms.createProfile("sRGB"),
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+    )
+    assert expected is not None
+    want = expected.getpixel((0, 0))
+    assert isinstance(want, tuple)
+    assert max(abs(a - b) for a, b in zip(out, want, strict=True)) <= 4, (out, want)
