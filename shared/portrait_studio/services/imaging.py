@@ -278,7 +278,11 @@ def _decode_jpeg(data: bytes, mode: str, size: tuple[int, int], eighths: int, ta
         raise CorruptImage()  # libjpeg read another frame size than Pillow's header
     # RGB is copied into Pillow's 4-byte pixels (grey is wrapped as is). Wrapping a decoded RGBX instead
     # would skip that copy, but LANCZOS then resamples 4 bands instead of 3: measured slower, same peak RSS.
-    frame = Image.frombuffer(mode, scaled, array, "raw", mode, 0, 1)
+    if mode == "L":
+        frame = Image.frombuffer(mode, scaled, array, "raw", mode, 0, 1)
+    else:
+        frame = Image.new(mode, scaled, None)  # not zero-filled first (a millisecond): every pixel is written
+        frame.frombytes(array)
     del array
     # The last column and row of an n/8 decode cover only part of a source block: resize from the exact
     # extent, or the picture shifts by up to half a pixel (measured 29-38 dB instead of 41-53 dB PSNR).
@@ -602,7 +606,7 @@ def _resize(im: Image.Image, target: tuple[int, int], *, extent: tuple[float, fl
         box = (0.0, 0.0, float(source_width), float(source_height))
         out = source.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
     else:
-        out = Image.new(source.mode, target)
+        out = Image.new(source.mode, target, None)  # not zero-filled: the strips cover every row
         for top, piece in zip(tops, _worker_pool().map(strip, tops), strict=True):
             out.paste(piece, (0, top))
             piece.close()
