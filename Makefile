@@ -62,6 +62,7 @@ bench: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check --group bench
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/normalize.py
+	$(PY) benchmarks/memory_limit.py
 
 ## `sam build` without Docker (in its own venv: the SAM CLI's pins clash with ours).
 sam-build:

@@ -132,7 +132,7 @@ FUNCTIONS = {
     # logical id: (code dir, timeout, memory)
     "ApiFunction": ("api", 15, 512),
     "WebhookFunction": ("webhook", 10, 256),
-    "NormalizeFunction": ("normalize", 120, 3008),
+    "NormalizeFunction": ("normalize", 120, 4096),
     "DispatchFunction": ("dispatch", 60, 512),
     "CollectFunction": ("collect", 120, 1024),
     "ReconcileFunction": ("reconcile", 120, None),
