@@ -243,12 +243,7 @@ def _decode_pillow(data: bytes, source_format: str, settings: Settings) -> tuple
         raise
     if plain_jpeg:
         im.close()  # no pixel of it was decoded
-        eighths = _dct_eighths(width, height, target)
-        return (
-            _decode_jpeg(data, mode, (width, height), eighths if eighths <= _MAX_DCT_EIGHTHS else 8, target),
-            orientation,
-            icc,
-        )
+        return _decode_jpeg(data, mode, (width, height), target), orientation, icc
     # Each step returns a new image and closes its input, so only one decoded frame is alive at a time.
     return _resize(_to_8bit(im), target, extent=extent), orientation, icc
 
@@ -258,8 +253,8 @@ def _dct_eighths(width: int, height: int, target: tuple[int, int]) -> int:
     return next(n for n in range(1, 9) if -(-width * n // 8) >= target[0] and -(-height * n // 8) >= target[1])
 
 
-def _decode_jpeg(data: bytes, mode: str, size: tuple[int, int], eighths: int, target: tuple[int, int]) -> Image.Image:
-    """A YCbCr/RGB ("RGB") or grey ("L") JPEG decoded straight to `eighths`/8 of its size, then resized.
+def _decode_jpeg(data: bytes, mode: str, size: tuple[int, int], target: tuple[int, int]) -> Image.Image:
+    """A YCbCr/RGB ("RGB") or grey ("L") JPEG decoded straight to n/8 of its size (n <= 6, else whole), resized.
 
     simplejpeg rather than Pillow's draft(), which offers only 1/2, 1/4 and 1/8: an 1800x1200 photo is decoded
     at 5/8 (0.84 MP) instead of whole (2.2 MP), so the decode, the frame and the LANCZOS pass all shrink.
@@ -271,6 +266,9 @@ def _decode_jpeg(data: bytes, mode: str, size: tuple[int, int], eighths: int, ta
     from PIL import Image
 
     width, height = size
+    eighths = _dct_eighths(width, height, target)
+    if eighths > _MAX_DCT_EIGHTHS:
+        eighths = 8
     scaled = (-(-width * eighths // 8), -(-height * eighths // 8))
     colorspace = "GRAY" if mode == "L" else "RGB"
     array = simplejpeg.decode_jpeg(data, colorspace=colorspace, min_width=scaled[0], min_height=scaled[1], strict=True)
@@ -348,7 +346,7 @@ def _decode_heif_grid(grid: GridPlan, settings: Settings) -> tuple[Image.Image, 
     else:
         frame, icc = _reduce_tile_rows(grid, factor, parallel=parallel)
     orientation = {1: 8, 2: 3, 3: 6}.get(grid.quarter_turns, 1)
-    return _resize(frame, target), orientation, icc or grid.icc
+    return _resize(frame, target), orientation, grid.icc or icc  # the grid's own profile describes the image
 
 
 def _reduce_tiles(grid: GridPlan, factor: int, *, parallel: bool) -> tuple[Image.Image, bytes | None]:
