@@ -4,10 +4,10 @@
 
 For each format a photo-like image (gradients, edges and noise, so codecs cannot shortcut it) of
 `--megapixels` is checked by `check_photo` (normalization and the face gate, as the function runs them) in a
-fresh process that has imported boto3 and warmed every codec up on a 1.5 MP file. Its peak RSS growth is
-measured, expressed as a multiple of the image's RGB frame (w*h*3), and projected to the pixel limit
-(`Settings.max_pixels`, 200 MP): the warmed process's RSS + ratio x the limit's RGB frame. Decoders' working
-sets grow with the pixel count, so the ratio carries over.
+fresh process that has imported boto3 and warmed every codec up on a 1.5 MP file. Its peak RSS growth (Linux
+VmHWM, reset once the warm-up is over and the file read) is expressed as a multiple of the image's RGB frame
+(w*h*3) and projected to the pixel limit (`Settings.max_pixels`, 200 MP): the warmed process's RSS + ratio x
+the limit's RGB frame. Decoders' working sets grow with the pixel count, so the ratio carries over.
 
 Goal: every format's projection within 85% of MemorySize, leaving room for the upload's own bytes (<= 30 MB)
 and the allocator's slack.
@@ -46,11 +46,15 @@ FORMATS: list[tuple[str, str, dict[str, object]]] = [
 ]
 
 _CHILD = r"""
-import json, resource, sys
+import json, sys
 import boto3  # loaded in the function by the S3 download before any photo is decoded
 from portrait_studio.config import Settings
 from portrait_studio.errors import PhotoRejected
 from portrait_studio.services.photos import check_photo
+
+def status_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
 
 settings = Settings()
 for warm in sys.argv[2:]:
@@ -58,15 +62,16 @@ for warm in sys.argv[2:]:
         check_photo(open(warm, "rb").read(), settings)
     except PhotoRejected:
         pass
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 data = open(sys.argv[1], "rb").read()
+with open("/proc/self/clear_refs", "w") as clear_refs:
+    clear_refs.write("5")  # Linux: the peak RSS (VmHWM) starts again from the current RSS
+base = status_kib("VmRSS")
 try:
     check_photo(data, settings)
     verdict = "accepted"
 except PhotoRejected as rejection:
     verdict = rejection.code
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"verdict": verdict, "base_kib": base, "peak_kib": peak}))
+print(json.dumps({"verdict": verdict, "base_kib": base, "peak_kib": status_kib("VmHWM")}))
 """
 
 # Writes the images in a process of its own: a parent grown by a 24 MP image would pass its peak RSS on

@@ -9,10 +9,11 @@ lines are indicative only. Baselines and goals are the same in every mode.
 Over the corpus's decodable files (MANIFEST.json `expected.decodes` true, GIF excluded: refused by
 policy), grouped JPEG / HEIC / other.
 
-Memory: every (tool, file) runs in a fresh subprocess that imports the tool, warms it up on a tiny file
-of the same format (codec libraries load lazily), takes its peak RSS (`ru_maxrss`) as the baseline,
-normalizes the file once and reads the peak again; the difference is the file's peak memory. For
-ImageMagick (an external process) it is the child's peak minus that of a run on the tiny file.
+Memory: every (tool, file) runs in a fresh subprocess that imports the tool and warms it up on a tiny file
+of the same format and on a 1400x1050 JPEG (codec libraries load lazily; thread pools and their allocator
+arenas start on first use, as they would have in a warm function), resets the peak RSS (Linux VmHWM, via
+/proc/self/clear_refs), normalizes the file once and reads the peak; peak minus the RSS before is the file's
+peak memory. For ImageMagick (an external process) it is the child's peak minus that of the warm-up runs.
 
 Time: one subprocess per file runs the tools round-robin (`--repeat` rounds after a warm-up round, more
 for small files, up to a second in all), so a load spike on a shared machine hits every tool alike; the
@@ -36,8 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = ("ours", "naive", "pyvips", "magick")
 GROUPS = ("JPEG", "HEIC", "other")
-# A tiny file of each kind for warming up the codecs before the baseline is taken. JPEG's is made here
-# (`warm_jpeg`): a strip wide enough to take the DCT-scaled path, so its decoder is loaded too.
+# A tiny file of each kind for warming up the codecs before measuring. JPEG's is made here (`warm_jpeg`,
+# 1400x1050), and every tool also warms up on it: a photo's whole path, thread pools included.
 WARMUP = {
     "HEIC": "heic/rgba_8bit_alpha.heif",
     "PNG": "png/icc_profile.png",
@@ -93,15 +94,36 @@ def failure(exc):
 _MEMORY_CHILD = (
     _SETUP
     + r"""
-tool, path, warm, magick = sys.argv[1:5]
-data, warm_data = open(path, "rb").read(), open(warm, "rb").read()
-who = resource.RUSAGE_CHILDREN if tool == "magick" else resource.RUSAGE_SELF
+tool, path, warm, warm_photo, magick = sys.argv[1:6]
+data = open(path, "rb").read()
+
+def status_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+def reset_peak():
+    # Linux: "5" resets the peak RSS (VmHWM) to the current RSS, so warming up costs nothing below.
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
 try:
     job = make_job(tool, magick)
-    job(warm_data, warm)
-    base = resource.getrusage(who).ru_maxrss
-    job(data, path)
-    print(json.dumps({"ok": True, "peak_kib": max(0, resource.getrusage(who).ru_maxrss - base)}))
+    for name in (warm, warm_photo):
+        job(open(name, "rb").read(), name)
+    if tool != "magick" and reset_peak():
+        base = status_kib("VmRSS")
+        job(data, path)
+        peak = status_kib("VmHWM") - base
+    else:
+        who = resource.RUSAGE_CHILDREN if tool == "magick" else resource.RUSAGE_SELF
+        base = resource.getrusage(who).ru_maxrss
+        job(data, path)
+        peak = resource.getrusage(who).ru_maxrss - base
+    print(json.dumps({"ok": True, "peak_kib": max(0, peak)}))
 except Exception as exc:
     print(json.dumps({"ok": False, "error": failure(exc)}))
 """
@@ -149,11 +171,11 @@ def corpus_dir() -> Path:
 
 
 def make_warm_jpeg(directory: Path) -> Path:
-    """1400x32: over the 1024 px limit, so it is DCT-scaled like a photo, yet a negligible frame."""
+    """1400x1050: over the 1024 px limit, so it takes the DCT-scaled, threaded path of a photo."""
     from PIL import Image
 
-    path = directory / "warm-1400x32.jpg"
-    Image.linear_gradient("L").resize((1400, 32)).convert("RGB").save(path, "JPEG", quality=90)
+    path = directory / "warm-1400x1050.jpg"
+    Image.linear_gradient("L").resize((1400, 1050)).convert("RGB").save(path, "JPEG", quality=90)
     return path
 
 
@@ -201,13 +223,15 @@ def _run_child(code: str, args: list[str]) -> object:
     return json.loads(lines[-1])
 
 
-def measure(tools: list[str], path: Path, warm: Path, magick: str, repeat: int) -> dict[str, dict[str, object]]:
+def measure(
+    tools: list[str], path: Path, warm: Path, warm_photo: Path, magick: str, repeat: int
+) -> dict[str, dict[str, object]]:
     timed = _run_child(_TIME_CHILD, [str(path), str(warm), magick, str(repeat), *tools])
     results: dict[str, dict[str, object]] = {}
     for tool in tools:
         result = dict(timed.get(tool, timed)) if isinstance(timed, dict) else {"ok": False, "error": "?"}
         if result.get("ok"):
-            memory = _run_child(_MEMORY_CHILD, [tool, str(path), str(warm), magick])
+            memory = _run_child(_MEMORY_CHILD, [tool, str(path), str(warm), str(warm_photo), magick])
             if isinstance(memory, dict) and memory.get("ok"):
                 result["peak_kib"] = memory["peak_kib"]
             else:
@@ -280,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         warm = corpus / warm_name if warm_name else warm_jpeg
         width, height = int(entry.get("width") or 0), int(entry.get("height") or 0)
         row: dict[str, object] = {"path": entry["path"], "group": group_of(entry), "frame": width * height * 3}
-        row.update(measure(tools, path, warm, magick or "", args.repeat))
+        row.update(measure(tools, path, warm, warm_jpeg, magick or "", args.repeat))
         rows.append(row)
         print(_row_text(row, tools), flush=True)
 
