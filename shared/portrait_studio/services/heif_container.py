@@ -353,6 +353,13 @@ def _read_pitm(data: bytes, start: int, end: int) -> int:
     return int(struct.unpack_from(">I", data, start + 4)[0])
 
 
+def _read_id(data: bytes, position: int, *, wide: bool) -> tuple[int, int]:
+    """A 16-bit or (newer box versions) 32-bit field at `position`, and the position after it."""
+    if wide:
+        return int(struct.unpack_from(">I", data, position)[0]), position + 4
+    return int(struct.unpack_from(">H", data, position)[0]), position + 2
+
+
 def _read_uint(data: bytes, position: int, size: int) -> int:
     if size == 0:
         return 0
@@ -372,19 +379,9 @@ def _check_iloc(data: bytes, start: int, end: int, *, idat: tuple[int, int]) -> 
     offset_size, length_size = data[position] >> 4, data[position] & 15
     base_offset_size, index_size = data[position + 1] >> 4, data[position + 1] & 15
     position += 2
-    if version < 2:
-        (item_count,) = struct.unpack_from(">H", data, position)
-        position += 2
-    else:
-        (item_count,) = struct.unpack_from(">I", data, position)
-        position += 4
+    item_count, position = _read_id(data, position, wide=version >= 2)
     for _ in range(item_count):
-        if version < 2:
-            (item_id,) = struct.unpack_from(">H", data, position)
-            position += 2
-        else:
-            (item_id,) = struct.unpack_from(">I", data, position)
-            position += 4
+        item_id, position = _read_id(data, position, wide=version >= 2)
         method = 0
         if version in (1, 2):
             method = struct.unpack_from(">H", data, position)[0] & 15
@@ -436,12 +433,7 @@ def _item_properties(data: bytes, start: int, end: int, item_id: int) -> list[tu
         (entry_count,) = struct.unpack_from(">I", data, position)
         position += 4
         for _ in range(entry_count):
-            if version < 1:
-                (entry_id,) = struct.unpack_from(">H", data, position)
-                position += 2
-            else:
-                (entry_id,) = struct.unpack_from(">I", data, position)
-                position += 4
+            entry_id, position = _read_id(data, position, wide=version >= 1)
             count = data[position]
             position += 1
             for _ in range(count):
