@@ -91,6 +91,12 @@ def error_code(response: httpx.Response) -> str:
     return response.text.split("<Code>", 1)[1].split("</Code>", 1)[0]
 
 
+def assert_signature_refused(response: httpx.Response) -> None:
+    """S3's answer to a request the signature does not cover: 403 SignatureDoesNotMatch."""
+    assert response.status_code == 403
+    assert error_code(response) == "SignatureDoesNotMatch"
+
+
 def put(url: str, data: bytes, content_type: str = "image/jpeg", **headers: str) -> httpx.Response:
     return httpx.put(url, content=data, headers={"Content-Type": content_type, **headers})
 
@@ -112,8 +118,7 @@ def test_another_content_type_is_refused_and_nothing_is_stored(env: Env) -> None
     key = new_key()
     url = env.store.presign_put(key, "image/jpeg", len(JPEG), EXPIRES_S)
     response = put(url, JPEG, content_type="image/png")
-    assert response.status_code == 403
-    assert error_code(response) == "SignatureDoesNotMatch"
+    assert_signature_refused(response)
     assert "The request signature we calculated does not match the signature you provided." in response.text
     assert env.store.size(key) is None
 
@@ -123,8 +128,7 @@ def test_another_length_is_refused_and_nothing_is_stored(env: Env, size: int) ->
     key = new_key()
     url = env.store.presign_put(key, "image/jpeg", len(JPEG), EXPIRES_S)
     response = put(url, b"y" * size)
-    assert response.status_code == 403
-    assert error_code(response) == "SignatureDoesNotMatch"
+    assert_signature_refused(response)
     assert env.store.size(key) is None
 
 
@@ -133,8 +137,7 @@ def test_a_chunked_upload_has_no_signed_length_and_is_refused(env: Env) -> None:
     url = env.store.presign_put(key, "image/jpeg", len(JPEG), EXPIRES_S)
     response = httpx.put(url, content=iter([JPEG[:4], JPEG[4:]]), headers={"Content-Type": "image/jpeg"})
     assert "content-length" not in response.request.headers
-    assert response.status_code == 403
-    assert error_code(response) == "SignatureDoesNotMatch"
+    assert_signature_refused(response)
     assert env.store.size(key) is None
 
 
@@ -150,8 +153,7 @@ def test_a_tampered_url_is_refused(env: Env) -> None:
     ]
     for candidate in tampered:
         response = put(candidate, JPEG)
-        assert response.status_code == 403
-        assert error_code(response) == "SignatureDoesNotMatch"
+        assert_signature_refused(response)
     # The same URL with another method: a presigned PUT is no GET.
     assert httpx.get(url).status_code == 403
     assert env.store.size(key) is None
@@ -188,8 +190,7 @@ def test_a_wrong_secret_is_refused(env: Env) -> None:
     key = new_key()
     url = S3BlobStore(env.bucket, lambda: forger).presign_put(key, "image/jpeg", len(JPEG), EXPIRES_S)
     response = put(url, JPEG)
-    assert response.status_code == 403
-    assert error_code(response) == "SignatureDoesNotMatch"
+    assert_signature_refused(response)
 
 
 def test_a_stripped_signature_is_no_pass(env: Env) -> None:
