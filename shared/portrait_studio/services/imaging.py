@@ -44,7 +44,7 @@ from portrait_studio.errors import CorruptImage, PhotoRejected, TooManyPixels, T
 from portrait_studio.services.heif_container import Container, GridPlan, check_container
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
     from concurrent.futures import ThreadPoolExecutor
 
     from PIL import Image, ImageCms
@@ -250,7 +250,16 @@ def _decode_pillow(data: bytes, source_format: str, settings: Settings) -> tuple
 
 def _dct_eighths(width: int, height: int, target: tuple[int, int]) -> int:
     """The smallest n whose n/8 DCT-scaled decode (libjpeg rounds each side up) still covers the target."""
-    return next(n for n in range(1, 9) if -(-width * n // 8) >= target[0] and -(-height * n // 8) >= target[1])
+    for eighths in range(1, 8):
+        scaled_width, scaled_height = _dct_size(width, height, eighths)
+        if scaled_width >= target[0] and scaled_height >= target[1]:
+            return eighths
+    return 8
+
+
+def _dct_size(width: int, height: int, eighths: int) -> tuple[int, int]:
+    """The size libjpeg decodes to at `eighths`/8: each side rounded up."""
+    return -(-width * eighths // 8), -(-height * eighths // 8)
 
 
 def _decode_jpeg(data: bytes, mode: str, size: tuple[int, int], target: tuple[int, int]) -> Image.Image:
@@ -269,7 +278,7 @@ def _decode_jpeg(data: bytes, mode: str, size: tuple[int, int], target: tuple[in
     eighths = _dct_eighths(width, height, target)
     if eighths > _MAX_DCT_EIGHTHS:
         eighths = 8
-    scaled = (-(-width * eighths // 8), -(-height * eighths // 8))
+    scaled = _dct_size(width, height, eighths)
     colorspace = "GRAY" if mode == "L" else "RGB"
     array = simplejpeg.decode_jpeg(data, colorspace=colorspace, min_width=scaled[0], min_height=scaled[1], strict=True)
     if (array.shape[1], array.shape[0]) != scaled:
@@ -302,11 +311,7 @@ def _decode_heif(data: bytes, settings: Settings) -> tuple[Image.Image, int, byt
     width, height = image.size  # after libheif's irot/imir
     _check_size(width, height, settings)
     target = _fit(width, height, settings.max_side_px)
-    profile = image.info.get("icc_profile")
-    icc = bytes(profile) if isinstance(profile, (bytes, bytearray)) and profile else None
-    nclx = image.info.get("nclx_profile")
-    if icc is None and isinstance(nclx, dict) and nclx.get("color_primaries") == _NCLX_P3_D65:
-        icc = _display_p3_profile()  # libheif finds nclx on grid tiles too, where our parser does not look
+    icc = _heif_profile(image.info)  # libheif finds nclx on grid tiles too, where our parser does not look
     mode = image.mode
     buffer = image.data  # decodes; irot/imir already applied
     stride = image.stride
@@ -442,20 +447,22 @@ def _as_mode(im: Image.Image, mode: str) -> Image.Image:
 def _decode_tile(grid: GridPlan, index: int) -> tuple[Image.Image, bytes | None]:
     """One tile as an 8-bit image of the grid's tile size, with its ICC profile (or Display P3 for nclx P3)."""
     import pillow_heif
-    from PIL import Image
 
     heif_file = pillow_heif.open_heif(grid.tile_file(index), convert_hdr_to_8bit=True, remove_stride=False)
     if heif_file.size != (grid.tile_width, grid.tile_height):
         raise CorruptImage()
-    mode = heif_file.mode
-    tile = Image.frombuffer(mode, heif_file.size, heif_file.data, "raw", mode, heif_file.stride, 1)
-    tile = tile.copy() if tile.readonly else tile  # L and RGBA map libheif's buffer, freed with heif_file
-    profile = heif_file.info.get("icc_profile")
-    nclx = heif_file.info.get("nclx_profile")
-    icc = bytes(profile) if isinstance(profile, (bytes, bytearray)) and profile else None
-    if icc is None and isinstance(nclx, dict) and nclx.get("color_primaries") == _NCLX_P3_D65:
-        icc = _display_p3_profile()
-    return _to_8bit(tile), icc
+    tile = _whole_frame(heif_file.data, heif_file.mode, heif_file.size, heif_file.stride)
+    return _to_8bit(tile), _heif_profile(heif_file.info)
+
+
+def _heif_profile(info: Mapping[str, object]) -> bytes | None:
+    """A decoded HEIF image's ICC profile, or Display P3 when it signals P3 by nclx instead."""
+    profile, nclx = info.get("icc_profile"), info.get("nclx_profile")
+    if isinstance(profile, (bytes, bytearray)) and profile:
+        return bytes(profile)
+    if isinstance(nclx, dict) and nclx.get("color_primaries") == _NCLX_P3_D65:
+        return _display_p3_profile()
+    return None
 
 
 def _band(buffer: memoryview, mode: str, width: int, stride: int, first: int, last: int) -> Image.Image:
@@ -464,6 +471,13 @@ def _band(buffer: memoryview, mode: str, width: int, stride: int, first: int, la
 
     view = cast("bytes", buffer[first * stride : last * stride])  # any buffer works; the stub says bytes
     return Image.frombuffer(mode, (width, last - first), view, "raw", mode, stride, 1)
+
+
+def _whole_frame(buffer: memoryview, mode: str, size: tuple[int, int], stride: int) -> Image.Image:
+    """A decoded buffer as an image that owns its pixels."""
+    whole = _band(buffer, mode, size[0], stride, 0, size[1])
+    # RGB is already a copy (see _band); L and RGBA map libheif's buffer, which must not outlive it.
+    return whole.copy() if whole.readonly else whole
 
 
 def _reduce_buffer(buffer: memoryview, mode: str, size: tuple[int, int], stride: int, factor: int) -> Image.Image:
@@ -491,9 +505,7 @@ def _resize_buffer(
 
     width, height = size
     if size == target:
-        whole = _band(buffer, mode, width, stride, 0, height)
-        # RGB is already a copy (see _band); L and RGBA map libheif's buffer, which must not outlive it.
-        return whole.copy() if whole.readonly else whole
+        return _whole_frame(buffer, mode, size, stride)
     scale = height / target[1]
     support = _LANCZOS_SUPPORT * max(scale, 1.0)
 
