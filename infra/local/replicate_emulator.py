@@ -803,9 +803,9 @@ class ReplicateEmulator:
             "started_at": None,
             "completed_at": None,
             "metrics": {},
+            "source": "api",
         }
-        get_url = f"{self.url}/v1/predictions/{data['id']}"
-        data["urls"] = {"get": get_url, "cancel": f"{get_url}/cancel"}
+        data["urls"] = self._urls(data["id"])
         for key in ("webhook", "webhook_events_filter"):
             if payload.get(key) is not None:
                 data[key] = payload[key]
@@ -816,6 +816,17 @@ class ReplicateEmulator:
             record = _Prediction(data, plan, int(seed) if seed is not None else self._rng.randrange(2**32))
             self._records[record.id] = record
         return record
+
+    def _urls(self, prediction_id: str) -> dict[str, str]:
+        get_url = f"{self.url}/v1/predictions/{prediction_id}"
+        return {
+            "get": get_url,
+            "cancel": f"{get_url}/cancel",
+            # Replicate's own web page and streaming host, in their real shapes: clients read both keys, but
+            # PhotoMaker's outputs are files, never streamed, so nothing local has to answer there.
+            "web": f"https://replicate.com/p/{prediction_id}",
+            "stream": f"https://stream.replicate.com/v1/files/{prediction_id}",
+        }
 
     def _find(self, prediction_id: str) -> _Prediction | None:
         with self._lock:

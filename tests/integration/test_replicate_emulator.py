@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from PIL import Image, ImageDraw
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
@@ -30,6 +31,55 @@ TOKEN = "r8_test_token"
 VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
 PROMPT = "a professional headshot of a woman img, studio lighting"
 EVENTS = ["start", "completed"]
+
+# A prediction as Replicate's API returns it. Derived from `schemas_prediction_response` in Replicate's OpenAPI
+# document (https://api.replicate.com/openapi.json): its required fields, property types and status enum, and
+# `urls` with `get`, `cancel` and `web` required there. Tighter than that document where the live API is:
+# `stream` is required too (every prediction of a streaming-capable version carries it), `started_at` and
+# `completed_at` are null until reached, and `webhook`/`webhook_events_filter` echo the request. No other
+# property is allowed, so a misspelt key fails. `format: uri` goes unchecked without rfc3987, hence patterns.
+_TIME = {"type": "string", "format": "date-time"}
+_URL = {"type": "string", "pattern": "^https?://[^/]+/"}
+PREDICTION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["id", "model", "version", "input", "output", "data_removed", "error", "status", "created_at", "urls"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9]+$"},
+        "model": {"type": "string", "pattern": "^[^/]+/[^/]+$"},
+        "version": {"type": "string"},
+        "input": {"type": "object"},
+        "output": {},
+        "logs": {"type": "string"},
+        "error": {"type": ["string", "null"]},
+        "status": {"enum": ["starting", "processing", "succeeded", "failed", "canceled", "aborted"]},
+        "source": {"enum": ["web", "api"]},
+        "data_removed": {"type": "boolean"},
+        "created_at": _TIME,
+        "started_at": {"anyOf": [_TIME, {"type": "null"}]},
+        "completed_at": {"anyOf": [_TIME, {"type": "null"}]},
+        "deadline": _TIME,
+        "deployment": {"type": "string"},
+        "metrics": {
+            "type": "object",
+            "properties": {"predict_time": {"type": "number"}, "total_time": {"type": "number"}},
+        },
+        "urls": {
+            "type": "object",
+            "required": ["get", "cancel", "web", "stream"],
+            "additionalProperties": False,
+            "properties": {
+                "get": _URL,
+                "cancel": _URL,
+                "web": {"type": "string", "pattern": "^https://replicate\\.com/p/[a-z0-9]+$"},
+                "stream": {"type": "string", "pattern": "^https://[^/]+/"},
+            },
+        },
+        "webhook": _URL,
+        "webhook_events_filter": {"type": "array", "items": {"enum": ["start", "output", "logs", "completed"]}},
+    },
+}
 
 
 # --------------------------------------------------------------------------- loopback helpers
@@ -246,6 +296,8 @@ def test_official_client_runs_a_prediction_and_webhooks_verify(
     assert created.urls == {
         "get": f"{emulator.url}/v1/predictions/{created.id}",
         "cancel": f"{emulator.url}/v1/predictions/{created.id}/cancel",
+        "web": f"https://replicate.com/p/{created.id}",
+        "stream": f"https://stream.replicate.com/v1/files/{created.id}",
     }
     assert len(created.id) == 26
     assert created.id.isalnum()
@@ -312,6 +364,63 @@ def test_cancel_sends_the_completed_webhook(
     again = client.predictions.cancel(prediction.id)  # cancelling a finished prediction changes nothing
     assert again.status == "canceled"
     assert again.completed_at == prediction.completed_at
+
+
+def _schema_errors(prediction: Any) -> list[str]:
+    validator = Draft202012Validator(PREDICTION_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(prediction)]
+
+
+def test_every_prediction_object_matches_replicates_schema(
+    make_emulator: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
+) -> None:
+    Draft202012Validator.check_schema(PREDICTION_SCHEMA)
+    emulator = make_emulator(step_delay_s=0.3)  # slow enough to see `starting` and `processing`
+    seen: list[dict[str, Any]] = []
+
+    def checked(response: httpx.Response, status: int) -> dict[str, Any]:
+        assert response.status_code == status, response.text
+        prediction: dict[str, Any] = response.json()
+        assert _schema_errors(prediction) == []
+        seen.append(prediction)
+        return prediction
+
+    def until(prediction: dict[str, Any], status: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 10
+        while prediction["status"] != status:
+            assert time.monotonic() < deadline, f"prediction stuck in {prediction['status']}"
+            time.sleep(0.05)
+            prediction = checked(http.get(prediction["urls"]["get"]), 200)  # its own link is the API's
+        return prediction
+
+    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+
+        def create(**extra: Any) -> dict[str, Any]:
+            body = {"version": VERSION, "input": _input(reference_url), **extra}
+            return checked(http.post(f"{emulator.url}/v1/predictions", json=body), 201)
+
+        created = create(webhook=receiver.url("schema"), webhook_events_filter=EVENTS)
+        assert created["urls"]["get"] == f"{emulator.url}/v1/predictions/{created['id']}"
+        assert created["urls"]["cancel"] == f"{created['urls']['get']}/cancel"
+        done = until(created, "succeeded")
+        assert {"starting", "processing", "succeeded"} <= {p["status"] for p in seen}
+
+        canceled = checked(http.post(create()["urls"]["cancel"]), 200)
+        assert canceled["status"] == "canceled"
+        emulator.set_faults({"fail_rate": 1})
+        failed = until(create(), "failed")
+        assert failed["error"]
+
+        listed = http.get(f"{emulator.url}/v1/predictions")
+    assert listed.status_code == 200
+    results = listed.json()["results"]
+    assert [p["id"] for p in results] == [failed["id"], canceled["id"], done["id"]]
+    for prediction in results:
+        assert _schema_errors(prediction) == []
+    for delivery in receiver.wait_for("schema", 2):  # webhooks carry the same object
+        assert _schema_errors(delivery.payload) == []
+    without_stream = {**done, "urls": {k: v for k, v in done["urls"].items() if k != "stream"}}
+    assert _schema_errors(without_stream) == ["urls: 'stream' is a required property"]
 
 
 def test_prefer_wait_answers_with_the_finished_prediction(emulator: ReplicateEmulator, reference_url: str) -> None:
