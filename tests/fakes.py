@@ -75,9 +75,12 @@ class MemoryBlobStore:
 class MemoryQueue:
     sent: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     visibility: list[tuple[str, str, int]] = field(default_factory=list)
+    delays: list[tuple[str, int]] = field(default_factory=list)
 
     def send(self, queue_url: str, body: Mapping[str, Any], delay_s: int = 0) -> None:
         self.sent.setdefault(queue_url, []).append(dict(body))
+        if delay_s:
+            self.delays.append((queue_url, delay_s))
 
     def send_batch(self, queue_url: str, bodies: Sequence[Mapping[str, Any]]) -> None:
         for body in bodies:
@@ -218,19 +221,19 @@ class MemoryJobStore:
             del self.files[job_id][file_id]
             return True
 
-    def queue_files(self, job_id: str, file_ids: Sequence[str], round: int, now: datetime) -> bool:
+    def queue_files(
+        self, job_id: str, file_ids: Sequence[str], round: int, now: datetime, expect: Iterable[str], status: str
+    ) -> bool:
         with self._lock:
             job = self.jobs.get(job_id)
-            if not isinstance(job, Job) or job.status != JobStatus.COLLECTING:
+            if not isinstance(job, Job) or job.status not in set(expect):
                 return False
             files = self.files[job_id]
             if any(files[f].status != "awaiting_upload" for f in file_ids):
                 return False
             for f in file_ids:
                 files[f] = _updated(files[f], {"status": "queued"})
-            self.jobs[job_id] = _updated(
-                job, {"status": JobStatus.NORMALIZING, "pending_files": len(file_ids), "round": round}
-            )
+            self.jobs[job_id] = _updated(job, {"status": status, "pending_files": len(file_ids), "round": round})
             return True
 
     def record_verdict(self, job_id: str, file: UploadFile) -> int | None:
@@ -243,18 +246,66 @@ class MemoryJobStore:
             self.jobs[job_id] = _updated(job, {"pending_files": job.pending_files - 1})
             return job.pending_files - 1
 
-    def claim_slot(self, prediction: Prediction, stale_before: datetime) -> bool:
+    def start_generation(
+        self, job_id: str, slots: Sequence[Prediction], expect: Iterable[str], status: str, **fields: Any
+    ) -> bool:
         with self._lock:
-            job = self.jobs.get(prediction.job_id)
-            if not isinstance(job, Job) or job.status != JobStatus.GENERATING:
+            job = self.jobs.get(job_id)
+            existing = self.slots.get(job_id, {})
+            if not isinstance(job, Job) or job.status not in set(expect) or any(s.slot in existing for s in slots):
                 return False
-            slots = self.slots[prediction.job_id]
-            current = slots.get(prediction.slot)
-            if current is not None and not (
-                current.prediction_id is None and current.status == "claimed" and current.claimed_at < stale_before
-            ):
+            self.jobs[job_id] = _updated(job, {**fields, "status": status, "updated_at": self.clock.now()})
+            existing.update({s.slot: s.model_copy() for s in slots})
+            return True
+
+    def add_slots(self, job_id: str, slots: Sequence[Prediction], expect_topups_used: int, job_status: str) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            existing = self.slots.get(job_id, {})
+            if not isinstance(job, Job) or job.status != job_status or job.topups_used != expect_topups_used:
                 return False
-            slots[prediction.slot] = prediction.model_copy()
+            if any(s.slot in existing for s in slots):
+                return False
+            self.jobs[job_id] = _updated(job, {"topups_used": expect_topups_used + len(slots)})
+            existing.update({s.slot: s.model_copy() for s in slots})
+            return True
+
+    def claim_slot(
+        self,
+        job_id: str,
+        slot: str,
+        expect: Iterable[str],
+        status: str,
+        reserve: bool,
+        stale_before: datetime | None = None,
+        **fields: Any,
+    ) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            current = self.slots.get(job_id, {}).get(slot)
+            if not isinstance(job, Job) or job.status != JobStatus.GENERATING or current is None:
+                return False
+            if current.status not in set(expect) or current.prediction_id is not None:
+                return False
+            if stale_before is not None and (current.claimed_at is None or current.claimed_at >= stale_before):
+                return False
+            if reserve:
+                if job.predictions_reserved >= job.prediction_budget:
+                    return False
+                self.jobs[job_id] = _updated(job, {"predictions_reserved": job.predictions_reserved + 1})
+            self.slots[job_id][slot] = _updated(current, {**fields, "status": status})
+            return True
+
+    def release_slot(self, job_id: str, slot: str, expect: Iterable[str], status: str, **fields: Any) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            current = self.slots.get(job_id, {}).get(slot)
+            if not isinstance(job, Job) or current is None or job.predictions_reserved <= 0:
+                return False
+            if current.status not in set(expect) or current.prediction_id is not None:
+                return False
+            self.jobs[job_id] = _updated(job, {"predictions_reserved": job.predictions_reserved - 1})
+            self.slots[job_id][slot] = _updated(current, {**fields, "status": status, "claimed_at": None})
             return True
 
     def update_slot(self, job_id: str, slot: str, expect: Iterable[str] | None = None, **fields: Any) -> bool:
@@ -274,13 +325,22 @@ class MemoryJobStore:
     def list_slots(self, job_id: str) -> list[Prediction]:
         return [s.model_copy() for s in self.slots.get(job_id, {}).values()]
 
-    def add_collected(self, job_id: str, slot: str, images: int, predict_time: float | None) -> bool:
+    def add_collected(
+        self,
+        job_id: str,
+        slot: str,
+        images: int,
+        predict_time: float | None,
+        expect: Iterable[str],
+        status: str,
+        **fields: Any,
+    ) -> bool:
         with self._lock:
             current = self.slots.get(job_id, {}).get(slot)
             job = self.jobs.get(job_id)
-            if current is None or current.status != "succeeded" or not isinstance(job, Job):
+            if current is None or current.status not in set(expect) or not isinstance(job, Job):
                 return False
-            self.slots[job_id][slot] = _updated(current, {"status": "collected", "images_collected": images})
+            self.slots[job_id][slot] = _updated(current, {**fields, "status": status, "images_collected": images})
             self.jobs[job_id] = _updated(job, {"predict_seconds": job.predict_seconds + (predict_time or 0)})
             return True
 

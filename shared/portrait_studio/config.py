@@ -86,9 +86,15 @@ class Settings(BaseSettings):
     images_target: Annotated[int, Field(ge=1)] = 32
     images_minimum: Annotated[int, Field(ge=1)] = 30
     outputs_per_prediction: Annotated[int, Field(ge=1, le=4)] = 4
-    max_topup_predictions: Annotated[int, Field(ge=0)] = 4
+    # Predictions one job may create, retries and top-ups included; 0 = twice the base plan (16 for 8 × 4).
+    prediction_budget_per_job: Annotated[int, Field(ge=0)] = 0
     max_attempts_per_slot: Annotated[int, Field(ge=1)] = 3
+    # How often the reconciler runs (template.yaml's ReconcileSchedule; a test keeps them equal). Jobs are timed
+    # out one period before `max_generating_s`, so every job is terminal within `max_generating_s`.
+    reconcile_every_s: Seconds = 300
     reconcile_grace_s: Seconds = 600
+    # Replicate 5xx or unreachable: the dispatch comes back after this, doubling per attempt (≤ 15 min).
+    unavailable_backoff_s: Seconds = 20
     # A photo still queued this long after submit is given up on (> the queue's retries × the timeout).
     normalize_stuck_s: Seconds = 1800
     claim_stale_s: Seconds = 120

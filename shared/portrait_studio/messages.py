@@ -21,6 +21,7 @@ class DispatchMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     job_id: Id
     slots: Annotated[list[SlotName], Field(max_length=64)] | None = None
+    attempt: Annotated[int, Field(ge=0)] = 0  # deferrals so far (throttling), for the back-off
 
 
 class CollectMessage(BaseModel):

@@ -22,14 +22,20 @@ class JobStatus(StrEnum):
     COLLECTING = "collecting"
     NORMALIZING = "normalizing"
     GENERATING = "generating"
-    READY = "ready"
-    FAILED = "failed"
+    READY = "ready"  # at least `images_minimum` headshots
+    PARTIAL = "partial"  # some headshots, fewer than `images_minimum`: the budget or the time ran out
+    FAILED = "failed"  # nothing to show
     DELETED = "deleted"
     EXPIRED = "expired"
 
     @property
     def is_tombstone(self) -> bool:
         return self in (JobStatus.DELETED, JobStatus.EXPIRED)
+
+    @property
+    def is_finished(self) -> bool:
+        """Generation is over: the job will not change again until it is deleted."""
+        return self in (JobStatus.READY, JobStatus.PARTIAL, JobStatus.FAILED)
 
 
 class FileStatus(StrEnum):
@@ -40,7 +46,8 @@ class FileStatus(StrEnum):
 
 
 class SlotStatus(StrEnum):
-    CLAIMED = "claimed"  # we own the slot; no prediction yet (or the create call failed)
+    PLANNED = "planned"  # owed: written when generation starts (or by a top-up / retry), no prediction yet
+    CLAIMED = "claimed"  # a dispatch owns the slot and is creating its prediction
     STARTING = "starting"
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"  # outputs known, not yet copied to the bucket
@@ -119,6 +126,11 @@ class Job(BaseModel):
     generating_since: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     topups_used: int = 0
+    # Predictions this job may create (retries and top-ups included) and how many it has reserved so far.
+    prediction_budget: int = 0
+    predictions_reserved: int = 0
+    # Set when Replicate throttled a dispatch: the reconciler leaves planned slots alone until then.
+    dispatch_retry_at: UtcDatetime | None = None
     failure_reason: str | None = None
     note: str | None = None
     predict_seconds: float = 0.0
@@ -133,10 +145,11 @@ class Prediction(BaseModel):
     prompt_index: int
     seed: int
     num_outputs: int
-    status: SlotStatus = SlotStatus.CLAIMED
+    status: SlotStatus = SlotStatus.PLANNED
     prediction_id: str | None = None
     attempts: int = 0
-    claimed_at: UtcDatetime
+    changed_at: UtcDatetime  # the last transition: the reconciler's measure of "stuck"
+    claimed_at: UtcDatetime | None = None
     created_at: UtcDatetime | None = None
     outputs: list[str] = Field(default_factory=list)
     images_collected: int = 0

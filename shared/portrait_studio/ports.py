@@ -92,6 +92,13 @@ class Metrics(Protocol):
     def count(self, name: str, value: float = 1, unit: str = "Count") -> None: ...
 
 
+class NullMetrics:
+    """Metrics that go nowhere: the default where a caller does not care."""
+
+    def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
+        return None
+
+
 class JobStore(Protocol):
     # jobs
     def create_job(self, job: Job, files: Sequence[UploadFile]) -> None: ...
@@ -115,8 +122,10 @@ class JobStore(Protocol):
         """Drop a file that never arrived or was refused, while the job is collecting."""
         ...
 
-    def queue_files(self, job_id: str, file_ids: Sequence[str], round: int, now: datetime) -> bool:
-        """collecting → normalizing with `pending_files = len(file_ids)`; those files become queued."""
+    def queue_files(
+        self, job_id: str, file_ids: Sequence[str], round: int, now: datetime, expect: Iterable[str], status: str
+    ) -> bool:
+        """expect → status with `pending_files = len(file_ids)`; those files become queued."""
         ...
 
     def record_verdict(self, job_id: str, file: UploadFile) -> int | None:
@@ -124,13 +133,49 @@ class JobStore(Protocol):
         file was not queued (a redelivered message)."""
         ...
 
-    # predictions
-    def claim_slot(self, prediction: Prediction, stale_before: datetime) -> bool: ...
+    # predictions (slots): the lifecycle is the only caller of the methods that write a status
+    def start_generation(
+        self, job_id: str, slots: Sequence[Prediction], expect: Iterable[str], status: str, **fields: Any
+    ) -> bool:
+        """One transaction: the job expect → status (with fields), and every planned slot written."""
+        ...
+
+    def add_slots(self, job_id: str, slots: Sequence[Prediction], expect_topups_used: int, job_status: str) -> bool:
+        """One transaction: new slots written, `topups_used` moved on (only if it still is the expected one)."""
+        ...
+
+    def claim_slot(
+        self,
+        job_id: str,
+        slot: str,
+        expect: Iterable[str],
+        status: str,
+        reserve: bool,
+        stale_before: datetime | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Take a slot with no prediction, while the job is generating. `reserve` also takes one prediction of
+        the job's budget (fails when it is spent); `stale_before` only takes a claim older than that."""
+        ...
+
+    def release_slot(self, job_id: str, slot: str, expect: Iterable[str], status: str, **fields: Any) -> bool:
+        """A claim with no prediction goes back, and so does its reservation."""
+        ...
+
     def update_slot(self, job_id: str, slot: str, expect: Iterable[str] | None = None, **fields: Any) -> bool: ...
     def get_slot(self, job_id: str, slot: str) -> Prediction | None: ...
     def list_slots(self, job_id: str) -> list[Prediction]: ...
-    def add_collected(self, job_id: str, slot: str, images: int, predict_time: float | None) -> bool:
-        """succeeded → collected, adding to the job's predict seconds. False if already collected."""
+    def add_collected(
+        self,
+        job_id: str,
+        slot: str,
+        images: int,
+        predict_time: float | None,
+        expect: Iterable[str],
+        status: str,
+        **fields: Any,
+    ) -> bool:
+        """expect → status with the images counted, adding to the job's predict seconds."""
         ...
 
     # rate limits

@@ -15,6 +15,8 @@ from portrait_studio.api_models import CreateJobRequest, FileSpec
 from portrait_studio.cli import main as cli_main
 from portrait_studio.clock import hour_key
 from portrait_studio.models import FileStatus, JobStatus, Prediction, Tombstone, Verdict
+from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.plan import base_plan, new_slot
 from tests.integration.conftest import Cloud
 
 pytestmark = pytest.mark.integration
@@ -52,7 +54,7 @@ def test_a_verdict_counts_once_however_often_the_message_comes(cloud: Cloud) -> 
     job_id, _, _ = new_job(cloud)
     store = cloud.container.store
     files = store.list_files(job_id)
-    assert store.queue_files(job_id, [f.file_id for f in files], 1, cloud.clock.now())
+    assert Lifecycle(store, cloud.clock).submit(job_id, [f.file_id for f in files], 1)
     verdict = Verdict(accepted=False, code="no_face", message="no face")
     refused = files[0].model_copy(update={"status": FileStatus.REFUSED, "verdict": verdict})
     assert store.record_verdict(job_id, refused) == 2
@@ -63,24 +65,60 @@ def test_a_verdict_counts_once_however_often_the_message_comes(cloud: Cloud) -> 
     assert store.jobs_generating() == [job_id]
 
 
-def test_slot_claims_are_exclusive_and_impossible_under_a_deleted_job(cloud: Cloud) -> None:
+def generating(cloud: Cloud, budget: int = 3) -> tuple[str, list[Prediction]]:
+    """A job moved to generating by the lifecycle, its plan of 8 slots written with it."""
     job_id, _, _ = new_job(cloud)
+    store, lifecycle = cloud.container.store, Lifecycle(cloud.container.store, cloud.clock)
+    assert lifecycle.submit(job_id, [f.file_id for f in store.list_files(job_id)], 1)
+    job = store.get_job(job_id)
+    plan = base_plan(job, cloud.settings, cloud.clock.now())
+    assert lifecycle.start_generation(job_id, plan, budget)
+    assert not lifecycle.start_generation(job_id, plan, budget)  # exactly once
+    return job_id, plan
+
+
+def test_generation_starts_with_its_whole_plan_written_in_one_transaction(cloud: Cloud) -> None:
+    job_id, plan = generating(cloud)
     store = cloud.container.store
-    store.update_job(job_id, status=JobStatus.GENERATING)
+    assert store.jobs_generating() == [job_id]
+    assert sorted(s.slot for s in store.list_slots(job_id)) == sorted(s.slot for s in plan)
+    assert {s.status for s in store.list_slots(job_id)} == {"planned"}
+
+
+def test_slot_claims_are_exclusive_within_the_budget_and_impossible_under_a_deleted_job(cloud: Cloud) -> None:
+    job_id, plan = generating(cloud, budget=3)
+    store, lifecycle = cloud.container.store, Lifecycle(cloud.container.store, cloud.clock)
+    first, second, third, fourth = plan[:4]
+    assert lifecycle.claim(first)
+    assert not lifecycle.claim(first)  # already claimed
+    assert lifecycle.claim(second) and lifecycle.claim(third)
+    assert not lifecycle.claim(fourth)  # the budget of 3 is spent
+    assert store.get_job(job_id).predictions_reserved == 3
+    # A throttled create gives its slot and its reservation back.
+    assert lifecycle.release(store.get_slot(job_id, third.slot))
+    assert store.get_job(job_id).predictions_reserved == 2
+    assert lifecycle.claim(fourth)
+    # A stale claim without a prediction may be taken over (keeping its reservation); one with a prediction never.
     now = cloud.clock.now()
-    claim = Prediction(
-        job_id=job_id, slot="corporate#0", style="corporate", prompt_index=0, seed=1, num_outputs=4, claimed_at=now
-    )
-    assert store.claim_slot(claim, stale_before=now - timedelta(minutes=2))
-    assert not store.claim_slot(claim, stale_before=now - timedelta(minutes=2))
-    # A stale claim without a prediction may be taken over; one with a prediction never.
-    assert store.claim_slot(claim, stale_before=now + timedelta(seconds=1))
-    store.update_slot(job_id, "corporate#0", prediction_id="p1", status="starting")
-    assert not store.claim_slot(claim, stale_before=now + timedelta(days=1))
+    assert not lifecycle.reclaim_stale(first, stale_before=now - timedelta(minutes=2))
+    assert lifecycle.reclaim_stale(first, stale_before=now + timedelta(seconds=1))
+    assert lifecycle.record_created(store.get_slot(job_id, first.slot), "p1")
+    assert not lifecycle.reclaim_stale(first, stale_before=now + timedelta(days=1))
+    assert store.get_job(job_id).predictions_reserved == 3
     cloud.container.retention.purge(job_id, "user_request")
-    other = claim.model_copy(update={"slot": "formal#0", "style": "formal"})
-    assert not store.claim_slot(other, stale_before=now)
+    assert not lifecycle.claim(plan[5])
     assert [item["kind"] for item in store.items_of(job_id)] == ["tombstone"]  # type: ignore[attr-defined]
+
+
+def test_only_the_first_of_two_racing_top_ups_adds_slots(cloud: Cloud) -> None:
+    job_id, _ = generating(cloud)
+    store, lifecycle = cloud.container.store, Lifecycle(cloud.container.store, cloud.clock)
+    job = store.get_job(job_id)
+    extra = [new_slot(job, "formal", k, 4, cloud.clock.now(), topup=True) for k in (2, 3)]
+    assert lifecycle.top_up(job, extra)
+    assert not lifecycle.top_up(job, [new_slot(job, "formal", 4, 4, cloud.clock.now(), topup=True)])
+    assert store.get_job(job_id).topups_used == 2
+    assert len(store.list_slots(job_id)) == 10
 
 
 def test_the_expiry_index_finds_due_jobs_without_a_scan(cloud: Cloud) -> None:

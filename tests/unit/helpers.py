@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from portrait_studio.api_models import CreateJobRequest, FileSpec
-from portrait_studio.models import FaceBox, FileStatus, JobStatus, PhotoQuality, Verdict
+from portrait_studio.models import FaceBox, FileStatus, PhotoQuality, Verdict
+from portrait_studio.services.plan import base_plan, prediction_budget
 from tests.unit.conftest import COLLECT, DISPATCH, World
 
 
@@ -19,7 +20,7 @@ def generating_job(world: World, n: int = 4, **options: Any) -> str:
     """A job whose photos were all accepted, as normalization leaves it."""
     job_id, _ = create_job(world, n, **options)
     files = world.store.list_files(job_id)
-    world.store.queue_files(job_id, [f.file_id for f in files], 1, world.clock.now())
+    assert world.generation.lifecycle.submit(job_id, [f.file_id for f in files], 1)
     for i, f in enumerate(files):
         quality = PhotoQuality(
             width=1024,
@@ -34,9 +35,9 @@ def generating_job(world: World, n: int = 4, **options: Any) -> str:
         world.store.record_verdict(
             job_id, f.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": verdict, "quality": quality})
         )
-    assert world.store.update_job(
-        job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.GENERATING, generating_since=world.clock.now()
-    )
+    job = world.store.get_job(job_id)
+    plan = base_plan(job, world.settings, world.clock.now())
+    assert world.generation.lifecycle.start_generation(job_id, plan, prediction_budget(job.styles, world.settings))
     return job_id
 
 
@@ -59,7 +60,7 @@ def run_queues(world: World, rounds: int = 10) -> None:
         if not dispatches and not collects:
             return
         for message in dispatches:
-            world.generation.dispatch(message["job_id"], message.get("slots"))
+            world.generation.dispatch(message["job_id"], message.get("slots"), message.get("attempt", 0))
         for message in collects:
             world.generation.collect(message["job_id"], message["slot"])
 

@@ -8,10 +8,9 @@ from datetime import timedelta
 import pytest
 
 from portrait_studio import keys
-from portrait_studio.errors import GeneratorRateLimited
 from portrait_studio.models import JobStatus
-from portrait_studio.services.generation import trigger_count
-from tests.unit.conftest import COLLECT, World
+from portrait_studio.services.plan import trigger_count
+from tests.unit.conftest import COLLECT, DISPATCH, World
 from tests.unit.helpers import finish_all, generating_job, run_queues, webhook_body
 
 
@@ -34,18 +33,22 @@ def test_dispatch_creates_eight_predictions_of_four_images_across_four_styles(wo
 def test_redelivered_dispatch_creates_no_second_prediction(world: World) -> None:
     job_id = generating_job(world)
     world.generation.dispatch(job_id)
-    again = world.generation.dispatch(job_id)
-    assert again.created == 0 and again.skipped == 8
+    for slots in (None, [s.slot for s in world.store.list_slots(job_id)]):
+        again = world.generation.dispatch(job_id, slots)
+        assert again.created == 0
     assert len(world.generator.created) == 8
 
 
-def test_rate_limited_dispatch_keeps_created_slots_and_finishes_later(world: World) -> None:
+def test_rate_limited_dispatch_comes_back_as_a_delayed_message_and_finishes_later(world: World) -> None:
     job_id = generating_job(world)
     world.generator.rate_limit_next = 1
-    with pytest.raises(GeneratorRateLimited) as raised:
-        world.generation.dispatch(job_id)
-    assert raised.value.retry_after_s == 7
-    world.generation.dispatch(job_id)
+    result = world.generation.dispatch(job_id)
+    assert (result.created, len(result.deferred), result.wait_s) == (0, 8, 7)
+    [deferred] = world.queue.sent[DISPATCH]
+    assert deferred["attempt"] == 1 and world.queue.delays[-1] == (DISPATCH, 7)
+    assert {s.status for s in world.store.list_slots(job_id)} == {"planned"}
+    assert world.store.get_job(job_id).predictions_reserved == 0  # nothing was created, nothing is spent
+    run_queues(world)
     assert len(world.generator.created) == 8
     assert len({s.prediction_id for s in world.store.list_slots(job_id)}) == 8
 

@@ -216,14 +216,16 @@ def test_a_malformed_message_is_dropped_without_failing_the_batch() -> None:
     assert normalize.lambda_handler(e, Context()) == {"batchItemFailures": []}
 
 
-def test_rate_limited_dispatch_hides_the_message_for_the_named_wait(installed: World) -> None:
+def test_rate_limited_dispatch_succeeds_and_sends_itself_again_after_the_named_wait(installed: World) -> None:
     job_id = generating_job(installed)
     installed.generator.rate_limit_next = 1
     e = event("sqs_dispatch.json")
     e["Records"][0]["body"] = json.dumps({"job_id": job_id})
-    result = dispatch.lambda_handler(e, Context())
-    assert result["batchItemFailures"] == [{"itemIdentifier": e["Records"][0]["messageId"]}]
-    assert installed.queue.visibility[-1][2] == 7
+    # The message is done (no receive spent towards the dead-letter queue); a delayed one comes back.
+    assert dispatch.lambda_handler(e, Context()) == {"batchItemFailures": []}
+    [again] = installed.queue.take("q-dispatch")
+    assert again["attempt"] == 1 and installed.queue.delays[-1] == ("q-dispatch", 7)
+    e["Records"][0]["body"] = json.dumps(again)
     assert dispatch.lambda_handler(e, Context()) == {"batchItemFailures": []}
     assert len(installed.generator.created) == 8
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portrait_studio.services.generation import TRIGGER_WORD, build_prompt, load_styles, trigger_count
+from portrait_studio.services.plan import TRIGGER_WORD, build_prompt, load_styles, trigger_count
 from tests.clip_tokenizer import CONTEXT_LENGTH, tokenizer
 
 SUBJECTS = ("man", "woman", "person")

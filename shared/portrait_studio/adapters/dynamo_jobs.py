@@ -51,6 +51,24 @@ def _status_in(expect: Iterable[str], names: dict[str, str], values: dict[str, A
     return f"#status IN ({', '.join(options)})"
 
 
+def _update_expression(fields: Mapping[str, Any], names: dict[str, str], values: dict[str, Any]) -> str:
+    """SET for values, REMOVE for None; names and values added to the expression's maps."""
+    sets, removes = [], []
+    for i, (name, value) in enumerate(fields.items()):
+        names[f"#f{i}"] = name
+        if value is None:
+            removes.append(f"#f{i}")
+        else:
+            values[f":f{i}"] = _value(value)
+            sets.append(f"#f{i} = :f{i}")
+    expression = ""
+    if sets:
+        expression += "SET " + ", ".join(sets)
+    if removes:
+        expression += " REMOVE " + ", ".join(removes)
+    return expression.strip()
+
+
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
@@ -139,22 +157,9 @@ class DynamoJobStore:
         names: dict[str, str],
         values: dict[str, Any],
     ) -> bool:
-        sets, removes = [], []
-        for i, (name, value) in enumerate(fields.items()):
-            names[f"#f{i}"] = name
-            if value is None:
-                removes.append(f"#f{i}")
-            else:
-                values[f":f{i}"] = _value(value)
-                sets.append(f"#f{i} = :f{i}")
-        expression = ""
-        if sets:
-            expression += "SET " + ", ".join(sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
         kwargs: dict[str, Any] = {
             "Key": {"pk": pk, "sk": sk},
-            "UpdateExpression": expression.strip(),
+            "UpdateExpression": _update_expression(fields, names, values),
             "ConditionExpression": " AND ".join(condition),
             "ExpressionAttributeNames": names,
         }
@@ -205,25 +210,11 @@ class DynamoJobStore:
         ]
         return self._transact(actions, conditional=True)
 
-    def queue_files(self, job_id: str, file_ids: Sequence[str], round: int, now: datetime) -> bool:
+    def queue_files(
+        self, job_id: str, file_ids: Sequence[str], round: int, now: datetime, expect: Iterable[str], status: str
+    ) -> bool:
         actions: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self._table_name,
-                    "Key": {"pk": _pk(job_id), "sk": META},
-                    "UpdateExpression": "SET #status = :normalizing, pending_files = :n, #round = :round, "
-                    "active_status = :normalizing, updated_at = :now",
-                    "ConditionExpression": "#status = :collecting",
-                    "ExpressionAttributeNames": {"#status": "status", "#round": "round"},
-                    "ExpressionAttributeValues": {
-                        ":normalizing": JobStatus.NORMALIZING.value,
-                        ":collecting": JobStatus.COLLECTING.value,
-                        ":n": len(file_ids),
-                        ":round": round,
-                        ":now": now.isoformat(),
-                    },
-                }
-            }
+            self._job_update(job_id, expect, {"status": status, "pending_files": len(file_ids), "round": round})
         ]
         for file_id in file_ids:
             actions.append(
@@ -276,38 +267,97 @@ class DynamoJobStore:
         return job.pending_files if isinstance(job, Job) else None
 
     # --- predictions -------------------------------------------------------------------------------
-    def _slot_item(self, prediction: Prediction) -> dict[str, Any]:
-        return _to_item(prediction.model_dump(mode="json")) | {
+    def _slot_item(self, prediction: Prediction, ttl: int) -> dict[str, Any]:
+        item = _to_item(prediction.model_dump(mode="json")) | {
             "pk": _pk(prediction.job_id),
             "sk": f"PRED#{prediction.slot}",
             "kind": "prediction",
-            "claimed_epoch": _epoch(prediction.claimed_at),
+            "ttl": ttl,
         }
+        if prediction.claimed_at:
+            item["claimed_epoch"] = _epoch(prediction.claimed_at)
+        return item
 
-    def claim_slot(self, prediction: Prediction, stale_before: datetime) -> bool:
-        job = self.get_job(prediction.job_id)
-        if not isinstance(job, Job):
-            return False
-        item = self._slot_item(prediction) | {"ttl": _epoch(job.expires_at + TTL_MARGIN)}
-        # One transaction with a check on the job: a slot can never be (re)created under a deleted job.
-        actions: list[dict[str, Any]] = [
-            self._job_is(prediction.job_id, JobStatus.GENERATING),
+    def _put_new_slots(self, job: Job, slots: Sequence[Prediction]) -> list[dict[str, Any]]:
+        ttl = _epoch(job.expires_at + TTL_MARGIN)
+        return [
             {
                 "Put": {
                     "TableName": self._table_name,
-                    "Item": item,
-                    "ConditionExpression": "attribute_not_exists(pk) OR (attribute_not_exists(prediction_id) "
-                    "AND #status = :claimed AND claimed_epoch < :stale)",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":claimed": "claimed", ":stale": _epoch(stale_before)},
+                    "Item": self._slot_item(slot, ttl),
+                    "ConditionExpression": "attribute_not_exists(pk)",
                 }
-            },
+            }
+            for slot in slots
         ]
-        return self._transact(actions, conditional=True)
+
+    def start_generation(
+        self, job_id: str, slots: Sequence[Prediction], expect: Iterable[str], status: str, **fields: Any
+    ) -> bool:
+        job = self.get_job(job_id)
+        if not isinstance(job, Job):
+            return False
+        actions = [self._job_update(job_id, expect, {"status": status, **fields})]
+        return self._transact(actions + self._put_new_slots(job, slots), conditional=True)
+
+    def add_slots(self, job_id: str, slots: Sequence[Prediction], expect_topups_used: int, job_status: str) -> bool:
+        job = self.get_job(job_id)
+        if not isinstance(job, Job):
+            return False
+        update = self._job_update(job_id, [job_status], {"topups_used": expect_topups_used + len(slots)})
+        update["Update"]["ConditionExpression"] += " AND topups_used = :used"
+        update["Update"]["ExpressionAttributeValues"][":used"] = expect_topups_used
+        return self._transact([update, *self._put_new_slots(job, slots)], conditional=True)
+
+    def claim_slot(
+        self,
+        job_id: str,
+        slot: str,
+        expect: Iterable[str],
+        status: str,
+        reserve: bool,
+        stale_before: datetime | None = None,
+        **fields: Any,
+    ) -> bool:
+        slot_update = self._slot_update(job_id, slot, expect, {"status": status, **fields})
+        condition = " AND attribute_not_exists(prediction_id)"
+        if stale_before is not None:
+            condition += " AND claimed_epoch < :stale"
+            slot_update["Update"]["ExpressionAttributeValues"][":stale"] = _epoch(stale_before)
+        slot_update["Update"]["ConditionExpression"] += condition
+        # With the job in the same transaction: never a claim under a deleted job, never past the budget.
+        job_check: dict[str, Any] = {
+            "TableName": self._table_name,
+            "Key": {"pk": _pk(job_id), "sk": META},
+            "ConditionExpression": "#status = :generating",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":generating": JobStatus.GENERATING.value},
+        }
+        if reserve:
+            job_check["ConditionExpression"] += " AND predictions_reserved < prediction_budget"
+            job_check["UpdateExpression"] = "ADD predictions_reserved :one"
+            job_check["ExpressionAttributeValues"][":one"] = 1
+            job_action = {"Update": job_check}
+        else:
+            job_action = {"ConditionCheck": job_check}
+        return self._transact([job_action, slot_update], conditional=True)
+
+    def release_slot(self, job_id: str, slot: str, expect: Iterable[str], status: str, **fields: Any) -> bool:
+        slot_update = self._slot_update(job_id, slot, expect, {"status": status, "claimed_at": None, **fields})
+        slot_update["Update"]["ConditionExpression"] += " AND attribute_not_exists(prediction_id)"
+        refund = {
+            "Update": {
+                "TableName": self._table_name,
+                "Key": {"pk": _pk(job_id), "sk": META},
+                "UpdateExpression": "ADD predictions_reserved :minus",
+                "ConditionExpression": "attribute_exists(pk) AND predictions_reserved > :zero",
+                "ExpressionAttributeValues": {":minus": -1, ":zero": 0},
+            }
+        }
+        return self._transact([slot_update, refund], conditional=True)
 
     def update_slot(self, job_id: str, slot: str, expect: Iterable[str] | None = None, **fields: Any) -> bool:
-        if "claimed_at" in fields:
-            fields["claimed_epoch"] = _epoch(fields["claimed_at"])
+        fields = self._with_claim_epoch(fields)
         condition = ["attribute_exists(pk)"]
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -322,22 +372,18 @@ class DynamoJobStore:
     def list_slots(self, job_id: str) -> list[Prediction]:
         return [Prediction.model_validate(item) for item in self._query_prefix(job_id, "PRED#")]
 
-    def add_collected(self, job_id: str, slot: str, images: int, predict_time: float | None) -> bool:
+    def add_collected(
+        self,
+        job_id: str,
+        slot: str,
+        images: int,
+        predict_time: float | None,
+        expect: Iterable[str],
+        status: str,
+        **fields: Any,
+    ) -> bool:
         actions = [
-            {
-                "Update": {
-                    "TableName": self._table_name,
-                    "Key": {"pk": _pk(job_id), "sk": f"PRED#{slot}"},
-                    "UpdateExpression": "SET #status = :collected, images_collected = :images",
-                    "ConditionExpression": "#status = :succeeded",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {
-                        ":collected": "collected",
-                        ":succeeded": "succeeded",
-                        ":images": images,
-                    },
-                }
-            },
+            self._slot_update(job_id, slot, expect, {"status": status, "images_collected": images, **fields}),
             {
                 "Update": {
                     "TableName": self._table_name,
@@ -349,6 +395,50 @@ class DynamoJobStore:
             },
         ]
         return self._transact(actions, conditional=True)
+
+    def _with_claim_epoch(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """`claimed_epoch` (a number, for the stale-claim condition) follows `claimed_at`."""
+        if "claimed_at" in fields:
+            claimed_at = fields["claimed_at"]
+            fields = {**fields, "claimed_epoch": None if claimed_at is None else _epoch(claimed_at)}
+        return fields
+
+    def _job_update(self, job_id: str, expect: Iterable[str], fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A transaction's conditional update of the job item; a status change maintains `active_status`."""
+        fields = dict(fields)
+        if "status" in fields:
+            status = JobStatus(fields["status"])
+            fields["active_status"] = status.value if status in ACTIVE else None
+        fields.setdefault("updated_at", self._clock.now())
+        return self._item_update(_pk(job_id), META, expect, fields, extra_condition="kind = :job", job=True)
+
+    def _slot_update(self, job_id: str, slot: str, expect: Iterable[str], fields: Mapping[str, Any]) -> dict[str, Any]:
+        return self._item_update(_pk(job_id), f"PRED#{slot}", expect, self._with_claim_epoch(dict(fields)))
+
+    def _item_update(
+        self,
+        pk: str,
+        sk: str,
+        expect: Iterable[str],
+        fields: Mapping[str, Any],
+        extra_condition: str | None = None,
+        job: bool = False,
+    ) -> dict[str, Any]:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":job": "job"} if job else {}
+        condition = ["attribute_exists(pk)", _status_in(expect, names, values)]
+        if extra_condition:
+            condition.append(extra_condition)
+        expression = _update_expression(fields, names, values)
+        update: dict[str, Any] = {
+            "TableName": self._table_name,
+            "Key": {"pk": pk, "sk": sk},
+            "UpdateExpression": expression,
+            "ConditionExpression": " AND ".join(condition),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        return {"Update": update}
 
     # --- webhooks, rate limits ---------------------------------------------------------------------
     def hit_rate_limit(self, key: str, window_start: datetime, limit: int, expires_at: datetime) -> bool:

@@ -34,7 +34,8 @@ from portrait_studio.errors import (
 )
 from portrait_studio.models import STYLES, FileStatus, Job, JobStatus, UploadFile
 from portrait_studio.ports import BlobStore, Clock, JobStore, Queue
-from portrait_studio.services.generation import expected_per_style
+from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.plan import expected_per_style
 
 CONTENT_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/x-png": "image/png"}
 
@@ -184,7 +185,7 @@ class JobsService:
         if usable_so_far + len(waiting) < self.settings.min_files:
             raise FileCountOutOfRange(f"At least {self.settings.min_files} usable photos are needed.")
         round = job.round + 1
-        if not self.store.queue_files(job_id, [f.file_id for f in waiting], round, self.clock.now()):
+        if not Lifecycle(self.store, self.clock).submit(job_id, [f.file_id for f in waiting], round):
             raise JobStateConflict("The job changed while submitting; look at it and try again.")
         self.queue.send_batch(
             self.settings.normalize_queue_url,
@@ -237,7 +238,7 @@ class JobsService:
         import zipfile
 
         job = self.authorize(job_id, token)
-        if job.status != JobStatus.READY:
+        if job.status not in (JobStatus.READY, JobStatus.PARTIAL):
             raise JobStateConflict("The archive is available once the job is ready.")
         now = self.clock.now()
         key = keys.archive(job_id)
@@ -282,8 +283,8 @@ def _status_message(job: Job, files: Sequence[UploadFile], in_flight: bool, sett
         need = settings.min_files - usable
         if need > 0:
             return f"{usable} usable photo(s) so far: add at least {need} more and submit again."
-    if job.status == JobStatus.READY and job.note:
-        return job.note
+    if job.status in (JobStatus.PARTIAL, JobStatus.FAILED) and job.failure_reason:
+        return job.failure_reason
     if job.status == JobStatus.GENERATING and not in_flight:
         return "Finishing up."
     return job.note

@@ -3,20 +3,17 @@ when the job's last file is done, exactly one move on: to generation or back to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.errors import PhotoRejected, ProcessingFailed, UploadMissing
 from portrait_studio.models import FileStatus, Job, JobStatus, Verdict
-from portrait_studio.ports import BlobStore, Clock, JobStore, Metrics, Queue
+from portrait_studio.ports import BlobStore, Clock, JobStore, Metrics, NullMetrics, Queue
+from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.plan import base_plan, prediction_budget
 
 ACCEPTED = Verdict(accepted=True, code="accepted", message="Looks good.")
-
-
-class _NullMetrics:
-    def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
-        return None
 
 
 @dataclass
@@ -26,7 +23,10 @@ class NormalizationService:
     blobs: BlobStore
     queue: Queue
     clock: Clock
-    metrics: Metrics = _NullMetrics()  # noqa: RUF009 - stateless
+    metrics: Metrics = field(default_factory=NullMetrics)
+
+    def __post_init__(self) -> None:
+        self.lifecycle = Lifecycle(self.store, self.clock)
 
     def process(self, job_id: str, file_id: str) -> str:
         """Normalize one file. Returns its verdict code ("accepted" or a refusal code)."""
@@ -98,12 +98,11 @@ class NormalizationService:
         if any(f.status == FileStatus.QUEUED for f in files):
             return
         usable = sum(1 for f in files if f.status == FileStatus.ACCEPTED)
-        now = self.clock.now()
-        if usable >= self.settings.min_files:
-            # The conditional move is what makes the dispatch message exactly-once.
-            if self.store.update_job(
-                job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.GENERATING, generating_since=now
-            ):
-                self.queue.send(self.settings.dispatch_queue_url, {"job_id": job_id})
-        else:
-            self.store.update_job(job_id, expect=[JobStatus.NORMALIZING], status=JobStatus.COLLECTING)
+        if usable < self.settings.min_files:
+            self.lifecycle.ask_for_more_photos(job_id)
+            return
+        # The whole plan is written with the move, so everyone sees what is owed; the conditional move is
+        # what makes the dispatch message exactly-once (if it is lost, the reconciler dispatches the plan).
+        plan = base_plan(job, self.settings, self.clock.now())
+        if self.lifecycle.start_generation(job_id, plan, prediction_budget(job.styles, self.settings)):
+            self.queue.send(self.settings.dispatch_queue_url, {"job_id": job_id})

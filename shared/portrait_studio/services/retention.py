@@ -10,15 +10,10 @@ from portrait_studio import keys
 from portrait_studio.clock import hour_key
 from portrait_studio.config import Settings
 from portrait_studio.models import Job, JobStatus, SlotStatus, Tombstone
-from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics
+from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics, NullMetrics
 
 DELETE_PASSES = 5
 SWEEP_LOOKBACK_HOURS = 72
-
-
-class _NullMetrics:
-    def count(self, name: str, value: float = 1, unit: str = "Count") -> None:
-        return None
 
 
 class PrefixNotEmpty(RuntimeError):
@@ -44,7 +39,7 @@ class RetentionService:
     blobs: BlobStore
     clock: Clock
     generator: Generator | None = None
-    metrics: Metrics = _NullMetrics()  # noqa: RUF009 - stateless
+    metrics: Metrics = field(default_factory=NullMetrics)
 
     def purge(self, job_id: str, reason: str) -> Tombstone:
         """Cancel, delete every object and record of the job, leave a tombstone. Idempotent."""

@@ -1,0 +1,136 @@
+"""Prediction outcomes: a verified webhook (or the reconciler's GET) records them; collect copies the images.
+
+Replicate deletes outputs after an hour, so succeeded predictions are copied into the bucket at once.
+Failed and canceled predictions are retried a capped number of times; then the slot is given up.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from portrait_studio import keys
+from portrait_studio.config import Settings
+from portrait_studio.errors import OutputInvalid
+from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
+from portrait_studio.ports import BlobStore, Downloader, JobStore, Metrics, Queue, RemotePrediction
+from portrait_studio.services.finishing import Finisher
+from portrait_studio.services.lifecycle import IN_FLIGHT, OUTCOME_TRANSITION, RETRYABLE, Lifecycle
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+OUTPUT_SIZE = (1024, 1024)
+
+
+@dataclass
+class CollectService:
+    settings: Settings
+    store: JobStore
+    blobs: BlobStore
+    queue: Queue
+    downloader: Downloader
+    lifecycle: Lifecycle
+    finisher: Finisher
+    metrics: Metrics
+
+    # --- outcomes ----------------------------------------------------------------------------------
+    def record_event(self, job_id: str, slot: str, body: Mapping[str, Any]) -> str:
+        """Apply a verified webhook. Returns what happened: progress, completed, noop or unknown."""
+        remote = RemotePrediction.from_api(body)
+        current = self.store.get_slot(job_id, slot) if keys.is_valid_id(job_id) else None
+        if current is None or not remote.id or current.prediction_id != remote.id:
+            return "unknown"  # an earlier attempt's late webhook, or not ours
+        return self.apply(current, remote)
+
+    def apply(self, current: Prediction, remote: RemotePrediction) -> str:
+        if current.status not in IN_FLIGHT:
+            return "noop"  # already recorded: duplicates and out-of-order events change nothing
+        if remote.status == "processing":
+            return (
+                "progress"
+                if current.status == SlotStatus.STARTING and self.lifecycle.mark_processing(current)
+                else "noop"
+            )
+        if remote.status not in OUTCOME_TRANSITION:
+            return "noop"
+        recorded = self.lifecycle.record_outcome(
+            current,
+            remote.status,
+            outputs=remote.output,
+            predict_time=remote.predict_time,
+            error=(remote.error or "")[:500] or None,
+        )
+        if not recorded:
+            return "noop"
+        self.queue.send(self.settings.collect_queue_url, {"job_id": current.job_id, "slot": current.slot})
+        return "completed"
+
+    # --- collect -----------------------------------------------------------------------------------
+    def collect(self, job_id: str, slot: str) -> int:
+        """Copy a succeeded prediction's images, or retry a failed one; then see whether the job is done."""
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job) or job.status != JobStatus.GENERATING:
+            return 0  # deleted or finished: late results are dropped, never written
+        current = self.store.get_slot(job_id, slot)
+        if current is None:
+            return 0
+        stored = 0
+        if current.status == SlotStatus.SUCCEEDED:
+            stored = self.store_outputs(job, current)
+        elif current.status in RETRYABLE:
+            self.metrics.count("PredictionsFailed")
+            self._retry_or_give_up(current)
+        self.finisher.finish_if_done(job_id)
+        return stored
+
+    def store_outputs(self, job: Job, slot: Prediction) -> int:
+        """Copy the outputs into the bucket and count them on the slot (succeeded → collected)."""
+        stored = self._copy_outputs(job, slot)
+        if slot.num_outputs - stored:
+            self.metrics.count("OutputsDropped", slot.num_outputs - stored)
+        self.lifecycle.mark_collected(slot, stored, slot.predict_time)
+        if not self._still_generating(job.job_id):
+            self._delete_results_of(job.job_id, slot)  # the job was deleted while we copied
+            return 0
+        return stored
+
+    def _copy_outputs(self, job: Job, slot: Prediction) -> int:
+        from PIL import Image
+
+        style, k = slot.slot.split("#")
+        stored = 0
+        for i, url in enumerate(slot.outputs[: slot.num_outputs]):
+            key = keys.result(job.job_id, style, int(k) * self.settings.outputs_per_prediction + i + 1)
+            if self.blobs.size(key) is not None:
+                stored += 1
+                continue
+            try:
+                data, content_type = self.downloader.fetch(url, self.settings.max_output_bytes)
+                if not data.startswith(PNG_MAGIC) or content_type.split(";")[0].strip() not in ("image/png", ""):
+                    raise OutputInvalid()
+                with Image.open(io.BytesIO(data)) as image:
+                    if image.format != "PNG" or image.size != OUTPUT_SIZE:
+                        raise OutputInvalid()
+            except OutputInvalid:
+                continue
+            self.blobs.put(key, data, "image/png")
+            stored += 1
+        return stored
+
+    def _still_generating(self, job_id: str) -> bool:
+        job = self.store.get_job(job_id)
+        return isinstance(job, Job) and (job.status == JobStatus.GENERATING or job.status.is_finished)
+
+    def _delete_results_of(self, job_id: str, slot: Prediction) -> None:
+        style, k = slot.slot.split("#")
+        base = int(k) * self.settings.outputs_per_prediction
+        self.blobs.delete([keys.result(job_id, style, base + i + 1) for i in range(slot.num_outputs)])
+
+    def _retry_or_give_up(self, slot: Prediction) -> None:
+        if slot.attempts >= self.settings.max_attempts_per_slot:
+            self.lifecycle.give_up(slot, slot.error or "the prediction failed")
+            return
+        # Back to planned, then a dispatch; if that message is lost, the reconciler sends another.
+        if self.lifecycle.retry(slot):
+            self.queue.send(self.settings.dispatch_queue_url, {"job_id": slot.job_id, "slots": [slot.slot]})

@@ -1,0 +1,152 @@
+"""Dispatch: create the PhotoMaker predictions of a job's planned slots, at most one per slot.
+
+Throttling is not poison: a 429, a 5xx or an unreachable Replicate puts the slots back to `planned` and
+sends a new, delayed dispatch message (its attempt counted in the body); the message at hand succeeds,
+so waiting never spends the queue's dead-letter budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from portrait_studio import keys
+from portrait_studio.config import Settings
+from portrait_studio.errors import GeneratorRateLimited, GeneratorRejectedInput, GeneratorUnavailable
+from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
+from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics, Queue
+from portrait_studio.services.finishing import Finisher
+from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.plan import build_prompt, load_styles, photomaker_input, select_references, slot_seed
+
+WEBHOOK_EVENTS = ("start", "completed")
+MAX_DELAY_S = 900  # SQS's DelaySeconds limit
+
+
+@dataclass
+class DispatchResult:
+    created: int = 0
+    skipped: int = 0
+    gave_up: int = 0
+    deferred: list[str] = field(default_factory=list)
+    wait_s: int = 0
+
+
+@dataclass
+class DispatchService:
+    settings: Settings
+    store: JobStore
+    blobs: BlobStore
+    queue: Queue
+    generator: Generator
+    clock: Clock
+    lifecycle: Lifecycle
+    finisher: Finisher
+    metrics: Metrics
+
+    def dispatch(self, job_id: str, slots: Sequence[str] | None = None, attempt: int = 0) -> DispatchResult:
+        """Create the predictions of the named slots (default: every planned slot). Idempotent per slot."""
+        result = DispatchResult()
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job) or job.status != JobStatus.GENERATING:
+            return result
+        existing = {s.slot: s for s in self.store.list_slots(job_id)}
+        wanted = list(slots) if slots else [name for name, s in existing.items() if s.status == SlotStatus.PLANNED]
+        references = select_references(self.store.list_files(job_id))
+        if not references:
+            for name in wanted:
+                if name in existing and self.lifecycle.give_up(existing[name], "no usable reference photo"):
+                    result.gave_up += 1
+            self.finisher.finish_if_done(job_id)
+            return result
+        now = self.clock.now()
+        url_ttl = min(self.settings.reference_url_ttl_s, max(60, int((job.expires_at - now).total_seconds())))
+        reference_urls = [self.blobs.presign_get(keys.reference(job_id, f.file_id), url_ttl) for f in references]
+        for index, name in enumerate(wanted):
+            current = existing.get(name)
+            claimed = current is not None and self._claim(current)
+            if current is None or not claimed:
+                if current is not None and current.status == SlotStatus.PLANNED and self._budget_spent(job_id):
+                    result.gave_up += self.lifecycle.out_of_budget(current)
+                else:
+                    result.skipped += 1
+                continue
+            try:
+                prediction_id = self._create(job, current, reference_urls)
+            except GeneratorRejectedInput as rejected:
+                self.lifecycle.give_up(current, rejected.message)
+                self.metrics.count("PredictionsRejected")
+                result.gave_up += 1
+                continue
+            except (GeneratorRateLimited, GeneratorUnavailable) as exc:
+                self.lifecycle.release(current)
+                result.deferred = list(wanted[index:])
+                result.wait_s = self._wait_s(exc, attempt)
+                break
+            except Exception:
+                self.lifecycle.release(current)  # nothing was created: the redelivered message takes the slot again
+                raise
+            try:
+                self.lifecycle.record_created(current, prediction_id)
+            except Exception:
+                # Unrecorded, the prediction could never be collected, and a retry would run a second one.
+                self._cancel_quietly(prediction_id)
+                raise
+            self.metrics.count("PredictionsCreated")
+            result.created += 1
+        if result.deferred:
+            self._defer(job_id, result, attempt)
+        if result.gave_up:
+            self.finisher.finish_if_done(job_id)
+        return result
+
+    def _claim(self, slot: Prediction) -> bool:
+        seed = slot_seed(slot.job_id, slot.slot, slot.attempts)
+        if slot.status == SlotStatus.PLANNED:
+            return self.lifecycle.claim(slot, seed=seed)
+        if slot.status == SlotStatus.CLAIMED and slot.prediction_id is None:
+            stale_before = self.clock.now() - timedelta(seconds=self.settings.claim_stale_s)
+            return self.lifecycle.reclaim_stale(slot, stale_before, seed=seed)
+        return False
+
+    def _budget_spent(self, job_id: str) -> bool:
+        job = self.store.get_job(job_id)
+        return (
+            isinstance(job, Job)
+            and job.status == JobStatus.GENERATING
+            and (job.predictions_reserved >= job.prediction_budget)
+        )
+
+    def _create(self, job: Job, slot: Prediction, reference_urls: list[str]) -> str:
+        book = load_styles()
+        prompt = build_prompt(book.prompts[slot.style][slot.prompt_index], job.subject)
+        seed = slot_seed(job.job_id, slot.slot, slot.attempts)
+        body = photomaker_input(prompt, reference_urls, seed, slot.num_outputs, self.settings)
+        webhook = f"{self.settings.webhook_url}?{urlencode({'job': job.job_id, 'slot': slot.slot})}"
+        return self.generator.create(self.settings.photomaker_version, body, webhook, WEBHOOK_EVENTS).id
+
+    def _wait_s(self, exc: GeneratorRateLimited | GeneratorUnavailable, attempt: int) -> int:
+        if isinstance(exc, GeneratorRateLimited):
+            wait = exc.retry_after_s
+        else:
+            wait = self.settings.unavailable_backoff_s * 2 ** min(attempt, 6)
+        return max(1, min(MAX_DELAY_S, math.ceil(wait)))
+
+    def _defer(self, job_id: str, result: DispatchResult, attempt: int) -> None:
+        """The same slots come back after the wait as a new message; this one is done."""
+        self.lifecycle.defer_dispatch(job_id, self.clock.now() + timedelta(seconds=result.wait_s))
+        self.queue.send(
+            self.settings.dispatch_queue_url,
+            {"job_id": job_id, "slots": result.deferred, "attempt": attempt + 1},
+            delay_s=result.wait_s,
+        )
+        self.metrics.count("DispatchDeferred")
+
+    def _cancel_quietly(self, prediction_id: str) -> None:
+        try:
+            self.generator.cancel(prediction_id)
+        except Exception:
+            self.metrics.count("CancelFailed")

@@ -1,0 +1,202 @@
+"""The job lifecycle: every job and slot state, every transition between them, in one place.
+
+Each transition is a named method with its precondition (the states it may start from), applied as one
+conditional write or one transaction, so a replayed or late message can never move anything backwards.
+Services call these methods; nothing else writes a status. The README's state diagram is rendered from
+`JOB_TRANSITIONS` and `SLOT_TRANSITIONS` (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
+from portrait_studio.ports import Clock, JobStore
+
+J, S = JobStatus, SlotStatus
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: tuple[StrEnum, ...]
+    target: StrEnum
+
+
+def _table(*transitions: Transition) -> dict[str, Transition]:
+    return {t.name: t for t in transitions}
+
+
+JOB_TRANSITIONS = _table(
+    Transition("submit", (J.COLLECTING,), J.NORMALIZING),
+    Transition("ask_for_more_photos", (J.NORMALIZING,), J.COLLECTING),
+    Transition("start_generation", (J.NORMALIZING,), J.GENERATING),
+    Transition("finish_ready", (J.GENERATING,), J.READY),
+    Transition("finish_partial", (J.GENERATING,), J.PARTIAL),
+    Transition("finish_failed", (J.GENERATING,), J.FAILED),
+)
+# Deleting (DELETE or 48 h) is allowed from every state and leaves a tombstone: retention does it.
+TOMBSTONES = (J.DELETED, J.EXPIRED)
+
+IN_FLIGHT = (S.STARTING, S.PROCESSING)
+AWAITING_OUTCOME = (S.CLAIMED, *IN_FLIGHT)
+RETRYABLE = (S.FAILED, S.CANCELED, S.ABORTED)
+NOT_TERMINAL = tuple(s for s in S if not s.is_terminal)
+
+SLOT_TRANSITIONS = _table(
+    Transition("claim", (S.PLANNED,), S.CLAIMED),
+    Transition("reclaim_stale", (S.CLAIMED,), S.CLAIMED),
+    Transition("release", (S.CLAIMED,), S.PLANNED),
+    Transition("record_created", (S.CLAIMED,), S.STARTING),
+    Transition("mark_processing", (S.CLAIMED, S.STARTING), S.PROCESSING),
+    Transition("record_succeeded", AWAITING_OUTCOME, S.SUCCEEDED),
+    Transition("record_failed", AWAITING_OUTCOME, S.FAILED),
+    Transition("record_canceled", AWAITING_OUTCOME, S.CANCELED),
+    Transition("record_aborted", AWAITING_OUTCOME, S.ABORTED),
+    Transition("mark_collected", (S.SUCCEEDED,), S.COLLECTED),
+    Transition("retry", RETRYABLE, S.PLANNED),
+    Transition("out_of_budget", (S.PLANNED,), S.GAVE_UP),
+    Transition("give_up", NOT_TERMINAL, S.GAVE_UP),
+)
+OUTCOME_TRANSITION = {
+    "succeeded": "record_succeeded",
+    "failed": "record_failed",
+    "canceled": "record_canceled",
+    "aborted": "record_aborted",
+}
+
+
+@dataclass
+class Lifecycle:
+    store: JobStore
+    clock: Clock
+
+    # --- jobs --------------------------------------------------------------------------------------
+    def submit(self, job_id: str, file_ids: Sequence[str], round: int) -> bool:
+        t = JOB_TRANSITIONS["submit"]
+        return self.store.queue_files(job_id, file_ids, round, self.clock.now(), expect=t.sources, status=t.target)
+
+    def ask_for_more_photos(self, job_id: str) -> bool:
+        return self._job("ask_for_more_photos", job_id)
+
+    def start_generation(self, job_id: str, plan: Sequence[Prediction], budget: int) -> bool:
+        """normalizing → generating, with every planned slot written in the same transaction."""
+        t = JOB_TRANSITIONS["start_generation"]
+        fields = {"generating_since": self.clock.now(), "prediction_budget": budget, "predictions_reserved": 0}
+        return self.store.start_generation(job_id, plan, expect=t.sources, status=t.target, **fields)
+
+    def finish(self, job_id: str, outcome: JobStatus, **fields: Any) -> bool:
+        name = {J.READY: "finish_ready", J.PARTIAL: "finish_partial", J.FAILED: "finish_failed"}[outcome]
+        return self._job(name, job_id, finished_at=self.clock.now(), **fields)
+
+    def defer_dispatch(self, job_id: str, until: datetime) -> bool:
+        """Not a status change: tells the reconciler that the job's planned slots have a dispatch coming."""
+        return self.store.update_job(job_id, expect=[J.GENERATING], dispatch_retry_at=until)
+
+    def _job(self, name: str, job_id: str, **fields: Any) -> bool:
+        t = JOB_TRANSITIONS[name]
+        return self.store.update_job(job_id, expect=t.sources, status=t.target, **fields)
+
+    # --- slots -------------------------------------------------------------------------------------
+    def plan_slot(self, job: Job, slot: Prediction) -> Prediction:
+        """A new slot as it is first written: planned, owed, with no prediction."""
+        return slot.model_copy(update={"status": S.PLANNED, "changed_at": self.clock.now(), "job_id": job.job_id})
+
+    def top_up(self, job: Job, slots: Sequence[Prediction]) -> bool:
+        """Add planned slots to a generating job; only the first of racing top-ups wins."""
+        return self.store.add_slots(job.job_id, slots, expect_topups_used=job.topups_used, job_status=J.GENERATING)
+
+    def claim(self, slot: Prediction, **fields: Any) -> bool:
+        """planned → claimed, reserving one prediction of the job's budget (fails when it is spent)."""
+        t = SLOT_TRANSITIONS["claim"]
+        now = self.clock.now()
+        return self.store.claim_slot(
+            slot.job_id,
+            slot.slot,
+            expect=t.sources,
+            status=t.target,
+            reserve=True,
+            changed_at=now,
+            claimed_at=now,
+            **fields,
+        )
+
+    def reclaim_stale(self, slot: Prediction, stale_before: datetime, **fields: Any) -> bool:
+        """A claim whose dispatch died before creating anything: taken over, its reservation kept."""
+        t = SLOT_TRANSITIONS["reclaim_stale"]
+        now = self.clock.now()
+        return self.store.claim_slot(
+            slot.job_id,
+            slot.slot,
+            expect=t.sources,
+            status=t.target,
+            reserve=False,
+            stale_before=stale_before,
+            changed_at=now,
+            claimed_at=now,
+            **fields,
+        )
+
+    def release(self, slot: Prediction) -> bool:
+        """claimed → planned when the create call made nothing (429, 5xx): the reservation goes back."""
+        t = SLOT_TRANSITIONS["release"]
+        return self.store.release_slot(
+            slot.job_id, slot.slot, expect=t.sources, status=t.target, changed_at=self.clock.now()
+        )
+
+    def record_created(self, slot: Prediction, prediction_id: str) -> bool:
+        now = self.clock.now()
+        return self._slot(
+            "record_created", slot, prediction_id=prediction_id, created_at=now, attempts=slot.attempts + 1
+        )
+
+    def mark_processing(self, slot: Prediction) -> bool:
+        return self._slot("mark_processing", slot)
+
+    def record_outcome(self, slot: Prediction, outcome: str, **fields: Any) -> bool:
+        return self._slot(OUTCOME_TRANSITION[outcome], slot, **fields)
+
+    def mark_collected(self, slot: Prediction, images: int, predict_time: float | None) -> bool:
+        t = SLOT_TRANSITIONS["mark_collected"]
+        return self.store.add_collected(
+            slot.job_id, slot.slot, images, predict_time, expect=t.sources, status=t.target, changed_at=self.clock.now()
+        )
+
+    def retry(self, slot: Prediction) -> bool:
+        return self._slot("retry", slot, prediction_id=None, claimed_at=None, outputs=[])
+
+    def out_of_budget(self, slot: Prediction) -> bool:
+        """A planned slot the job can no longer pay a prediction for (only while nobody has claimed it)."""
+        return self._slot("out_of_budget", slot, error="prediction budget spent")
+
+    def give_up(self, slot: Prediction, reason: str) -> bool:
+        return self._slot("give_up", slot, error=reason[:500])
+
+    def _slot(self, name: str, slot: Prediction, **fields: Any) -> bool:
+        t = SLOT_TRANSITIONS[name]
+        return self.store.update_slot(
+            slot.job_id, slot.slot, expect=t.sources, status=t.target, changed_at=self.clock.now(), **fields
+        )
+
+
+def state_diagram() -> str:
+    """The lifecycle as a Mermaid diagram (the README embeds it; a test checks it is current)."""
+    lines = ["```mermaid", "stateDiagram-v2", "    direction LR", "    %% jobs"]
+    lines += _edges(JOB_TRANSITIONS, "job_")
+    lines += [f"    note right of job_{J.GENERATING}: any job state → {' / '.join(TOMBSTONES)} (DELETE, 48 h)"]
+    lines.append("    %% slots (one PhotoMaker prediction each)")
+    lines += _edges(SLOT_TRANSITIONS, "slot_")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def _edges(table: dict[str, Transition], prefix: str) -> list[str]:
+    edges = []
+    for t in table.values():
+        for source in t.sources:
+            edges.append(f"    {prefix}{source} --> {prefix}{t.target}: {t.name}")
+    return edges
