@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from portrait_studio.clock import hour_key
-from portrait_studio.errors import GeneratorRateLimited, OutputInvalid
+from portrait_studio.errors import GeneratorRateLimited, GeneratorUnavailable, OutputInvalid
 from portrait_studio.models import Job, JobStatus, Prediction, Tombstone, UploadFile
 from portrait_studio.ports import RemotePrediction
 
@@ -100,6 +100,7 @@ class FakeGenerator:
         self.created: list[dict[str, Any]] = []
         self.canceled: list[str] = []
         self.rate_limit_next = 0
+        self.lose_next_response = False  # the prediction is created, but its response never reaches us
         self.remote: dict[str, RemotePrediction] = {}
 
     def create(self, version: str, input: Mapping[str, Any], webhook: str, events: Sequence[str]) -> RemotePrediction:
@@ -110,6 +111,9 @@ class FakeGenerator:
         self.created.append({"id": prediction_id, "version": version, "input": dict(input), "webhook": webhook})
         remote = RemotePrediction(id=prediction_id, status="starting")
         self.remote[prediction_id] = remote
+        if self.lose_next_response:
+            self.lose_next_response = False
+            raise GeneratorUnavailable("Replicate unreachable: ReadTimeout")
         return remote
 
     def get(self, prediction_id: str) -> RemotePrediction:

@@ -40,7 +40,7 @@ def replicate_webhook() -> Response[Any]:
     # A repeated webhook-id (Replicate retries, duplicates) gets the first answer; nothing runs twice.
     outcome = c.idempotency.once(
         f"webhook:{verified.webhook_id}",
-        lambda: {"result": c.generation.record_event(job_id, slot, verified.payload)},
+        lambda: {"result": c.generation.record_event(job_id, slot, params.get("claim"), verified.payload)},
         app.lambda_context,
     )
     logger.info("webhook recorded", extra={"slot": slot, "result": outcome["result"]})

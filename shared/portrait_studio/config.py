@@ -90,15 +90,16 @@ class Settings(BaseSettings):
     prediction_budget_per_job: Annotated[int, Field(ge=0)] = 0
     max_attempts_per_slot: Annotated[int, Field(ge=1)] = 3
     # How often the reconciler runs (template.yaml's ReconcileSchedule; a test keeps them equal). Jobs are timed
-    # out one period before `max_generating_s`, so every job is terminal within `max_generating_s`.
+    # out two periods before `max_generating_s`, so every job is terminal within it even if one run fails.
     reconcile_every_s: Seconds = 300
-    reconcile_grace_s: Seconds = 600
+    # A prediction with no word this long is fetched (a webhook normally comes within seconds of a change).
+    reconcile_grace_s: Seconds = 180
     # Replicate 5xx or unreachable: the dispatch comes back after this, doubling per attempt (≤ 15 min).
     unavailable_backoff_s: Seconds = 20
     # A photo still queued this long after submit is given up on (> the queue's retries × the timeout).
     normalize_stuck_s: Seconds = 1800
     claim_stale_s: Seconds = 120
-    max_generating_s: Seconds = 1800
+    max_generating_s: Annotated[int, Field(ge=900)] = 1800
     price_per_second_usd: float = 0.000725
     max_output_bytes: Annotated[int, Field(ge=1)] = 20 * 1024 * 1024
     num_steps: Annotated[int, Field(ge=1, le=100)] = 50

@@ -150,6 +150,9 @@ class Prediction(BaseModel):
     attempts: int = 0
     changed_at: UtcDatetime  # the last transition: the reconciler's measure of "stuck"
     claimed_at: UtcDatetime | None = None
+    # A new id with every claim, carried in the prediction's webhook URL: a webhook from an earlier claim's
+    # prediction (created, but its create response lost) is recognized as an orphan and canceled.
+    claim_id: str | None = None
     created_at: UtcDatetime | None = None
     outputs: list[str] = Field(default_factory=list)
     images_collected: int = 0

@@ -70,4 +70,4 @@ def finish_all(world: World, job_id: str, outputs: int = 4, status: str = "succe
     for slot in world.store.list_slots(job_id):
         if slot.prediction_id and slot.status in ("starting", "processing"):
             world.generator.finish(slot.prediction_id, outputs if status == "succeeded" else 0, status)
-            world.generation.record_event(job_id, slot.slot, webhook_body(world, slot.prediction_id))
+            world.generation.record_event(job_id, slot.slot, slot.claim_id, webhook_body(world, slot.prediction_id))

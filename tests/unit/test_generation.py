@@ -109,14 +109,38 @@ def test_webhooks_for_unknown_or_finished_predictions_change_nothing(world: Worl
     job_id = generating_job(world)
     world.generation.dispatch(job_id)
     slot = world.store.list_slots(job_id)[0]
-    assert world.generation.record_event(job_id, slot.slot, {"id": "someone-else", "status": "succeeded"}) == "unknown"
-    assert world.generation.record_event("f" * 32, slot.slot, {"id": slot.prediction_id}) == "unknown"
+    record = world.generation.record_event
+    assert record(job_id, slot.slot, slot.claim_id, {"id": "someone-else", "status": "succeeded"}) == "unknown"
+    assert record("f" * 32, slot.slot, slot.claim_id, {"id": slot.prediction_id}) == "unknown"
     world.generator.finish(slot.prediction_id, 4)
     body = webhook_body(world, slot.prediction_id)
-    assert world.generation.record_event(job_id, slot.slot, body) == "completed"
-    assert world.generation.record_event(job_id, slot.slot, body) == "noop"
-    assert world.generation.record_event(job_id, slot.slot, {**body, "status": "processing"}) == "noop"
+    assert record(job_id, slot.slot, slot.claim_id, body) == "completed"
+    assert record(job_id, slot.slot, slot.claim_id, body) == "noop"
+    assert record(job_id, slot.slot, slot.claim_id, {**body, "status": "processing"}) == "noop"
     assert len(world.queue.take(COLLECT)) == 1
+
+
+def test_a_prediction_whose_create_response_was_lost_is_adopted_by_its_first_webhook(world: World) -> None:
+    job_id = generating_job(world)
+    world.generator.lose_next_response = True
+    world.generation.dispatch(job_id)
+    [orphaned] = [s for s in world.store.list_slots(job_id) if s.status == "claimed"]
+    created = world.generator.created[0]
+    assert f"claim={orphaned.claim_id}" in created["webhook"]
+    start = {"id": created["id"], "status": "starting"}
+    assert world.generation.record_event(job_id, orphaned.slot, orphaned.claim_id, start) == "noop"
+    assert world.store.get_slot(job_id, orphaned.slot).prediction_id == created["id"]
+    assert world.generator.canceled == []
+
+
+def test_a_second_prediction_from_an_abandoned_claim_is_canceled(world: World) -> None:
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    slot = world.store.list_slots(job_id)[0]
+    stray = {"id": "p-stray", "status": "processing"}
+    assert world.generation.record_event(job_id, slot.slot, "an-old-claim", stray) == "orphan"
+    assert world.generator.canceled == ["p-stray"]
+    assert world.store.get_slot(job_id, slot.slot).prediction_id == slot.prediction_id
 
 
 def test_reconcile_finishes_predictions_whose_webhook_never_came(world: World) -> None:

@@ -15,7 +15,7 @@ from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.errors import OutputInvalid
 from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
-from portrait_studio.ports import BlobStore, Downloader, JobStore, Metrics, Queue, RemotePrediction
+from portrait_studio.ports import BlobStore, Downloader, Generator, JobStore, Metrics, Queue, RemotePrediction
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import IN_FLIGHT, OUTCOME_TRANSITION, RETRYABLE, Lifecycle
 
@@ -29,18 +29,31 @@ class CollectService:
     store: JobStore
     blobs: BlobStore
     queue: Queue
+    generator: Generator
     downloader: Downloader
     lifecycle: Lifecycle
     finisher: Finisher
     metrics: Metrics
 
     # --- outcomes ----------------------------------------------------------------------------------
-    def record_event(self, job_id: str, slot: str, body: Mapping[str, Any]) -> str:
-        """Apply a verified webhook. Returns what happened: progress, completed, noop or unknown."""
+    def record_event(self, job_id: str, slot: str, claim_id: str | None, body: Mapping[str, Any]) -> str:
+        """Apply a verified webhook. Returns what happened: progress, completed, noop, orphan or unknown."""
         remote = RemotePrediction.from_api(body)
         current = self.store.get_slot(job_id, slot) if keys.is_valid_id(job_id) else None
-        if current is None or not remote.id or current.prediction_id != remote.id:
-            return "unknown"  # an earlier attempt's late webhook, or not ours
+        if current is None or not remote.id:
+            if remote.status in ("starting", "processing") and remote.id and keys.is_valid_id(job_id):
+                self._cancel_quietly(remote.id)  # its job is gone: it must not run on
+                return "orphan"
+            return "unknown"
+        # The create response was lost, but this is the claim's prediction: adopt it.
+        adoptable = current.prediction_id is None and claim_id is not None and claim_id == current.claim_id
+        if adoptable and self.lifecycle.record_created(current, remote.id):
+            current = current.model_copy(update={"prediction_id": remote.id, "status": SlotStatus.STARTING})
+        if current.prediction_id != remote.id:
+            if claim_id != current.claim_id and remote.status in ("starting", "processing"):
+                self._cancel_quietly(remote.id)  # from an abandoned claim: a second prediction for the slot
+                return "orphan"
+            return "unknown"  # an earlier attempt's late webhook
         return self.apply(current, remote)
 
     def apply(self, current: Prediction, remote: RemotePrediction) -> str:
@@ -126,6 +139,12 @@ class CollectService:
         style, k = slot.slot.split("#")
         base = int(k) * self.settings.outputs_per_prediction
         self.blobs.delete([keys.result(job_id, style, base + i + 1) for i in range(slot.num_outputs)])
+
+    def _cancel_quietly(self, prediction_id: str) -> None:
+        try:
+            self.generator.cancel(prediction_id)
+        except Exception:
+            self.metrics.count("CancelFailed")
 
     def _retry_or_give_up(self, slot: Prediction) -> None:
         if slot.attempts >= self.settings.max_attempts_per_slot:

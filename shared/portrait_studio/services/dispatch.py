@@ -67,34 +67,40 @@ class DispatchService:
         reference_urls = [self.blobs.presign_get(keys.reference(job_id, f.file_id), url_ttl) for f in references]
         for index, name in enumerate(wanted):
             current = existing.get(name)
-            claimed = current is not None and self._claim(current)
-            if current is None or not claimed:
+            claimed = self._claim(current) if current is not None else None
+            if current is None or claimed is None:
                 if current is not None and current.status == SlotStatus.PLANNED and self._budget_spent(job_id):
                     result.gave_up += self.lifecycle.out_of_budget(current)
                 else:
                     result.skipped += 1
                 continue
             try:
-                prediction_id = self._create(job, current, reference_urls)
+                prediction_id = self._create(job, claimed, reference_urls)
             except GeneratorRejectedInput as rejected:
-                self.lifecycle.give_up(current, rejected.message)
+                self.lifecycle.give_up(claimed, rejected.message)
                 self.metrics.count("PredictionsRejected")
                 result.gave_up += 1
                 continue
-            except (GeneratorRateLimited, GeneratorUnavailable) as exc:
-                self.lifecycle.release(current)
+            except GeneratorRateLimited as exc:
+                self.lifecycle.release(claimed)  # a 429 created nothing: the slot and its reservation go back
                 result.deferred = list(wanted[index:])
                 result.wait_s = self._wait_s(exc, attempt)
                 break
-            except Exception:
-                self.lifecycle.release(current)  # nothing was created: the redelivered message takes the slot again
-                raise
+            except GeneratorUnavailable as exc:
+                # A 5xx or a lost response may still have created the prediction: the claim stays, so its first
+                # webhook is adopted; if none comes, the deferred dispatch takes the stale claim over.
+                result.deferred = list(wanted[index:])
+                result.wait_s = max(self._wait_s(exc, attempt), self.settings.claim_stale_s + 1)
+                break
+            recorded = False
             try:
-                self.lifecycle.record_created(current, prediction_id)
-            except Exception:
-                # Unrecorded, the prediction could never be collected, and a retry would run a second one.
-                self._cancel_quietly(prediction_id)
-                raise
+                recorded = self.lifecycle.record_created(claimed, prediction_id)
+            finally:
+                if not recorded:
+                    self._cancel_unless_recorded(claimed, prediction_id)
+            if not recorded:
+                result.skipped += 1
+                continue
             self.metrics.count("PredictionsCreated")
             result.created += 1
         if result.deferred:
@@ -103,14 +109,14 @@ class DispatchService:
             self.finisher.finish_if_done(job_id)
         return result
 
-    def _claim(self, slot: Prediction) -> bool:
+    def _claim(self, slot: Prediction) -> Prediction | None:
         seed = slot_seed(slot.job_id, slot.slot, slot.attempts)
         if slot.status == SlotStatus.PLANNED:
             return self.lifecycle.claim(slot, seed=seed)
         if slot.status == SlotStatus.CLAIMED and slot.prediction_id is None:
             stale_before = self.clock.now() - timedelta(seconds=self.settings.claim_stale_s)
             return self.lifecycle.reclaim_stale(slot, stale_before, seed=seed)
-        return False
+        return None
 
     def _budget_spent(self, job_id: str) -> bool:
         job = self.store.get_job(job_id)
@@ -125,7 +131,8 @@ class DispatchService:
         prompt = build_prompt(book.prompts[slot.style][slot.prompt_index], job.subject)
         seed = slot_seed(job.job_id, slot.slot, slot.attempts)
         body = photomaker_input(prompt, reference_urls, seed, slot.num_outputs, self.settings)
-        webhook = f"{self.settings.webhook_url}?{urlencode({'job': job.job_id, 'slot': slot.slot})}"
+        query = urlencode({"job": job.job_id, "slot": slot.slot, "claim": slot.claim_id})
+        webhook = f"{self.settings.webhook_url}?{query}"
         return self.generator.create(self.settings.photomaker_version, body, webhook, WEBHOOK_EVENTS).id
 
     def _wait_s(self, exc: GeneratorRateLimited | GeneratorUnavailable, attempt: int) -> int:
@@ -144,6 +151,16 @@ class DispatchService:
             delay_s=result.wait_s,
         )
         self.metrics.count("DispatchDeferred")
+
+    def _cancel_unless_recorded(self, slot: Prediction, prediction_id: str) -> None:
+        """A prediction its slot does not know (the job was deleted meanwhile, or the write failed) could never be
+        collected, and a retry would run a second one: stop it. One its first webhook adopted is kept."""
+        try:
+            current = self.store.get_slot(slot.job_id, slot.slot)
+        except Exception:
+            current = None
+        if current is None or current.prediction_id != prediction_id:
+            self._cancel_quietly(prediction_id)
 
     def _cancel_quietly(self, prediction_id: str) -> None:
         try:

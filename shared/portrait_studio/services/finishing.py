@@ -88,7 +88,6 @@ class Finisher:
         self.metrics.count("PredictSeconds", job.predict_seconds, "Seconds")
         self.metrics.count("EstimatedCostUSD", estimated_cost_usd(job.predict_seconds, self.settings), "None")
 
-
     def _top_up(self, job: Job, slots: Sequence[Prediction], images: int, budget_left: int) -> None:
         """Ask for more images: full predictions, as many as the yield seen so far says are needed."""
         per = self.settings.outputs_per_prediction

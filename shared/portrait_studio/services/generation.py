@@ -37,7 +37,7 @@ class GenerationService:
             s.settings, s.store, s.blobs, s.queue, s.generator, s.clock, self.lifecycle, self.finisher, s.metrics
         )
         self.collector = CollectService(
-            s.settings, s.store, s.blobs, s.queue, s.downloader, self.lifecycle, self.finisher, s.metrics
+            s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, self.lifecycle, self.finisher, s.metrics
         )
         self.reconciler = Reconciler(
             s.settings, s.store, s.queue, s.generator, s.clock, self.lifecycle, self.collector, self.finisher, s.metrics
@@ -46,8 +46,8 @@ class GenerationService:
     def dispatch(self, job_id: str, slots: Sequence[str] | None = None, attempt: int = 0) -> DispatchResult:
         return self.dispatcher.dispatch(job_id, slots, attempt)
 
-    def record_event(self, job_id: str, slot: str, body: Mapping[str, Any]) -> str:
-        return self.collector.record_event(job_id, slot, body)
+    def record_event(self, job_id: str, slot: str, claim_id: str | None, body: Mapping[str, Any]) -> str:
+        return self.collector.record_event(job_id, slot, claim_id, body)
 
     def collect(self, job_id: str, slot: str) -> int:
         return self.collector.collect(job_id, slot)

@@ -8,6 +8,7 @@ Services call these methods; nothing else writes a status. The README's state di
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,36 +111,32 @@ class Lifecycle:
         """Add planned slots to a generating job; only the first of racing top-ups wins."""
         return self.store.add_slots(job.job_id, slots, expect_topups_used=job.topups_used, job_status=J.GENERATING)
 
-    def claim(self, slot: Prediction, **fields: Any) -> bool:
-        """planned → claimed, reserving one prediction of the job's budget (fails when it is spent)."""
-        t = SLOT_TRANSITIONS["claim"]
-        now = self.clock.now()
-        return self.store.claim_slot(
-            slot.job_id,
-            slot.slot,
-            expect=t.sources,
-            status=t.target,
-            reserve=True,
-            changed_at=now,
-            claimed_at=now,
-            **fields,
-        )
+    def claim(self, slot: Prediction, **fields: Any) -> Prediction | None:
+        """planned → claimed, reserving one prediction of the job's budget (fails when it is spent).
+        Returns the slot as claimed (with its new claim id), or None."""
+        return self._claim("claim", slot, reserve=True, stale_before=None, **fields)
 
-    def reclaim_stale(self, slot: Prediction, stale_before: datetime, **fields: Any) -> bool:
-        """A claim whose dispatch died before creating anything: taken over, its reservation kept."""
-        t = SLOT_TRANSITIONS["reclaim_stale"]
+    def reclaim_stale(self, slot: Prediction, stale_before: datetime, **fields: Any) -> Prediction | None:
+        """A claim older than `stale_before` whose dispatch died before recording a prediction: taken over,
+        its reservation kept."""
+        return self._claim("reclaim_stale", slot, reserve=False, stale_before=stale_before, **fields)
+
+    def _claim(
+        self, name: str, slot: Prediction, reserve: bool, stale_before: datetime | None, **fields: Any
+    ) -> Prediction | None:
+        t = SLOT_TRANSITIONS[name]
         now = self.clock.now()
-        return self.store.claim_slot(
+        fields |= {"claim_id": secrets.token_hex(8), "changed_at": now, "claimed_at": now}
+        taken = self.store.claim_slot(
             slot.job_id,
             slot.slot,
             expect=t.sources,
             status=t.target,
-            reserve=False,
+            reserve=reserve,
             stale_before=stale_before,
-            changed_at=now,
-            claimed_at=now,
             **fields,
         )
+        return slot.model_copy(update={**fields, "status": t.target}) if taken else None
 
     def release(self, slot: Prediction) -> bool:
         """claimed → planned when the create call made nothing (429, 5xx): the reservation goes back."""
@@ -149,6 +146,8 @@ class Lifecycle:
         )
 
     def record_created(self, slot: Prediction, prediction_id: str) -> bool:
+        """claimed → starting with the prediction's id: from the create response, or adopted from the
+        prediction's first webhook when the response was lost."""
         now = self.clock.now()
         return self._slot(
             "record_created", slot, prediction_id=prediction_id, created_at=now, attempts=slot.attempts + 1

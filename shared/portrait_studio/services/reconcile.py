@@ -5,7 +5,8 @@ whatever message or webhook was lost, and ends jobs that reach their time limit.
 - claimed by a dispatch that died before creating anything: dispatched again;
 - in flight with no word for `reconcile_grace_s`: fetched from Replicate and applied like a webhook;
 - finished but not collected for `reconcile_grace_s`: collected again.
-A job is timed out one period before `max_generating_s`, so it is terminal within `max_generating_s`.
+A job is timed out two periods before `max_generating_s`, so it is terminal within `max_generating_s` even when
+one run fails for it.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ class Reconciler:
         return summary.as_dict()
 
     def deadline(self, job: Job) -> datetime:
-        """When the reconciler ends the job at the latest: one run before `max_generating_s`."""
+        """From when the reconciler ends the job: two runs before `max_generating_s` (one may fail)."""
         started = job.generating_since or job.updated_at
-        return started + timedelta(seconds=self.settings.max_generating_s - self.settings.reconcile_every_s)
+        return started + timedelta(seconds=self.settings.max_generating_s - 2 * self.settings.reconcile_every_s)
 
     def _reconcile_job(self, job_id: str, summary: ReconcileSummary) -> None:
         job = self.store.get_job(job_id)
