@@ -69,7 +69,7 @@ class DispatchService:
             current = existing.get(name)
             claimed = self._claim(current) if current is not None else None
             if current is None or claimed is None:
-                if current is not None and current.status == SlotStatus.PLANNED and self._budget_spent(job_id):
+                if current is not None and self._unfunded(current):
                     result.gave_up += self.lifecycle.out_of_budget(current)
                 else:
                     result.skipped += 1
@@ -118,13 +118,16 @@ class DispatchService:
             return self.lifecycle.reclaim_stale(slot, stale_before, seed=seed)
         return None
 
-    def _budget_spent(self, job_id: str) -> bool:
-        job = self.store.get_job(job_id)
-        return (
-            isinstance(job, Job)
-            and job.status == JobStatus.GENERATING
-            and (job.predictions_reserved >= job.prediction_budget)
+    def _unfunded(self, slot: Prediction) -> bool:
+        """Owed, with no prediction and none coming (planned, or a stale claim), and the budget is spent."""
+        stale_before = self.clock.now() - timedelta(seconds=self.settings.claim_stale_s)
+        waiting = slot.status == SlotStatus.PLANNED or (
+            slot.status == SlotStatus.CLAIMED and slot.claimed_at is not None and slot.claimed_at < stale_before
         )
+        if not waiting or slot.prediction_id is not None:
+            return False
+        job = self.store.get_job(slot.job_id)
+        return isinstance(job, Job) and job.predictions_reserved >= job.prediction_budget
 
     def _create(self, job: Job, slot: Prediction, reference_urls: list[str]) -> str:
         book = load_styles()

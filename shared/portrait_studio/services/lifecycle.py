@@ -60,7 +60,7 @@ SLOT_TRANSITIONS = _table(
     Transition("record_aborted", AWAITING_OUTCOME, S.ABORTED),
     Transition("mark_collected", (S.SUCCEEDED,), S.COLLECTED),
     Transition("retry", RETRYABLE, S.PLANNED),
-    Transition("out_of_budget", (S.PLANNED,), S.GAVE_UP),
+    Transition("out_of_budget", (S.PLANNED, S.CLAIMED), S.GAVE_UP),
     Transition("give_up", NOT_TERMINAL, S.GAVE_UP),
 )
 OUTCOME_TRANSITION = {
@@ -117,9 +117,10 @@ class Lifecycle:
         return self._claim("claim", slot, reserve=True, stale_before=None, **fields)
 
     def reclaim_stale(self, slot: Prediction, stale_before: datetime, **fields: Any) -> Prediction | None:
-        """A claim older than `stale_before` whose dispatch died before recording a prediction: taken over,
-        its reservation kept."""
-        return self._claim("reclaim_stale", slot, reserve=False, stale_before=stale_before, **fields)
+        """A claim older than `stale_before` whose dispatch died before recording a prediction: taken over. It
+        reserves again: the first claim's prediction may exist (its create response lost), and the budget must
+        count every prediction that may run."""
+        return self._claim("reclaim_stale", slot, reserve=True, stale_before=stale_before, **fields)
 
     def _claim(
         self, name: str, slot: Prediction, reserve: bool, stale_before: datetime | None, **fields: Any
@@ -169,7 +170,7 @@ class Lifecycle:
         return self._slot("retry", slot, prediction_id=None, claimed_at=None, outputs=[])
 
     def out_of_budget(self, slot: Prediction) -> bool:
-        """A planned slot the job can no longer pay a prediction for (only while nobody has claimed it)."""
+        """A slot with no prediction the job can no longer pay for (with the budget spent, nobody can claim it)."""
         return self._slot("out_of_budget", slot, error="prediction budget spent")
 
     def give_up(self, slot: Prediction, reason: str) -> bool:

@@ -38,7 +38,7 @@ class NormalizationService:
         files = self.store.list_files(job_id)
         file = next((f for f in files if f.file_id == file_id), None)
         if file is None or file.status != FileStatus.QUEUED:
-            self._advance_if_done(job_id)  # a redelivery after a crash still finishes the job's round
+            self.advance_if_done(job_id)  # a redelivery after a crash still finishes the job's round
             return "skipped"
         upload_key = keys.upload(job_id, file_id)
         others = {
@@ -64,7 +64,7 @@ class NormalizationService:
         # The raw upload goes as soon as its fate is decided: only the normalized copy is kept.
         self.blobs.delete([upload_key])
         self.store.record_verdict(job_id, updated)
-        self._advance_if_done(job_id)
+        self.advance_if_done(job_id)
         assert updated.verdict is not None
         return updated.verdict.code
 
@@ -85,12 +85,12 @@ class NormalizationService:
                     )
                     self.blobs.delete([keys.upload(job_id, file.file_id)])
                     given_up += 1
-            self._advance_if_done(job_id)
+            self.advance_if_done(job_id)
         if given_up:
             self.metrics.count("PhotosGivenUp", given_up)
         return given_up
 
-    def _advance_if_done(self, job_id: str) -> None:
+    def advance_if_done(self, job_id: str) -> None:
         job = self.store.get_job(job_id)
         if not isinstance(job, Job) or job.status != JobStatus.NORMALIZING or job.pending_files > 0:
             return
