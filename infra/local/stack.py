@@ -4,6 +4,7 @@
 - an HTTP gateway that turns requests into API Gateway HTTP API v2 events for the template's routes;
 - pollers that feed each queue to its function in real SQS batch events (partial failures honoured);
 - a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;
+- crash faults for the queue-driven invocations, set with `PUT /_local/faults` (see `infra/local/crashes.py`);
 - the Replicate emulator, whose webhooks come back through the gateway.
 
 `python -m infra.local.stack` runs it in the foreground; Ctrl-C stops it.
@@ -31,6 +32,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from infra.local.crashes import CrashFaults, validate_crash_faults
 from infra.local.template import ROOT, LocalTemplate, Route, Schedule
 from portrait_studio.config import PHOTOMAKER_VERSION
 
@@ -101,6 +103,7 @@ class LocalStack:
         self._gate: Any = None
         self._gateway: ThreadingHTTPServer | None = None
         self.emulator: Any = None
+        self.crashes = CrashFaults()
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -395,6 +398,8 @@ class LocalStack:
 
     def _local_route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         json_headers = {"Content-Type": "application/json"}
+        if path == "/_local/faults":
+            return self._faults_route(method, body)
         if path == "/_local/clock" and method == "POST":
             try:
                 seconds = float(json.loads(body or b"{}").get("advance_seconds", 0))
@@ -449,18 +454,49 @@ class LocalStack:
             if not received:
                 continue
             event = {"Records": [self._sqs_record(m, arn) for m in received]}
+            crash = self.crashes.draw()
+            if crash == "before":
+                self._crashed(function, crash, len(received))
+                continue
             try:
                 response = self.invoke(function, event) or {}
                 failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
             except Exception:
                 traceback.print_exc()
                 failed = {m["MessageId"] for m in received}
+            if crash == "after":
+                self._crashed(function, crash, len(received))
+                continue
             done = [m for m in received if m["MessageId"] not in failed]
             if done:
                 sqs.delete_message_batch(
                     QueueUrl=url,
                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
                 )
+
+    # --- crash faults ------------------------------------------------------------------------------
+    def _faults_route(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        json_headers = {"Content-Type": "application/json"}
+        if method == "GET":
+            return 200, json_headers, json.dumps(self.crashes.state()).encode()
+        if method == "DELETE":
+            return 200, json_headers, json.dumps(self.crashes.reset()).encode()
+        if method != "PUT":
+            return 405, json_headers, b'{"error":{"code":"method_not_allowed","message":"Use GET, PUT or DELETE."}}'
+        try:
+            rate, seed = validate_crash_faults(json.loads(body or b"null"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+            error = {"error": {"code": "invalid_request", "message": str(exc)}}
+            return 400, json_headers, json.dumps(error).encode()
+        log(f"crash faults: crash_rate {rate} seed {seed}")
+        return 200, json_headers, json.dumps(self.crashes.configure(rate, seed)).encode()
+
+    def _crashed(self, function: str, point: str, messages: int) -> None:
+        # The batch stays undeleted: SQS hands it out again once the visibility timeout runs out.
+        log(
+            f"injected crash: {function} died {point} its handler; its {messages} message(s) come back "
+            f"when the {self.visibility_timeout_s}s visibility timeout ends"
+        )
 
     def _sqs_record(self, message: dict[str, Any], arn: str) -> dict[str, Any]:
         return {
