@@ -40,6 +40,13 @@ LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed loc
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 WEB_DIR = ROOT / "web"
+# moto accepts any credentials; fixed ones keep a developer's real AWS keys away from the local endpoints.
+LOCAL_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
 
 
 def free_port() -> int:
@@ -107,14 +114,7 @@ class LocalStack:
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        os.environ.update(
-            {
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-            }
-        )
+        os.environ.update(LOCAL_AWS_ENVIRONMENT)
         self._start_moto()
         self._provision()
         self._start_emulator()
@@ -567,6 +567,8 @@ class LocalStack:
             "table": self.table_names.get("JobsTable"),
             "queues": self.queue_urls,
             "pid": os.getpid(),
+            # Everything an operator command needs to reach this stack (`portrait-studio` applies it as is).
+            "environment": {**LOCAL_AWS_ENVIRONMENT, **self.local_environment()},
         }
 
     def _write_state(self) -> None:

@@ -3,13 +3,20 @@
 portrait-studio normalize FILE... [--out DIR] [--json]   the normalize function's checks on local files
 portrait-studio retention-report                          prove the 48-hour promise (exit 1 if broken)
 portrait-studio store-webhook-secret                      fetch Replicate's signing secret into SSM
+
+With no PORTRAIT_* setting in the environment, the last two use the running local stack found in
+.local/stack.json (in this directory or a parent; PORTRAIT_LOCAL_STATE names another).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,11 +30,37 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(rest)
     if command == "retention-report":
-        return retention_report(rest)
+        with local_stack_unless_configured():
+            return retention_report(rest)
     if command == "store-webhook-secret":
-        return store_webhook_secret(rest)
+        with local_stack_unless_configured():
+            return store_webhook_secret(rest)
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2
+
+
+@contextmanager
+def local_stack_unless_configured() -> Iterator[None]:
+    """Point the command at the running local stack when no settings say where to go.
+
+    The environment is restored afterwards: `main` also runs inside other processes (tests)."""
+    from portrait_studio.local_discovery import find_local_stack
+
+    found = find_local_stack(os.environ, Path.cwd())
+    if found is None:
+        yield
+        return
+    print(f"using the local stack at {found.api_url} ({found.path})", file=sys.stderr)
+    saved = {name: os.environ.get(name) for name in found.environment}
+    os.environ.update(found.environment)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def retention_report(argv: list[str]) -> int:
