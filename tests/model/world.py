@@ -1,0 +1,480 @@
+"""The world of the lifecycle model: the real services and Lambda handlers over in-memory fakes that behave
+like the real services — SQS (tests/model/sqs_sim.py) with the template's visibility timeouts, receive counts
+and dead-letter queues, a Replicate whose predictions, throttling and webhooks are driven step by step, and
+faults that break any call of a store, queue, bucket or Replicate, before or after it took effect.
+
+Used by the hypothesis state machine (test_lifecycle_model.py) and the long run (benchmarks/lifecycle.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from PIL import Image
+
+from functions.collect import app as collect_handler
+from functions.dispatch import app as dispatch_handler
+from infra.local.template import LocalTemplate
+from portrait_studio import keys, wiring
+from portrait_studio.config import Settings
+from portrait_studio.errors import GeneratorRateLimited, GeneratorUnavailable
+from portrait_studio.models import (
+    FaceBox,
+    FileStatus,
+    Job,
+    JobStatus,
+    PhotoQuality,
+    Prediction,
+    SlotStatus,
+    UploadFile,
+    Verdict,
+)
+from portrait_studio.ports import RemotePrediction
+from portrait_studio.services.generation import GenerationService
+from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.normalization import NormalizationService
+from portrait_studio.services.retention import RetentionService
+from tests.fakes import CountingMetrics, FakeDownloader, FixedClock, MemoryBlobStore, MemoryIdempotency, MemoryJobStore
+from tests.model.sqs_sim import SimulatedSqs
+
+DISPATCH, COLLECT, NORMALIZE = "sqs://dispatch", "sqs://collect", "sqs://normalize"
+# Thousands of invocations per run: their log lines and metric documents would only cost time here.
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+for _module in (dispatch_handler, collect_handler):
+    _module.logger.setLevel("CRITICAL")
+LIVE = ("starting", "processing")
+Mode = Literal["before", "after"]
+
+
+class InjectedFault(Exception):
+    """A call that failed: a network error, a throttled AWS API, a Lambda that died mid-call."""
+
+
+# --- faults -------------------------------------------------------------------------------------------
+@dataclass
+class Faults:
+    """Arms the n-th next call to one dependency to fail, before it took effect or after (its answer lost)."""
+
+    armed: dict[str, tuple[int, Mode]] = field(default_factory=dict)
+    fired: Counter[str] = field(default_factory=Counter)
+    enabled: bool = True
+
+    def arm(self, target: str, after_calls: int, mode: Mode) -> None:
+        self.armed[target] = (after_calls, mode)
+
+    def take(self, target: str) -> Mode | None:
+        if not self.enabled or target not in self.armed:
+            return None
+        left, mode = self.armed[target]
+        if left > 0:
+            self.armed[target] = (left - 1, mode)
+            return None
+        del self.armed[target]
+        self.fired[target] += 1
+        return mode
+
+
+class Faulty:
+    """A proxy of a port whose methods fail when `Faults` says so."""
+
+    def __init__(self, name: str, target: Any, faults: Faults) -> None:
+        self._name, self._target, self._faults = name, target, faults
+
+    def __getattr__(self, attribute: str) -> Any:
+        value = getattr(self._target, attribute)
+        if not callable(value) or attribute.startswith("_"):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            mode = self._faults.take(self._name)
+            if mode == "before":
+                raise InjectedFault(f"{self._name}.{attribute} failed")
+            result = value(*args, **kwargs)
+            if mode == "after":
+                raise InjectedFault(f"{self._name}.{attribute} took effect, but its answer was lost")
+            return result
+
+        return call
+
+
+# --- Replicate ----------------------------------------------------------------------------------------
+@dataclass
+class RemoteRecord:
+    number: int  # in order of creation
+    id: str
+    job_id: str
+    slot: str
+    claim: str | None
+    num_outputs: int
+    created_at: datetime
+    status: str = "starting"
+    output: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        done = self.status not in LIVE
+        return {
+            "id": self.id,
+            "status": self.status,
+            "output": self.output or None,
+            "error": self.error,
+            "metrics": {"predict_time": 70.0} if done and self.status == "succeeded" else {},
+        }
+
+
+@dataclass
+class Webhook:
+    webhook_id: str
+    job_id: str
+    slot: str
+    claim: str | None
+    body: dict[str, Any]
+
+
+class ModelReplicate:
+    """Replicate as the Generator port sees it, with predictions advanced by the model's rules. Every state
+    change sends its webhook to the outbox (filter start + completed), from which rules deliver, duplicate,
+    reorder or drop them."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        self.clock = clock
+        self.records: dict[str, RemoteRecord] = {}
+        self.outbox: list[Webhook] = []
+        self.throttled = 0  # the next creates answered 429
+        self.retry_after_s = 10.0
+        self.unavailable = 0  # the next creates answered 503
+        self.calls: Counter[str] = Counter()
+        self._webhooks = 0
+
+    def create(self, version: str, input: Any, webhook: str, events: Any) -> RemotePrediction:
+        self.calls["create"] += 1
+        if self.throttled:
+            self.throttled -= 1
+            raise GeneratorRateLimited(self.retry_after_s)
+        if self.unavailable:
+            self.unavailable -= 1
+            raise GeneratorUnavailable("Replicate answered 503")
+        query = parse_qs(urlsplit(webhook).query)
+        record = RemoteRecord(
+            number=len(self.records),
+            id=f"p{len(self.records):05d}",
+            job_id=query["job"][0],
+            slot=query["slot"][0],
+            claim=query.get("claim", [None])[0],
+            num_outputs=int(input["num_outputs"]),
+            created_at=self.clock.now(),
+        )
+        self.records[record.id] = record
+        self._send(record)
+        return RemotePrediction(record.id, record.status)
+
+    def get(self, prediction_id: str) -> RemotePrediction:
+        self.calls["get"] += 1
+        return RemotePrediction.from_api(self.records[prediction_id].body())
+
+    def cancel(self, prediction_id: str) -> None:
+        self.calls["cancel"] += 1
+        record = self.records[prediction_id]
+        if record.status in LIVE:
+            record.status = "canceled"
+            self._send(record)
+
+    def advance(self, record: RemoteRecord, outcome: str, filtered: int) -> None:
+        """starting → processing → an outcome (NSFW filtering silently drops `filtered` outputs)."""
+        if record.status == "starting":
+            record.status = "processing"  # no webhook: the filter asks only for start and completed
+            return
+        record.status = outcome
+        if outcome == "succeeded":
+            kept = max(0, record.num_outputs - filtered)
+            record.output = [f"https://replicate.test/{record.id}/{i}.png" for i in range(kept)]
+        else:
+            record.error = "CUDA out of memory" if outcome == "failed" else None
+        self._send(record)
+
+    def live(self) -> list[RemoteRecord]:
+        return [r for r in self.records.values() if r.status in LIVE]
+
+    def _send(self, record: RemoteRecord) -> None:
+        self._webhooks += 1
+        self.outbox.append(Webhook(f"msg_{self._webhooks}", record.job_id, record.slot, record.claim, record.body()))
+
+
+# --- the world ----------------------------------------------------------------------------------------
+class LambdaContext:
+    function_name = "model"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:model"
+    aws_request_id = "model-request"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def png_1024() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (1024, 1024), (120, 130, 140)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+_PNG = png_1024()
+
+
+def template_queue(template: LocalTemplate, logical: str) -> tuple[int, int]:
+    """(VisibilityTimeout, maxReceiveCount) of a queue, as template.yaml sets them."""
+    props = template.queues[logical]
+    return int(props["VisibilityTimeout"]), int(props["RedrivePolicy"]["maxReceiveCount"])
+
+
+class World:
+    """Everything the generation pipeline touches, at the template's settings and production timings."""
+
+    def __init__(self, settings: Settings | None = None, seed: int = 0) -> None:
+        self.settings = settings or Settings(
+            dispatch_queue_url=DISPATCH, collect_queue_url=COLLECT, normalize_queue_url=NORMALIZE
+        )
+        self.clock = FixedClock()
+        self.sqs = SimulatedSqs(self.clock, random.Random(seed))
+        template = LocalTemplate.read()
+        self.visibility: dict[str, int] = {}
+        for url, logical in ((DISPATCH, "DispatchQueue"), (COLLECT, "CollectQueue")):
+            visibility, max_receives = template_queue(template, logical)
+            self.visibility[url] = visibility
+            self.sqs.create_queue(url + "-dlq", visibility_timeout_s=30)
+            self.sqs.create_queue(url, visibility, max_receive_count=max_receives, dead_letter_url=url + "-dlq")
+        self.store = MemoryJobStore(self.clock)
+        self.blobs = MemoryBlobStore(self.clock)
+        self.replicate = ModelReplicate(self.clock)
+        self.faults = Faults()
+        self.metrics = CountingMetrics()
+        self.idempotency = MemoryIdempotency()
+        store, blobs = Faulty("store", self.store, self.faults), Faulty("blobs", self.blobs, self.faults)
+        queue, generator = Faulty("queue", self.sqs, self.faults), Faulty("replicate", self.replicate, self.faults)
+        downloader = FakeDownloader(_PNG)
+        s, c, m = self.settings, self.clock, self.metrics
+        self.generation = GenerationService(s, store, blobs, queue, generator, downloader, c, m)  # type: ignore[arg-type]
+        self.retention = RetentionService(s, store, blobs, c, generator, m)  # type: ignore[arg-type]
+        self.container = wiring.Container(
+            settings=s, clock=c, store=store, blobs=blobs, queue=queue, generator=generator,
+            downloader=downloader, metrics=m, idempotency=self.idempotency,
+        )  # fmt: skip
+        self.reconcile_every = timedelta(seconds=s.reconcile_every_s)
+        self.next_reconcile = self.clock.now() + self.reconcile_every
+        self.started: dict[str, datetime] = {}
+        self.deleted: dict[str, int] = {}  # job → how many predictions Replicate had made when it was deleted
+        self.finished: dict[str, datetime] = {}
+        self.unexpected: list[BaseException] = []
+        self.before_reconcile: Callable[[], None] | None = None
+
+    # --- a job, as normalization leaves it ---------------------------------------------------------
+    def start_job(self, photos: int = 4) -> str:
+        now = self.clock.now()
+        job = Job(
+            job_id=f"{len(self.started) + 1:032x}",
+            token_hash="0" * 64,
+            status=JobStatus.COLLECTING,
+            created_at=now,
+            expires_at=now + timedelta(hours=self.settings.retention_hours),
+            updated_at=now,
+        )
+        files = [
+            UploadFile(file_id=f"{i + 1:016x}", name=f"IMG_{i}.HEIC", content_type="image/heic", declared_bytes=9)
+            for i in range(photos)
+        ]
+        self.store.create_job(job, files)
+        lifecycle = Lifecycle(self.store, self.clock)
+        assert lifecycle.submit(job.job_id, [f.file_id for f in files], 1)
+        for i, f in enumerate(files):
+            quality = PhotoQuality(
+                width=1024,
+                height=1024,
+                face=FaceBox(left=300, top=300, width=300, height=300),
+                face_fraction=0.3 + 0.01 * i,
+                sharpness=100.0 + i,
+            )
+            verdict = Verdict(accepted=True, code="accepted", message="Looks good.")
+            accepted = f.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": verdict, "quality": quality})
+            self.store.record_verdict(job.job_id, accepted)
+            self.blobs.put(keys.reference(job.job_id, f.file_id), b"jpeg", "image/jpeg")
+        normalization = NormalizationService(self.settings, self.store, self.blobs, self.sqs, self.clock)
+        normalization.advance_if_done(job.job_id)
+        self.started[job.job_id] = now
+        return job.job_id
+
+    # --- the pollers, the webhook receiver, the scheduler ------------------------------------------
+    def deliver(self, queue_url: str, crash: Mode | None = None) -> bool:
+        """One poll of the queue's event source mapping, into the real Lambda handler. `crash` kills the
+        invocation before the handler runs or after (a timeout, out of memory): nothing is deleted."""
+        module = dispatch_handler if queue_url == DISPATCH else collect_handler
+
+        def invocation(event: dict[str, Any], context: Any) -> Any:
+            if crash == "before":
+                raise InjectedFault("the invocation died before the handler ran")
+            response = module.lambda_handler(event, context)
+            if crash == "after":
+                raise InjectedFault("the invocation died after the handler ran")
+            return response
+
+        with self._installed():
+            result = self.sqs.deliver(queue_url, invocation, batch_size=10, context=LambdaContext())
+        self._check_errors(result.raised, [e[1] for e in module.processor.exceptions] if result.invoked else [])
+        self._note_finished()
+        return result.invoked
+
+    def deliver_webhook(self, index: int, duplicate: bool = False) -> None:
+        """The webhook receiver: verified (the model's webhooks are genuine), recorded once per webhook id."""
+        hook = self.replicate.outbox[index % len(self.replicate.outbox)]
+        try:
+            self.idempotency.once(
+                f"webhook:{hook.webhook_id}",
+                lambda: {"result": self.generation.record_event(hook.job_id, hook.slot, hook.claim, hook.body)},
+            )
+        except InjectedFault:
+            return  # a 500: Replicate sends the webhook again later
+        if not duplicate:
+            self.replicate.outbox.remove(hook)
+        self._note_finished()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Time passes; the scheduler fires the reconciler at every period on the way, as EventBridge does."""
+        end = self.clock.now() + timedelta(seconds=seconds)
+        while self.next_reconcile <= end:
+            self.clock.current = self.next_reconcile
+            if self.before_reconcile:
+                self.before_reconcile()  # the model's checks see every moment the reconciler sees
+            self.reconcile()
+            self.next_reconcile += self.reconcile_every
+        self.clock.current = end
+
+    def run_for(self, seconds: float) -> None:
+        """Time passes with the pollers running: each message is delivered when it becomes visible."""
+        end = self.clock.now() + timedelta(seconds=seconds)
+        for _ in range(200):  # bounded: a step of the model is not a whole day of traffic
+            while self.deliver(DISPATCH) | self.deliver(COLLECT):
+                pass
+            due = [t for t in (self.sqs.next_visible_at(DISPATCH), self.sqs.next_visible_at(COLLECT)) if t]
+            upcoming = min(due, default=end)
+            if upcoming >= end:
+                break
+            self.advance_clock(max(1.0, (upcoming - self.clock.now()).total_seconds()))
+        self.advance_clock(max(0.0, (end - self.clock.now()).total_seconds()))
+
+    def reconcile(self) -> None:
+        with contextlib.suppress(InjectedFault):  # a failed run: the next one tries again
+            self.generation.reconcile()
+        self._note_finished()
+
+    def delete(self, job_id: str) -> None:
+        """DELETE /jobs/{id}; a person whose request failed tries again."""
+        try:
+            self.retention.purge(job_id, "user_request")
+        except InjectedFault:
+            with self.faults_off():
+                self.retention.purge(job_id, "user_request")
+        self.deleted.setdefault(job_id, len(self.replicate.records))
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def faults_off(self) -> Any:
+        world = self
+
+        class _Off:
+            def __enter__(self) -> None:
+                world.faults.enabled = False
+
+            def __exit__(self, *exc: object) -> None:
+                world.faults.enabled = True
+
+        return _Off()
+
+    def _installed(self) -> Any:
+        world = self
+
+        class _Installed:
+            def __enter__(self) -> None:
+                wiring.use(world.container)
+
+            def __exit__(self, *exc: object) -> None:
+                wiring.use(None)
+
+        return _Installed()
+
+    def _check_errors(self, raised: BaseException | None, record_errors: list[BaseException]) -> None:
+        for error in [raised, *record_errors]:
+            if error is not None and not isinstance(error, InjectedFault):
+                self.unexpected.append(error)
+
+    def _note_finished(self) -> None:
+        for job_id in self.started:
+            if job_id in self.finished:
+                continue
+            record = self.store.jobs.get(job_id)
+            if isinstance(record, Job) and record.status.is_finished:
+                self.finished[job_id] = record.finished_at or self.clock.now()
+
+    def job(self, job_id: str) -> Job | None:
+        record = self.store.jobs.get(job_id)
+        return record if isinstance(record, Job) else None
+
+    def sqs_visibility(self, queue_url: str) -> int:
+        return self.visibility[queue_url]
+
+    def unmoved_for(self, job: Job, slot: Prediction) -> timedelta:
+        """How long an owed slot has had nobody to move it on: no queued message naming it, no live prediction,
+        no webhook on its way. Zero while something will (the reconciler's own rules are the check's subject)."""
+        now = self.clock.now()
+        if slot.status.is_terminal:
+            return timedelta(0)
+        if slot.status in (SlotStatus.PLANNED, SlotStatus.CLAIMED):
+            named = any(
+                m["job_id"] == job.job_id and (m.get("slots") is None or slot.slot in m["slots"])
+                for m in self.sqs.messages(DISPATCH)
+            )
+            quiet_since = max(slot.changed_at, job.dispatch_retry_at or slot.changed_at)
+        elif slot.status.has_prediction_outcome:
+            named = any(m == {"job_id": job.job_id, "slot": slot.slot} for m in self.sqs.messages(COLLECT))
+            quiet_since = slot.changed_at + timedelta(seconds=self.settings.reconcile_grace_s)
+        else:  # in flight: Replicate runs it, or its outcome waits for a webhook or the reconciler's GET
+            record = self.replicate.records.get(slot.prediction_id or "")
+            named = record is not None and record.status in LIVE
+            named |= any(h.body["id"] == slot.prediction_id for h in self.replicate.outbox)
+            quiet_since = slot.changed_at + timedelta(seconds=self.settings.reconcile_grace_s)
+        return timedelta(0) if named else max(timedelta(0), now - quiet_since)
+
+    def generating(self) -> list[str]:
+        return [j for j in self.started if (job := self.job(j)) is not None and job.status == JobStatus.GENERATING]
+
+    def results(self, job_id: str) -> int:
+        return sum(1 for _ in self.blobs.list_keys(keys.results_prefix(job_id)))
+
+    def run_to_quiescence(self, step: Callable[[], None] | None = None, limit_s: float = 6 * 3600) -> None:
+        """Faults stop; Replicate answers; everything is delivered; time moves to the next event. Until every
+        job is terminal (or `limit_s` of model time passed)."""
+        self.faults.enabled = False
+        self.replicate.throttled = self.replicate.unavailable = 0
+        end = self.clock.now() + timedelta(seconds=limit_s)
+        while self.clock.now() < end:
+            progressed = True
+            while progressed:
+                progressed = self.deliver(DISPATCH) | self.deliver(COLLECT)
+                while self.replicate.outbox:
+                    self.deliver_webhook(0)
+                    progressed = True
+                for record in self.replicate.live():
+                    self.replicate.advance(record, "succeeded", 0)
+                    progressed = True
+                if step:
+                    step()
+            if not self.generating():
+                return
+            due = [t for t in (self.sqs.next_visible_at(DISPATCH), self.sqs.next_visible_at(COLLECT)) if t]
+            wait = min([*due, self.next_reconcile]) - self.clock.now()
+            self.advance_clock(max(1.0, wait.total_seconds()))
