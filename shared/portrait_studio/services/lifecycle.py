@@ -44,7 +44,6 @@ JOB_TRANSITIONS = _table(
 TOMBSTONES = (J.DELETED, J.EXPIRED)
 
 IN_FLIGHT = (S.STARTING, S.PROCESSING)
-AWAITING_OUTCOME = (S.CLAIMED, *IN_FLIGHT)
 RETRYABLE = (S.FAILED, S.CANCELED, S.ABORTED)
 NOT_TERMINAL = tuple(s for s in S if not s.is_terminal)
 
@@ -53,11 +52,11 @@ SLOT_TRANSITIONS = _table(
     Transition("reclaim_stale", (S.CLAIMED,), S.CLAIMED),
     Transition("release", (S.CLAIMED,), S.PLANNED),
     Transition("record_created", (S.CLAIMED,), S.STARTING),
-    Transition("mark_processing", (S.CLAIMED, S.STARTING), S.PROCESSING),
-    Transition("record_succeeded", AWAITING_OUTCOME, S.SUCCEEDED),
-    Transition("record_failed", AWAITING_OUTCOME, S.FAILED),
-    Transition("record_canceled", AWAITING_OUTCOME, S.CANCELED),
-    Transition("record_aborted", AWAITING_OUTCOME, S.ABORTED),
+    Transition("mark_processing", (S.STARTING,), S.PROCESSING),
+    Transition("record_succeeded", IN_FLIGHT, S.SUCCEEDED),
+    Transition("record_failed", IN_FLIGHT, S.FAILED),
+    Transition("record_canceled", IN_FLIGHT, S.CANCELED),
+    Transition("record_aborted", IN_FLIGHT, S.ABORTED),
     Transition("mark_collected", (S.SUCCEEDED,), S.COLLECTED),
     Transition("retry", RETRYABLE, S.PLANNED),
     Transition("out_of_budget", (S.PLANNED, S.CLAIMED), S.GAVE_UP),
@@ -93,6 +92,12 @@ class Lifecycle:
     def finish(self, job_id: str, outcome: JobStatus, **fields: Any) -> bool:
         name = {J.READY: "finish_ready", J.PARTIAL: "finish_partial", J.FAILED: "finish_failed"}[outcome]
         return self._job(name, job_id, finished_at=self.clock.now(), **fields)
+
+    def begin_deletion(self, job_id: str, tombstone: JobStatus) -> bool:
+        """Any state → deleted/expired, first of all: late webhooks and queued collects then drop their results.
+        The record itself becomes a tombstone when everything is gone (retention)."""
+        assert tombstone in TOMBSTONES
+        return self.store.update_job(job_id, status=tombstone)
 
     def defer_dispatch(self, job_id: str, until: datetime) -> bool:
         """Not a status change: tells the reconciler that the job's planned slots have a dispatch coming."""

@@ -11,6 +11,7 @@ from portrait_studio.clock import hour_key
 from portrait_studio.config import Settings
 from portrait_studio.models import Job, JobStatus, SlotStatus, Tombstone
 from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics, NullMetrics
+from portrait_studio.services.lifecycle import Lifecycle
 
 DELETE_PASSES = 5
 SWEEP_LOOKBACK_HOURS = 72
@@ -49,7 +50,7 @@ class RetentionService:
         status = JobStatus.EXPIRED if reason == "expired" else JobStatus.DELETED
         if isinstance(record, Job) and not record.status.is_tombstone:
             # First make the job unreachable, so late webhooks and queued collects drop their results.
-            self.store.update_job(job_id, status=status)
+            Lifecycle(self.store, self.clock).begin_deletion(job_id, status)
             self._cancel_predictions(job_id)
         deleted = self.delete_prefix(keys.job_prefix(job_id))
         tombstone = Tombstone(
