@@ -61,6 +61,7 @@ openapi: setup
 bench: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check --group bench
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/normalize.py
 	$(PY) benchmarks/memory_limit.py
 

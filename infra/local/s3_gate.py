@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType
 from typing import Any
@@ -406,6 +407,8 @@ class _GateHandler(BaseHTTPRequestHandler):
             raise
 
     def _forward(self, body: bytes) -> None:
+        if self.gate.on_forward is not None:
+            self.gate.on_forward(self.command, self.path, self.headers)
         try:
             connection, response = self._exchange(self.command, self.path, self._upstream_headers(body), body)
         except (OSError, http.client.HTTPException):
@@ -513,6 +516,7 @@ class S3Gate:
         clock: Callable[[], datetime] | None = None,
         *,
         upstream_timeout_s: float = 60.0,
+        on_forward: Callable[[str, str, Message], None] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -527,6 +531,9 @@ class S3Gate:
         self.port = port
         self.credentials: Mapping[str, str] = dict(credentials)
         self.clock = clock
+        # Told the method, raw target and headers of each request forwarded upstream (the local stack counts
+        # R2 operations with it); never of a rejected one.
+        self.on_forward = on_forward
         self.url = f"http://{self._url_host(host)}:{port}"
         self._server: _GateServer | None = None
         self._thread: threading.Thread | None = None

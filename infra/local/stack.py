@@ -5,6 +5,7 @@
 - pollers that feed each queue to its function in real SQS batch events (partial failures honoured);
 - a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;
 - crash faults for the queue-driven invocations, set with `PUT /_local/faults` (see `infra/local/crashes.py`);
+- counters of what the functions would be billed for, `GET /_local/usage` (see `infra/local/usage.py`);
 - the Replicate emulator, whose webhooks come back through the gateway.
 
 `python -m infra.local.stack` runs it in the foreground; Ctrl-C stops it.
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from infra.local.crashes import CrashFaults, validate_crash_faults
 from infra.local.template import ROOT, LocalTemplate, Route, Schedule
+from infra.local.usage import Usage
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
@@ -99,6 +101,7 @@ class LocalStack:
         self.prefix = "portrait-studio-local"
         self.bucket = f"{self.prefix}-bucket"
         self.table_names = {logical: f"{self.prefix}-{logical}" for logical in self.template.tables}
+        self.usage = Usage(self.template, self.table_names)
         self.queue_urls: dict[str, str] = {}
         self.handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._stop = threading.Event()
@@ -115,6 +118,7 @@ class LocalStack:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         os.environ.update(LOCAL_AWS_ENVIRONMENT)
+        self.usage.install()  # before the first boto3 session: it counts the calls of every later one
         self._start_moto()
         self._provision()
         self._start_emulator()
@@ -156,7 +160,7 @@ class LocalStack:
         self._moto.start()
         # The object store as clients see it: moto behind a gate that checks presigned URLs like R2 does
         # (signature, expiry, signed Content-Type and Content-Length); moto itself checks none of them.
-        self._gate = S3Gate(upstream=self.aws_url)
+        self._gate = S3Gate(upstream=self.aws_url, on_forward=self.usage.count_r2)
         self._gate.start()
         self.r2_url = str(self._gate.url)
 
@@ -220,6 +224,7 @@ class LocalStack:
             port=self.replicate_port, api_token=LOCAL_TOKEN, step_delay_s=self.step_delay_s, clock=self.clock.now
         )
         self.emulator.start()
+        self.usage.watch_replicate(self.emulator)
         # As at deploy time: fetch the webhook signing secret from Replicate and keep it in SSM.
         secret = httpx.get(
             f"{self.emulator.url}/v1/webhooks/default/secret", headers={"Authorization": f"Bearer {LOCAL_TOKEN}"}
@@ -293,7 +298,8 @@ class LocalStack:
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         props = self.template.functions[function]
         context = LocalContext(function, int(props.get("MemorySize", 128)), int(props.get("Timeout", 30)))
-        return self.handlers[function](event, context)
+        with self.usage.invocation(function):
+            return self.handlers[function](event, context)
 
     # --- gateway -----------------------------------------------------------------------------------
     def _start_gateway(self) -> None:
@@ -320,7 +326,9 @@ class LocalStack:
         body = request.rfile.read(length) if length else b""
         method = request.command.upper()
         try:
-            if split.path.startswith("/_local/"):
+            if split.path == "/_local/usage":
+                status, headers, payload = self.usage.route(method)
+            elif split.path.startswith("/_local/"):
                 status, headers, payload = self._local_route(method, split.path, body)
             else:
                 route, params = self._match(method, split.path)
