@@ -41,7 +41,8 @@
   const ALLOWED_TYPES = new Set(Object.values(TYPES_BY_EXTENSION));
   // HEIC/HEIF: most browsers cannot show them, so the page shows the name and size instead.
   const PREVIEWABLE_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/avif']);
-  const FINISHED = new Set(['ready', 'failed', 'deleted', 'expired']);
+  const FINISHED = new Set(['ready', 'partial', 'failed', 'deleted', 'expired']);
+  const DELIVERED = new Set(['ready', 'partial']); // headshots to show and download
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -722,7 +723,7 @@
     }
     if (!state.job || state.phase === 'deleted') return;
     const status = state.view?.status;
-    if (status === 'ready') schedulePoll(READY_REFRESH_MS);
+    if (DELIVERED.has(status)) schedulePoll(READY_REFRESH_MS);
     else if (status === 'failed' || FINISHED.has(status)) clearTimeout(state.pollTimer);
     else if (state.phase === 'uploading') clearTimeout(state.pollTimer);
     else schedulePoll(state.phase === 'replace' || state.phase === 'interrupted' ? IDLE_POLL_MS : POLL_MS);
@@ -813,6 +814,15 @@
           ui.filesBox.open = false; // the headshots matter now; the photo list stays one tap away
         }
         break;
+      case 'partial':
+        status = `We could make only ${plural(view.images_done, 'headshot', 'headshots')} of ${view.images_expected}.`;
+        if (state.phase !== 'done') {
+          setPhase('done');
+          stopTicking();
+          startCountdown();
+          ui.filesBox.open = false;
+        }
+        break;
       case 'failed':
         status = 'We could not make your headshots.';
         if (state.phase !== 'done') {
@@ -825,17 +835,18 @@
         status = '';
     }
     if (status && ui.jobStatus.textContent !== status) ui.jobStatus.textContent = status;
-    const message = view.status === 'failed' ? view.failure_reason || view.message : view.message;
+    const fellShort = view.status === 'failed' || view.status === 'partial';
+    const message = fellShort ? view.failure_reason || view.message : view.message;
     setText(ui.jobMessage, message || '');
-    ui.jobMessage.classList.toggle('notice-error', view.status === 'failed');
-    show(ui.resultsActions, view.status === 'ready');
+    ui.jobMessage.classList.toggle('notice-error', fellShort);
+    show(ui.resultsActions, DELIVERED.has(view.status));
     show(ui.jobSection, true);
   }
 
   function renderProgress(view) {
     const running = view.status === 'normalizing' || view.status === 'generating';
     show(ui.progress, running);
-    if (view.status !== 'generating' && view.status !== 'ready') {
+    if (view.status !== 'generating' && !DELIVERED.has(view.status)) {
       ui.styleProgress.replaceChildren();
       return;
     }

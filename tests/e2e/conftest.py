@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
@@ -67,3 +69,22 @@ def predictions(stack: dict[str, Any]) -> list[dict[str, Any]]:
     response.raise_for_status()
     results: list[dict[str, Any]] = response.json()["results"]
     return results
+
+
+def drained(stack: dict[str, Any], timeout_s: float = 60) -> None:
+    """Wait until no queue holds a message, in flight or not; fail if any reached a dead-letter queue."""
+    sqs = boto3.client("sqs", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"])
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = {
+            logical: sum(
+                int(v) for v in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"].values()
+            )
+            for logical, url in stack["queues"].items()
+        }
+        assert not any(count for logical, count in held.items() if "DeadLetter" in logical), held
+        if not any(held.values()):
+            return
+        assert time.monotonic() < deadline, held
+        time.sleep(0.5)

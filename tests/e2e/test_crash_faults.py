@@ -6,12 +6,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
 from infra.local.client import PortraitClient
-from tests.e2e.conftest import GOOD
+from tests.e2e.conftest import GOOD, drained
 
 pytestmark = pytest.mark.e2e
 
@@ -21,25 +20,6 @@ def faults_url(stack: dict[str, Any]) -> Iterator[str]:
     url = f"{stack['api_url']}/_local/faults"
     yield url
     httpx.delete(url).raise_for_status()
-
-
-def drained(stack: dict[str, Any], timeout_s: float = 60) -> None:
-    """Wait until no queue holds a message, in flight or not; fail if any reached a dead-letter queue."""
-    sqs = boto3.client("sqs", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"])
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        held = {
-            logical: sum(
-                int(v) for v in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"].values()
-            )
-            for logical, url in stack["queues"].items()
-        }
-        assert not any(count for logical, count in held.items() if "DeadLetter" in logical), held
-        if not any(held.values()):
-            return
-        assert time.monotonic() < deadline, held
-        time.sleep(0.5)
 
 
 def test_a_job_survives_crashing_invocations(faults_url: str, stack: dict[str, Any], client: PortraitClient) -> None:

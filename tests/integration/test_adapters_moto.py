@@ -97,14 +97,15 @@ def test_slot_claims_are_exclusive_within_the_budget_and_impossible_under_a_dele
     # A throttled create gives its slot and its reservation back.
     assert lifecycle.release(store.get_slot(job_id, third.slot))
     assert store.get_job(job_id).predictions_reserved == 2
-    assert lifecycle.claim(fourth)
-    # A stale claim without a prediction may be taken over (keeping its reservation); one with a prediction never.
+    # A stale claim without a prediction may be taken over, reserving again (its prediction may exist);
+    # one with a prediction never.
     now = cloud.clock.now()
     assert not lifecycle.reclaim_stale(first, stale_before=now - timedelta(minutes=2))
     assert lifecycle.reclaim_stale(first, stale_before=now + timedelta(seconds=1))
+    assert store.get_job(job_id).predictions_reserved == 3
+    assert not lifecycle.reclaim_stale(second, stale_before=now + timedelta(seconds=1))  # no budget left
     assert lifecycle.record_created(store.get_slot(job_id, first.slot), "p1")
     assert not lifecycle.reclaim_stale(first, stale_before=now + timedelta(days=1))
-    assert store.get_job(job_id).predictions_reserved == 3
     cloud.container.retention.purge(job_id, "user_request")
     assert not lifecycle.claim(plan[5])
     assert [item["kind"] for item in store.items_of(job_id)] == ["tombstone"]  # type: ignore[attr-defined]

@@ -24,7 +24,11 @@ def images_of(slots: Sequence[Prediction]) -> int:
 def shortfall_reason(slots: Sequence[Prediction], images: int, target: int, timed_out: bool) -> str:
     """Why a job has fewer than the target, in words a user reads."""
     filtered = sum(max(0, s.num_outputs - s.images_collected) for s in slots if s.status == SlotStatus.COLLECTED)
-    failed = sum(1 for s in slots if s.status == SlotStatus.GAVE_UP)
+    gave_up = [s for s in slots if s.status == SlotStatus.GAVE_UP]
+    # Replicate fails a prediction whose every image the safety checker held back ("NSFW content").
+    all_filtered = [s for s in gave_up if "nsfw" in (s.error or "").lower()]
+    filtered += sum(s.num_outputs for s in all_filtered)
+    failed = len(gave_up) - len(all_filtered)
     causes = []
     if filtered:
         causes.append(f"{filtered} image(s) were held back by the safety filter or were unusable")

@@ -176,7 +176,7 @@ class Lifecycle:
 
     def out_of_budget(self, slot: Prediction) -> bool:
         """A slot with no prediction the job can no longer pay for (with the budget spent, nobody can claim it)."""
-        return self._slot("out_of_budget", slot, error="prediction budget spent")
+        return self._slot("out_of_budget", slot)  # keeps the last attempt's error: the reason it was needed
 
     def give_up(self, slot: Prediction, reason: str) -> bool:
         return self._slot("give_up", slot, error=reason[:500])
