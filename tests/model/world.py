@@ -274,6 +274,7 @@ class World:
         self.finished: dict[str, datetime] = {}
         self.unexpected: list[BaseException] = []
         self.before_reconcile: Callable[[], None] | None = None
+        self._unnamed_since: dict[tuple[str, str, str], datetime] = {}
 
     # --- a job, as normalization leaves it ---------------------------------------------------------
     def start_job(self, photos: int = 4) -> str:
@@ -428,8 +429,9 @@ class World:
         return self.visibility[queue_url]
 
     def unmoved_for(self, job: Job, slot: Prediction) -> timedelta:
-        """How long an owed slot has had nobody to move it on: no queued message naming it, no live prediction,
-        no webhook on its way. Zero while something will (the reconciler's own rules are the check's subject)."""
+        """How long an owed slot has had nobody to move it on — no queued message naming it, no live prediction,
+        no webhook on its way — counted from when the reconciler could first act on it (its quiet period over)
+        and from when the model first saw it so. Zero while something will move it."""
         now = self.clock.now()
         if slot.status.is_terminal:
             return timedelta(0)
@@ -447,7 +449,12 @@ class World:
             named = record is not None and record.status in LIVE
             named |= any(h.body["id"] == slot.prediction_id for h in self.replicate.outbox)
             quiet_since = slot.changed_at + timedelta(seconds=self.settings.reconcile_grace_s)
-        return timedelta(0) if named else max(timedelta(0), now - quiet_since)
+        key = (job.job_id, slot.slot, slot.status.value)
+        if named:
+            self._unnamed_since.pop(key, None)
+            return timedelta(0)
+        seen = self._unnamed_since.setdefault(key, now)
+        return max(timedelta(0), now - max(quiet_since, seen))
 
     def generating(self) -> list[str]:
         return [j for j in self.started if (job := self.job(j)) is not None and job.status == JobStatus.GENERATING]
