@@ -51,7 +51,7 @@ from portrait_studio.config import Settings  # noqa: E402
 
 SELFIES = [ROOT / "samples" / name for name in ("selfie-1.jpg", "selfie-2.png", "selfie-3.heic")]
 FINISHED = ("ready", "partial", "failed")
-POLL_S = 1.0  # web/app.js POLL_MS
+POLL_S = 2.0  # web/app.js POLL_MS
 SUBMIT_ATTEMPTS = 3
 CRASH_RATE = 0.1
 IDEAL_PREDICTIONS = 8  # 32 images, 4 per prediction
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, (quantity, usd) in pipeline.items():
         print(f"{label:48} {quantity / count:12.1f} {usd / count:14.7f}")
     if per_poll:
-        print(f"{'status polls: a browser, 1/s of simulated time':48} {browser_polls:12.0f} {polls_usd:14.7f}")
+        print(f"{'status polls: a browser, every 2 s (simulated)':48} {browser_polls:12.0f} {polls_usd:14.7f}")
     print(f"{'AWS + R2':48} {'':12} {aws_per_job:14.7f}")
     replicate = predict_s * REPLICATE_PER_S / count
     print(f"{f'Replicate: predict_time × ${REPLICATE_PER_S}/s':48} {predict_s / count:10.1f} s {replicate:14.7f}")

@@ -31,6 +31,7 @@ class MemoryBlobStore:
         self.objects: dict[str, tuple[bytes, str, datetime]] = {}
         self.clock = clock
         self.fail_keys: set[str] = set()
+        self.listings = 0  # R2 bills a listing as a class A operation
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self.objects[key] = (data, content_type, self.clock.now())
@@ -54,6 +55,7 @@ class MemoryBlobStore:
         return failed
 
     def list_keys(self, prefix: str) -> Iterator[str]:
+        self.listings += 1
         return iter(sorted(k for k in list(self.objects) if k.startswith(prefix)))
 
     def list_prefixes(self, prefix: str) -> Iterator[str]:

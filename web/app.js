@@ -16,7 +16,7 @@
   const MIN_FILES = 3;
   const MAX_FILES = 10;
   const MAX_BYTES = 30 * 1024 * 1024;
-  const POLL_MS = 1000;
+  const POLL_MS = 2000; // each look is an API call, a Lambda invocation and a few DynamoDB reads
   const IDLE_POLL_MS = 5000; // while the job waits for replacement photos
   const READY_REFRESH_MS = 30 * 60 * 1000; // result links live 1 h: renew them well before
   const PARALLEL_UPLOADS = 3;

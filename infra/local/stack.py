@@ -527,7 +527,7 @@ class LocalStack:
         self._spawn("scheduler", self._schedule_loop)
 
     def _schedule_loop(self) -> None:
-        # Tests may ask for the reconciler more often than every 5 minutes (LOCAL_RECONCILE_EVERY_S).
+        # Tests may ask for the reconciler more often than the template does (LOCAL_RECONCILE_EVERY_S).
         extra = float(os.environ.get("LOCAL_RECONCILE_EVERY_S", "0"))
         last_extra = time.monotonic()
         while not self._stop.wait(min(1.0, extra) if extra else 1.0):

@@ -91,9 +91,9 @@ class Settings(BaseSettings):
     max_attempts_per_slot: Annotated[int, Field(ge=1)] = 3
     # How often the reconciler runs (template.yaml's ReconcileSchedule; a test keeps them equal). Jobs are timed
     # out two periods before `max_generating_s`, so every job is terminal within it even if one run fails.
-    reconcile_every_s: Seconds = 300
+    reconcile_every_s: Seconds = 60
     # A prediction with no word this long is fetched (a webhook normally comes within seconds of a change).
-    reconcile_grace_s: Seconds = 180
+    reconcile_grace_s: Seconds = 120
     # Replicate 5xx or unreachable: the dispatch comes back after this, doubling per attempt (≤ 15 min).
     unavailable_backoff_s: Seconds = 20
     # A photo still queued this long after submit is given up on (> the queue's retries × the timeout).

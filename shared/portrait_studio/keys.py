@@ -35,13 +35,6 @@ def archive(job_id: str) -> str:
     return f"jobs/{job_id}/archive.zip"
 
 
-def result_sort_key(key: str) -> tuple[str, int]:
-    """Sort results by style, then numerically (2.png before 10.png)."""
-    style, name = key.rsplit("/", 2)[-2:]
-    stem = name.removesuffix(".png")
-    return style, int(stem) if stem.isdigit() else 0
-
-
 def archive_member(key: str) -> str:
     """`jobs/{id}/results/corporate/3.png` → `corporate/03.png` inside the zip."""
     style, name = key.rsplit("/", 2)[-2:]

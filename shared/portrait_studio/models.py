@@ -156,6 +156,7 @@ class Prediction(BaseModel):
     created_at: UtcDatetime | None = None
     outputs: list[str] = Field(default_factory=list)
     images_collected: int = 0
+    results: list[int] = Field(default_factory=list)  # numbers of the stored results (keys.result): no listing
     predict_time: float | None = None
     error: str | None = None
     topup: bool = False

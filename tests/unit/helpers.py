@@ -16,9 +16,10 @@ def create_job(world: World, n: int = 4, **options: Any) -> tuple[str, str]:
     return created.job_id, created.token
 
 
-def generating_job(world: World, n: int = 4, **options: Any) -> str:
-    """A job whose photos were all accepted, as normalization leaves it."""
-    job_id, _ = create_job(world, n, **options)
+def generating_job(world: World, n: int = 4, job_id: str | None = None, **options: Any) -> str:
+    """A job (new, or the given one) whose photos were all accepted, as normalization leaves it."""
+    if job_id is None:
+        job_id, _ = create_job(world, n, **options)
     files = world.store.list_files(job_id)
     assert world.generation.lifecycle.submit(job_id, [f.file_id for f in files], 1)
     for i, f in enumerate(files):

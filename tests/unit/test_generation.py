@@ -11,7 +11,7 @@ from portrait_studio import keys
 from portrait_studio.models import JobStatus
 from portrait_studio.services.plan import trigger_count
 from tests.unit.conftest import COLLECT, DISPATCH, World
-from tests.unit.helpers import finish_all, generating_job, run_queues, webhook_body
+from tests.unit.helpers import create_job, finish_all, generating_job, run_queues, webhook_body
 
 
 def test_dispatch_creates_eight_predictions_of_four_images_across_four_styles(world: World) -> None:
@@ -62,6 +62,20 @@ def test_happy_path_ends_ready_with_32_results(world: World) -> None:
     assert job.status == JobStatus.READY
     assert len(list(world.blobs.list_keys(keys.results_prefix(job_id)))) == 32
     assert job.predict_seconds == pytest.approx(8 * 3.5)
+
+
+def test_looking_at_a_job_lists_nothing_in_the_bucket(world: World) -> None:
+    job_id, token = create_job(world)
+    generating_job(world, job_id=job_id)
+    world.generation.dispatch(job_id)
+    finish_all(world, job_id)
+    run_queues(world)
+    listings = world.blobs.listings
+    view = world.jobs.view(job_id, token)
+    assert world.blobs.listings == listings  # the page looks every 2 s: each listing would be a billed R2 call
+    shown = [url.split("?")[0].removeprefix("https://bucket.test/") for s in view.styles for url in s.results]
+    assert sorted(shown) == sorted(world.blobs.list_keys(keys.results_prefix(job_id)))
+    assert view.images_done == 32
 
 
 def test_subset_of_styles_still_yields_32_images(world: World) -> None:

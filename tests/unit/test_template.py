@@ -306,10 +306,10 @@ def test_http_api_cors_and_throttling() -> None:
 
 def test_schedules() -> None:
     reconcile = events("ReconcileFunction", "Schedule")
-    assert [p["Schedule"] for p in reconcile.values()] == ["rate(5 minutes)"]
+    assert [p["Schedule"] for p in reconcile.values()] == ["rate(1 minute)"]
     # The time bound (every job terminal within max_generating_s) is computed from this period.
     settings = Settings()
-    assert settings.reconcile_every_s == 5 * 60
+    assert settings.reconcile_every_s == 60
     assert settings.max_generating_s > 2 * settings.reconcile_every_s + settings.reconcile_grace_s
     sweep = {p["Schedule"]: json.loads(p["Input"]) for p in events("ExpirySweepFunction", "Schedule").values()}
     assert sweep == {"rate(1 hour)": {"mode": "sweep"}, "cron(30 3 * * ? *)": {"mode": "audit"}}

@@ -100,23 +100,25 @@ class CollectService:
     def store_outputs(self, job: Job, slot: Prediction) -> int:
         """Copy the outputs into the bucket and count them on the slot (succeeded → collected)."""
         stored = self._copy_outputs(job, slot)
-        if slot.num_outputs - stored:
-            self.metrics.count("OutputsDropped", slot.num_outputs - stored)
+        if slot.num_outputs - len(stored):
+            self.metrics.count("OutputsDropped", slot.num_outputs - len(stored))
         self.lifecycle.mark_collected(slot, stored, slot.predict_time)
         if not self._still_generating(job.job_id):
             self._delete_results_of(job.job_id, slot)  # the job was deleted while we copied
             return 0
-        return stored
+        return len(stored)
 
-    def _copy_outputs(self, job: Job, slot: Prediction) -> int:
+    def _copy_outputs(self, job: Job, slot: Prediction) -> list[int]:
+        """The outputs that are valid 1024×1024 PNGs, copied; returns their result numbers."""
         from PIL import Image
 
         style, k = slot.slot.split("#")
-        stored = 0
+        stored: list[int] = []
         for i, url in enumerate(slot.outputs[: slot.num_outputs]):
-            key = keys.result(job.job_id, style, int(k) * self.settings.outputs_per_prediction + i + 1)
+            number = int(k) * self.settings.outputs_per_prediction + i + 1
+            key = keys.result(job.job_id, style, number)
             if self.blobs.size(key) is not None:
-                stored += 1
+                stored.append(number)
                 continue
             try:
                 data, content_type = self.downloader.fetch(url, self.settings.max_output_bytes)
@@ -128,7 +130,7 @@ class CollectService:
             except OutputInvalid:
                 continue
             self.blobs.put(key, data, "image/png")
-            stored += 1
+            stored.append(number)
         return stored
 
     def _still_generating(self, job_id: str) -> bool:

@@ -32,7 +32,7 @@ from portrait_studio.errors import (
     UnsupportedContentType,
     UploadsIncomplete,
 )
-from portrait_studio.models import STYLES, FileStatus, Job, JobStatus, UploadFile
+from portrait_studio.models import STYLES, FileStatus, Job, JobStatus, Prediction, UploadFile
 from portrait_studio.ports import BlobStore, Clock, JobStore, Queue
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import expected_per_style
@@ -202,8 +202,9 @@ class JobsService:
         expected = expected_per_style(job.styles, self.settings)
         url_ttl = self._get_url_ttl(job, now)
         styles: list[StyleProgress] = []
+        names_by_style = _result_keys(job_id, slots)
         for style in job.styles:
-            names = sorted(self.blobs.list_keys(keys.results_prefix(job_id, style)), key=keys.result_sort_key)
+            names = names_by_style.get(style, [])
             styles.append(
                 StyleProgress(
                     style=style,
@@ -242,7 +243,7 @@ class JobsService:
             raise JobStateConflict("The archive is available once the job is ready.")
         now = self.clock.now()
         key = keys.archive(job_id)
-        names = sorted(self.blobs.list_keys(keys.results_prefix(job_id)), key=keys.result_sort_key)
+        names = [name for names in _result_keys(job_id, self.store.list_slots(job_id)).values() for name in names]
         if self.blobs.size(key) is None:
             # Built once: PNGs are already compressed, so store them without deflating again.
             buffer = io.BytesIO()
@@ -260,6 +261,15 @@ class JobsService:
         if f.status == FileStatus.ACCEPTED and url_ttl:
             view.thumbnail_url = self.blobs.presign_get(keys.reference(job_id, f.file_id), url_ttl)
         return view
+
+
+def _result_keys(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[str]]:
+    """Each style's stored results, in order, from the slot records: a status look lists nothing in the bucket
+    (a listing is an R2 class A operation, and the page looks every few seconds)."""
+    numbers: dict[str, list[int]] = {}
+    for slot in slots:
+        numbers.setdefault(slot.style, []).extend(slot.results)
+    return {style: [keys.result(job_id, style, n) for n in sorted(found)] for style, found in numbers.items()}
 
 
 def _file_view(f: UploadFile) -> FileView:

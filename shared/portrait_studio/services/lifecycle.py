@@ -165,10 +165,19 @@ class Lifecycle:
     def record_outcome(self, slot: Prediction, outcome: str, **fields: Any) -> bool:
         return self._slot(OUTCOME_TRANSITION[outcome], slot, **fields)
 
-    def mark_collected(self, slot: Prediction, images: int, predict_time: float | None) -> bool:
+    def mark_collected(self, slot: Prediction, results: list[int], predict_time: float | None) -> bool:
+        """succeeded → collected, with the numbers of the results stored (the page reads them, not the bucket)."""
         t = SLOT_TRANSITIONS["mark_collected"]
+        now = self.clock.now()
         return self.store.add_collected(
-            slot.job_id, slot.slot, images, predict_time, expect=t.sources, status=t.target, changed_at=self.clock.now()
+            slot.job_id,
+            slot.slot,
+            len(results),
+            predict_time,
+            expect=t.sources,
+            status=t.target,
+            changed_at=now,
+            results=results,
         )
 
     def retry(self, slot: Prediction) -> bool:
