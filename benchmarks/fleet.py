@@ -1,18 +1,18 @@
 """Fleet benchmark: N concurrent jobs on the local stack under every Replicate fault plus crash faults, at
 production timings, and what one job costs on the AWS side.
 
-The stack keeps the production timings (the reconciler's 5-minute schedule and its grace period): rather
+The stack keeps the production timings (the reconciler's 1-minute schedule and its grace period): rather
 than shortening them, the benchmark moves the stack's clock (`POST /_local/clock`, which fires due schedules)
 by `--advance` seconds whenever the pipeline sat idle for `--tick` real seconds while jobs are unfinished — no
 function ran but the API (the status polls) and the scheduled ones. Moving it at a fixed pace instead would
 let simulated time outrun the real work of one process running every function, and time jobs out that are
 merely queued. Times are simulated: local-clock time from submit to the first status poll that sees the job
-finished (each job is polled once a second, as web/app.js does).
+finished (each job is polled every 2 s, as web/app.js does).
 
 Prints jobs ready / partial / failed / stuck, images and Replicate predictions per job, slots that had two
 live predictions at once, simulated submit → ready percentiles, the dead-letter queues' depth, the cost of
 one job from the stack's counted usage (`GET /_local/usage`) at the public prices below — the benchmark's own
-status polls taken out, a browser's (once a second of simulated time) priced instead — beside the Replicate
+status polls taken out, a browser's (every 2 s of simulated time) priced instead — beside the Replicate
 estimate, and goal lines (PASS/FAIL). Exit code 0 — it is a benchmark — unless `--check` and a goal failed.
 
 Run: `make bench` or `python benchmarks/fleet.py [--jobs N | --quick] [--timeout S] [--check]`.
@@ -209,7 +209,7 @@ def submit_job(client: PortraitClient, run: JobRun) -> Job:
 
 
 def run_job(run: JobRun, api_url: str, stop: threading.Event) -> None:
-    """Create, upload, submit, then poll once a second until the job is finished or `stop` is set."""
+    """Create, upload, submit, then poll every POLL_S until the job is finished or `stop` is set."""
     client = PortraitClient(api_url, timeout_s=120)
     try:
         run.job = job = submit_job(client, run)
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     to_ready = [s for run in ready if (s := run.simulated_s) is not None]
     to_finished = [s for run in runs if (s := run.simulated_s) is not None]
     # The benchmark's own polls follow its wall time, which a loaded laptop stretches: they are taken out, and a
-    # browser's polls (once a second over the simulated time) are priced on their own line instead.
+    # browser's polls (every POLL_S over the simulated time) are priced on their own line instead.
     cost = aws_cost(counted, http_functions)
     polls = sum(run.polls for run in runs)
     pipeline = less_polls(cost, per_poll, polls) if per_poll else cost
@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"Status polls: one costs ${total_usd(per_poll):.7f} (measured alone; R2 class A "
             f"{per_poll['R2 class A operations'][0]:.0f} a poll). The benchmark's own {polls} polls\n"
-            f"(1/s of real time) are taken out of the lines above; a browser's over the median simulated\n"
+            f"(every {POLL_S:g} s of real time) are taken out of the lines above; a browser's over the median simulated\n"
             f"submit → finished are priced instead."
         )
     else:
