@@ -412,8 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"Status polls: one costs ${total_usd(per_poll):.7f} (measured alone; R2 class A "
             f"{per_poll['R2 class A operations'][0]:.0f} a poll). The benchmark's own {polls} polls\n"
-            f"(every {POLL_S:g} s of real time) are taken out of the lines above; a browser's over the median simulated\n"
-            f"submit → finished are priced instead."
+            f"(every {POLL_S:g} s of real time) are taken out of the lines above; a browser's over the median\n"
+            f"simulated submit → finished are priced instead."
         )
     else:
         print(f"No job finished, so no poll could be measured: the lines above include the benchmark's {polls} polls.")
