@@ -376,3 +376,15 @@ class MemoryJobStore:
         for record in self.jobs.values():
             counts[str(record.status)] = counts.get(str(record.status), 0) + 1
         return counts
+
+
+class LambdaContext:
+    """Enough of Lambda's context object for Powertools."""
+
+    function_name = "test"
+    memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000

@@ -43,7 +43,15 @@ from portrait_studio.services.generation import GenerationService
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.normalization import NormalizationService
 from portrait_studio.services.retention import RetentionService
-from tests.fakes import CountingMetrics, FakeDownloader, FixedClock, MemoryBlobStore, MemoryIdempotency, MemoryJobStore
+from tests.fakes import (
+    CountingMetrics,
+    FakeDownloader,
+    FixedClock,
+    LambdaContext,
+    MemoryBlobStore,
+    MemoryIdempotency,
+    MemoryJobStore,
+)
 from tests.model.sqs_sim import SimulatedSqs
 
 DISPATCH, COLLECT, NORMALIZE = "sqs://dispatch", "sqs://collect", "sqs://normalize"
@@ -210,16 +218,6 @@ class ModelReplicate:
 
 
 # --- the world ----------------------------------------------------------------------------------------
-class LambdaContext:
-    function_name = "model"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:model"
-    aws_request_id = "model-request"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 def png_1024() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (1024, 1024), (120, 130, 140)).save(buffer, "PNG")

@@ -20,22 +20,13 @@ from functions.normalize import app as normalize
 from functions.reconcile import app as reconcile
 from functions.webhook import app as webhook
 from portrait_studio import wiring
+from tests.fakes import LambdaContext as Context
 from tests.fakes import MemoryIdempotency
 from tests.unit.conftest import World
 from tests.unit.helpers import generating_job
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-
-class Context:
-    function_name = "test"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 class Secrets:

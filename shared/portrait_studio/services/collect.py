@@ -16,6 +16,7 @@ from portrait_studio.config import Settings
 from portrait_studio.errors import OutputInvalid
 from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
 from portrait_studio.ports import BlobStore, Downloader, Generator, JobStore, Metrics, Queue, RemotePrediction
+from portrait_studio.services.cancel import cancel_quietly
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import IN_FLIGHT, OUTCOME_TRANSITION, RETRYABLE, Lifecycle
 
@@ -42,7 +43,7 @@ class CollectService:
         current = self.store.get_slot(job_id, slot) if keys.is_valid_id(job_id) else None
         if current is None or not remote.id:
             if remote.status in ("starting", "processing") and remote.id and keys.is_valid_id(job_id):
-                self._cancel_quietly(remote.id)  # its job is gone: it must not run on
+                cancel_quietly(self.generator, self.metrics, remote.id)  # its job is gone: it must not run on
                 return "orphan"
             return "unknown"
         # The create response was lost, but this is the claim's prediction: adopt it.
@@ -51,7 +52,9 @@ class CollectService:
             current = current.model_copy(update={"prediction_id": remote.id, "status": SlotStatus.STARTING})
         if current.prediction_id != remote.id:
             if claim_id != current.claim_id and remote.status in ("starting", "processing"):
-                self._cancel_quietly(remote.id)  # from an abandoned claim: a second prediction for the slot
+                cancel_quietly(
+                    self.generator, self.metrics, remote.id
+                )  # from an abandoned claim: a second prediction for the slot
                 return "orphan"
             return "unknown"  # an earlier attempt's late webhook
         return self.apply(current, remote)
@@ -141,12 +144,6 @@ class CollectService:
         style, k = slot.slot.split("#")
         base = int(k) * self.settings.outputs_per_prediction
         self.blobs.delete([keys.result(job_id, style, base + i + 1) for i in range(slot.num_outputs)])
-
-    def _cancel_quietly(self, prediction_id: str) -> None:
-        try:
-            self.generator.cancel(prediction_id)
-        except Exception:
-            self.metrics.count("CancelFailed")
 
     def _retry_or_give_up(self, slot: Prediction) -> None:
         if slot.attempts >= self.settings.max_attempts_per_slot:

@@ -18,6 +18,7 @@ from portrait_studio.config import Settings
 from portrait_studio.errors import GeneratorRateLimited, GeneratorRejectedInput, GeneratorUnavailable
 from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
 from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics, Queue
+from portrait_studio.services.cancel import cancel_quietly
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import build_prompt, load_styles, photomaker_input, select_references, slot_seed
@@ -163,10 +164,4 @@ class DispatchService:
         except Exception:
             current = None
         if current is None or current.prediction_id != prediction_id:
-            self._cancel_quietly(prediction_id)
-
-    def _cancel_quietly(self, prediction_id: str) -> None:
-        try:
-            self.generator.cancel(prediction_id)
-        except Exception:
-            self.metrics.count("CancelFailed")
+            cancel_quietly(self.generator, self.metrics, prediction_id)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from portrait_studio.config import Settings
 from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
 from portrait_studio.ports import Clock, Generator, JobStore, Metrics, Queue
+from portrait_studio.services.cancel import cancel_quietly
 from portrait_studio.services.collect import CollectService
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import IN_FLIGHT, Lifecycle
@@ -114,15 +115,8 @@ class Reconciler:
                 self.collector.store_outputs(job, slot)
                 continue
             if slot.prediction_id and slot.status in IN_FLIGHT:
-                self._cancel_quietly(slot)
+                cancel_quietly(self.generator, self.metrics, slot.prediction_id)
             if not slot.status.is_terminal:
                 self.lifecycle.give_up(slot, "timed out")
         self.metrics.count("JobsTimedOut")
         self.finisher.finish(job, self.store.list_slots(job.job_id), timed_out=True)
-
-    def _cancel_quietly(self, slot: Prediction) -> None:
-        try:
-            assert slot.prediction_id is not None
-            self.generator.cancel(slot.prediction_id)
-        except Exception:
-            self.metrics.count("CancelFailed")

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 from portrait_studio import keys
 from portrait_studio.clock import hour_key
 from portrait_studio.config import Settings
-from portrait_studio.models import Job, JobStatus, SlotStatus, Tombstone
+from portrait_studio.models import Job, JobStatus, Tombstone
 from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics, NullMetrics
-from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.cancel import cancel_quietly
+from portrait_studio.services.lifecycle import IN_FLIGHT, Lifecycle
 
 DELETE_PASSES = 5
 SWEEP_LOOKBACK_HOURS = 72
@@ -69,11 +70,8 @@ class RetentionService:
         if self.generator is None:
             return
         for slot in self.store.list_slots(job_id):
-            if slot.prediction_id and slot.status in (SlotStatus.STARTING, SlotStatus.PROCESSING):
-                try:
-                    self.generator.cancel(slot.prediction_id)
-                except Exception:
-                    self.metrics.count("CancelFailed")
+            if slot.prediction_id and slot.status in IN_FLIGHT:
+                cancel_quietly(self.generator, self.metrics, slot.prediction_id)
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key under the prefix, listing again until nothing is left."""
