@@ -174,6 +174,7 @@ class MemoryJobStore:
         self.files: dict[str, dict[str, UploadFile]] = {}
         self.slots: dict[str, dict[str, Prediction]] = {}
         self.rates: dict[tuple[str, str], int] = {}
+        self.lines: dict[str, float] = {}  # reserve_turn: each line's next free turn (epoch seconds)
         self._lock = threading.RLock()
 
     def create_job(self, job: Job, files: Sequence[UploadFile]) -> None:
@@ -355,6 +356,13 @@ class MemoryJobStore:
             slot = (key, hour_key(window_start))
             self.rates[slot] = self.rates.get(slot, 0) + 1
             return self.rates[slot] > limit
+
+    def reserve_turn(self, key: str, now: datetime, interval_s: float, burst: int) -> datetime:
+        with self._lock:
+            moment = now.timestamp()
+            turn = max(self.lines.get(key, 0.0), moment - (burst - 1) * interval_s)
+            self.lines[key] = turn + interval_s
+            return datetime.fromtimestamp(max(turn, moment), UTC)
 
     def jobs_expiring_in_hour(self, hour: str) -> list[str]:
         return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and hour_key(j.expires_at) == hour]

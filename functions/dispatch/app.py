@@ -26,7 +26,8 @@ def record_handler(record: SQSRecord) -> None:
     message = parse_message(record.body, DispatchMessage, logger, record.message_id)
     if message is None:
         return
-    result = wiring.container().generation.dispatch(message.job_id, message.slots, message.attempt)
+    generation = wiring.container().generation
+    result = generation.dispatch(message.job_id, message.slots, message.attempt, message.turn_at)
     logger.info(
         "predictions dispatched",
         extra={

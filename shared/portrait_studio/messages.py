@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from portrait_studio.models import UtcDatetime
+
 Id = Annotated[str, Field(pattern=r"^[0-9a-f]{16,32}$")]
 SlotName = Annotated[str, Field(pattern=r"^[a-z_]+#\d{1,3}$")]
 
@@ -22,6 +24,7 @@ class DispatchMessage(BaseModel):
     job_id: Id
     slots: Annotated[list[SlotName], Field(max_length=64)] | None = None
     attempt: Annotated[int, Field(ge=0)] = 0  # deferrals so far (throttling), for the back-off
+    turn_at: UtcDatetime | None = None  # a create turn in the global line this message holds (pacing)
 
 
 class CollectMessage(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -218,3 +219,13 @@ def test_an_idempotent_action_runs_once_per_key(cloud: Cloud) -> None:
     assert once.once("webhook:msg_1", action, LambdaContextStub()) == {"result": "run 1"}
     assert once.once("webhook:msg_2", action, LambdaContextStub()) == {"result": "run 2"}
     assert runs == ["ran", "ran"]
+
+
+def test_concurrent_callers_each_get_their_own_turn_in_the_create_line(cloud: Cloud) -> None:
+    store, now = cloud.container.store, cloud.clock.now()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        turns = list(pool.map(lambda _: store.reserve_turn("test-line", now, 3.0, 1), range(8)))
+    offsets = sorted((turn - now).total_seconds() for turn in turns)
+    assert offsets == [3.0 * i for i in range(8)]  # one turn each, 3 s apart, none shared
+    later = store.reserve_turn("test-line", now + timedelta(hours=1), 3.0, 1)
+    assert later == now + timedelta(hours=1)  # after a quiet spell: at once

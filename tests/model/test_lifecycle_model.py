@@ -19,8 +19,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from portrait_studio.config import Settings
 from portrait_studio.models import JobStatus
-from tests.model.world import COLLECT, DISPATCH, World
+from tests.model.test_pacing import most_in_a_minute
+from tests.model.world import COLLECT, DISPATCH, NORMALIZE, World
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "500"))
 TARGETS = ("store", "queue", "blobs", "replicate")
@@ -41,9 +43,11 @@ STATS = ModelStats()
 
 
 class LifecycleModel(RuleBasedStateMachine):
+    world_settings = Settings(dispatch_queue_url=DISPATCH, collect_queue_url=COLLECT, normalize_queue_url=NORMALIZE)
+
     def __init__(self) -> None:
         super().__init__()
-        self.world = World()
+        self.world = World(self.world_settings)
         self.world.before_reconcile = self.nothing_owed_is_lost
 
     # --- users -------------------------------------------------------------------------------------
@@ -182,6 +186,11 @@ class LifecycleModel(RuleBasedStateMachine):
                 assert waited <= allowed, (slot, waited)
 
     @invariant()
+    def creates_stay_within_the_global_budget(self) -> None:
+        created = [r.created_at for r in self.world.replicate.records.values()]
+        assert most_in_a_minute(created) <= self.world.settings.creates_per_minute
+
+    @invariant()
     def ready_means_at_least_30(self) -> None:
         for job_id in self.world.started:
             job = self.world.job(job_id)
@@ -213,6 +222,22 @@ class LifecycleModel(RuleBasedStateMachine):
             assert all(s.status.is_terminal for s in world.store.list_slots(job_id))
         assert not world.replicate.live(), world.replicate.live()
 
+
+class TightBudgetModel(LifecycleModel):
+    """The same, with a global create budget so small that the jobs queue for turns: nobody starves."""
+
+    world_settings = LifecycleModel.world_settings.model_copy(update={"creates_per_minute": 6})
+
+
+TightBudgetModel.TestCase.settings = settings(
+    max_examples=max(50, EXAMPLES // 5),
+    stateful_step_count=50,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    phases=[p for p in Phase if p != Phase.shrink or not os.environ.get("LIFECYCLE_NO_SHRINK")],
+)
+TestTightBudgetModel = TightBudgetModel.TestCase
 
 LifecycleModel.TestCase.settings = settings(
     max_examples=EXAMPLES,

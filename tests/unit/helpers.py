@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from portrait_studio.api_models import CreateJobRequest, FileSpec
+from portrait_studio.messages import DispatchMessage
 from portrait_studio.models import FaceBox, FileStatus, PhotoQuality, Verdict
 from portrait_studio.services.plan import base_plan, prediction_budget
 from tests.unit.conftest import COLLECT, DISPATCH, World
@@ -60,8 +61,9 @@ def run_queues(world: World, rounds: int = 10) -> None:
         collects = world.queue.take(COLLECT)
         if not dispatches and not collects:
             return
-        for message in dispatches:
-            world.generation.dispatch(message["job_id"], message.get("slots"), message.get("attempt", 0))
+        for body in dispatches:
+            message = DispatchMessage.model_validate(body)
+            world.generation.dispatch(message.job_id, message.slots, message.attempt, message.turn_at)
         for message in collects:
             world.generation.collect(message["job_id"], message["slot"])
 

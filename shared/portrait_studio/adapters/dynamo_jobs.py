@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ META = "META"
 ACTIVE = (JobStatus.NORMALIZING, JobStatus.GENERATING)
 # The TTL is only the last backstop behind the sweep: DynamoDB deletes expired items up to days late.
 TTL_MARGIN = timedelta(hours=1)
+MAX_TURN_ATTEMPTS = 20
 
 
 def _pk(job_id: str) -> str:
@@ -450,6 +451,31 @@ class DynamoJobStore:
             ReturnValues="UPDATED_NEW",
         )
         return int(result["Attributes"]["hits"]) > limit
+
+    def reserve_turn(self, key: str, now: datetime, interval_s: float, burst: int) -> datetime:
+        # One item holds the line's next free turn; an optimistic conditional write takes a turn, so concurrent
+        # callers (every dispatch invocation) each get their own.
+        moment = now.timestamp()
+        item_key = {"pk": f"LINE#{key}", "sk": "GCRA"}
+        for _ in range(MAX_TURN_ATTEMPTS):
+            item = self.table.get_item(Key=item_key, ConsistentRead=True).get("Item") or {}
+            previous = item.get("next_free")
+            turn = max(float(previous or 0), moment - (burst - 1) * interval_s)
+            condition = "attribute_not_exists(next_free)" if previous is None else "next_free = :previous"
+            values: dict[str, Any] = {":next": Decimal(repr(turn + interval_s)), ":kind": "line"}
+            if previous is not None:
+                values[":previous"] = previous
+            try:
+                self.table.update_item(
+                    Key=item_key,
+                    UpdateExpression="SET next_free = :next, kind = :kind",
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                continue  # another caller took that turn: take the next one
+            return datetime.fromtimestamp(max(turn, moment), UTC)
+        raise RuntimeError(f"no turn in line {key} after {MAX_TURN_ATTEMPTS} attempts")
 
     # --- retention ---------------------------------------------------------------------------------
     def jobs_expiring_in_hour(self, hour: str) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from portrait_studio import keys
@@ -21,6 +21,7 @@ from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics
 from portrait_studio.services.cancel import cancel_quietly
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.pacing import CreatePacer
 from portrait_studio.services.plan import build_prompt, load_styles, photomaker_input, select_references, slot_seed
 
 WEBHOOK_EVENTS = ("start", "completed")
@@ -34,6 +35,7 @@ class DispatchResult:
     gave_up: int = 0
     deferred: list[str] = field(default_factory=list)
     wait_s: int = 0
+    turn_at: datetime | None = None  # the create turn the deferred message holds
 
 
 @dataclass
@@ -46,10 +48,15 @@ class DispatchService:
     clock: Clock
     lifecycle: Lifecycle
     finisher: Finisher
+    pacer: CreatePacer
     metrics: Metrics
 
-    def dispatch(self, job_id: str, slots: Sequence[str] | None = None, attempt: int = 0) -> DispatchResult:
-        """Create the predictions of the named slots (default: every planned slot). Idempotent per slot."""
+    def dispatch(
+        self, job_id: str, slots: Sequence[str] | None = None, attempt: int = 0, turn_at: datetime | None = None
+    ) -> DispatchResult:
+        """Create the predictions of the named slots (default: every planned slot). Idempotent per slot.
+
+        Each create takes a turn in the global line first; `turn_at` is a turn this message already holds."""
         result = DispatchResult()
         job = self.store.get_job(job_id)
         if not isinstance(job, Job) or job.status != JobStatus.GENERATING:
@@ -66,11 +73,22 @@ class DispatchService:
         now = self.clock.now()
         url_ttl = min(self.settings.reference_url_ttl_s, max(60, int((job.expires_at - now).total_seconds())))
         reference_urls = [self.blobs.presign_get(keys.reference(job_id, f.file_id), url_ttl) for f in references]
+        held_turn = turn_at
         for index, name in enumerate(wanted):
             current = existing.get(name)
-            claimed = self._claim(current) if current is not None else None
-            if current is None or claimed is None:
-                if current is not None and self._unfunded(current):
+            if current is None or not self._claimable(current):
+                result.skipped += 1
+                continue
+            if held_turn is None:
+                turn = self.pacer.next_turn()
+                if turn > self.clock.now():  # not this job's turn yet: come back for it, holding it
+                    result.deferred, result.turn_at = list(wanted[index:]), turn
+                    result.wait_s = max(1, math.ceil((turn - self.clock.now()).total_seconds()))
+                    break
+            held_turn = None  # spent on this slot
+            claimed = self._claim(current)
+            if claimed is None:
+                if self._unfunded(current):
                     result.gave_up += self.lifecycle.out_of_budget(current)
                 else:
                     result.skipped += 1
@@ -110,23 +128,24 @@ class DispatchService:
             self.finisher.finish_if_done(job_id)
         return result
 
+    def _claimable(self, slot: Prediction) -> bool:
+        """Planned, or claimed by a dispatch that died before recording a prediction (a stale claim)."""
+        if slot.status == SlotStatus.PLANNED:
+            return True
+        stale = slot.claimed_at is not None and slot.claimed_at < self._stale_before()
+        return slot.status == SlotStatus.CLAIMED and slot.prediction_id is None and stale
+
+    def _stale_before(self) -> datetime:
+        return self.clock.now() - timedelta(seconds=self.settings.claim_stale_s)
+
     def _claim(self, slot: Prediction) -> Prediction | None:
         seed = slot_seed(slot.job_id, slot.slot, slot.attempts)
         if slot.status == SlotStatus.PLANNED:
             return self.lifecycle.claim(slot, seed=seed)
-        if slot.status == SlotStatus.CLAIMED and slot.prediction_id is None:
-            stale_before = self.clock.now() - timedelta(seconds=self.settings.claim_stale_s)
-            return self.lifecycle.reclaim_stale(slot, stale_before, seed=seed)
-        return None
+        return self.lifecycle.reclaim_stale(slot, self._stale_before(), seed=seed)
 
     def _unfunded(self, slot: Prediction) -> bool:
         """Owed, with no prediction and none coming (planned, or a stale claim), and the budget is spent."""
-        stale_before = self.clock.now() - timedelta(seconds=self.settings.claim_stale_s)
-        waiting = slot.status == SlotStatus.PLANNED or (
-            slot.status == SlotStatus.CLAIMED and slot.claimed_at is not None and slot.claimed_at < stale_before
-        )
-        if not waiting or slot.prediction_id is not None:
-            return False
         job = self.store.get_job(slot.job_id)
         return isinstance(job, Job) and job.predictions_reserved >= job.prediction_budget
 
@@ -149,12 +168,13 @@ class DispatchService:
     def _defer(self, job_id: str, result: DispatchResult, attempt: int) -> None:
         """The same slots come back after the wait as a new message; this one is done."""
         self.lifecycle.defer_dispatch(job_id, self.clock.now() + timedelta(seconds=result.wait_s))
-        self.queue.send(
-            self.settings.dispatch_queue_url,
-            {"job_id": job_id, "slots": result.deferred, "attempt": attempt + 1},
-            delay_s=result.wait_s,
-        )
-        self.metrics.count("DispatchDeferred")
+        message: dict[str, object] = {"job_id": job_id, "slots": result.deferred, "attempt": attempt + 1}
+        if result.turn_at is not None:
+            message["turn_at"] = result.turn_at.isoformat()
+            self.metrics.count("CreatesPaced")
+        else:
+            self.metrics.count("DispatchDeferred")
+        self.queue.send(self.settings.dispatch_queue_url, message, delay_s=result.wait_s)
 
     def _cancel_unless_recorded(self, slot: Prediction, prediction_id: str) -> None:
         """A prediction its slot does not know (the job was deleted meanwhile, or the write failed) could never be

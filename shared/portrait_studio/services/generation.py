@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from portrait_studio.config import Settings
@@ -15,6 +16,7 @@ from portrait_studio.services.collect import CollectService
 from portrait_studio.services.dispatch import DispatchResult, DispatchService
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.pacing import CreatePacer
 from portrait_studio.services.reconcile import Reconciler
 
 
@@ -33,8 +35,9 @@ class GenerationService:
         s = self
         self.lifecycle = Lifecycle(s.store, s.clock)
         self.finisher = Finisher(s.settings, s.store, s.queue, s.clock, self.lifecycle, s.metrics)
+        pacer = CreatePacer(s.store, s.clock, s.settings.creates_per_minute)
         self.dispatcher = DispatchService(
-            s.settings, s.store, s.blobs, s.queue, s.generator, s.clock, self.lifecycle, self.finisher, s.metrics
+            s.settings, s.store, s.blobs, s.queue, s.generator, s.clock, self.lifecycle, self.finisher, pacer, s.metrics
         )
         self.collector = CollectService(
             s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, self.lifecycle, self.finisher, s.metrics
@@ -43,8 +46,10 @@ class GenerationService:
             s.settings, s.store, s.queue, s.generator, s.clock, self.lifecycle, self.collector, self.finisher, s.metrics
         )
 
-    def dispatch(self, job_id: str, slots: Sequence[str] | None = None, attempt: int = 0) -> DispatchResult:
-        return self.dispatcher.dispatch(job_id, slots, attempt)
+    def dispatch(
+        self, job_id: str, slots: Sequence[str] | None = None, attempt: int = 0, turn_at: datetime | None = None
+    ) -> DispatchResult:
+        return self.dispatcher.dispatch(job_id, slots, attempt, turn_at)
 
     def record_event(self, job_id: str, slot: str, claim_id: str | None, body: Mapping[str, Any]) -> str:
         return self.collector.record_event(job_id, slot, claim_id, body)
