@@ -1,10 +1,10 @@
 """A local stand-in for Replicate's HTTP API, running PhotoMaker predictions without any model.
 
 It speaks enough of `https://api.replicate.com/v1` for the official `replicate` client (create, get, list,
-cancel predictions; the default webhook secret), signs its webhooks like Replicate (Standard Webhooks),
-and can inject the faults a real run meets: 429s, failures, NSFW-dropped outputs, and late, duplicate,
-out-of-order or missing webhooks. Outputs are the reference photo, tinted and stamped
-"LOCAL PREVIEW - not AI output", so nobody can mistake them for generated headshots.
+cancel predictions; get a deployment and create its predictions; the default webhook secret), signs its
+webhooks like Replicate (Standard Webhooks), and can inject the faults a real run meets: 429s, failures,
+NSFW-dropped outputs, and late, duplicate, out-of-order or missing webhooks. Outputs are the reference photo,
+tinted and stamped "LOCAL PREVIEW - not AI output", so nobody can mistake them for generated headshots.
 
     python -m infra.local.replicate_emulator --port 8788
 """
@@ -43,9 +43,14 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from portrait_studio.config import PHOTOMAKER_VERSION
+
 log = logging.getLogger("replicate_emulator")
 
 MODEL: Final = "tencentarc/photomaker"
+# Any `owner/name` is a deployment (no list to keep in step with the config), serving PhotoMaker at the pinned
+# version on the hardware the README recommends.
+DEPLOYMENT_HARDWARE: Final = "gpu-a40-large"
 STYLE_NAMES: Final = (
     "(No style)",
     "Cinematic",
@@ -591,6 +596,7 @@ class ReplicateEmulator:
         self._faults: JSONDict = dict(_FAULT_DEFAULTS)
         self._rng = random.Random()
         self._renders: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._deployments: dict[str, JSONDict] = {}
         self._runner = _Runner(_WORKERS)
         self._server: ThreadingHTTPServer | None = None
         self._server_thread: threading.Thread | None = None
@@ -667,11 +673,14 @@ class ReplicateEmulator:
 
     def _route_table(self) -> list[tuple[str, re.Pattern[str], Handler, bool]]:
         pid = r"(?P<pid>[a-z0-9]+)"
+        deployment = r"(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)"
         routes: list[tuple[str, str, Handler, bool]] = [
             ("POST", r"/v1/predictions", self._create, True),
             ("GET", r"/v1/predictions", self._list, True),
             ("GET", rf"/v1/predictions/{pid}", self._get, True),
             ("POST", rf"/v1/predictions/{pid}/cancel", self._cancel, True),
+            ("POST", rf"/v1/deployments/{deployment}/predictions", self._create_on_deployment, True),
+            ("GET", rf"/v1/deployments/{deployment}", self._get_deployment, True),
             ("GET", r"/v1/webhooks/default/secret", self._secret, True),
             ("GET", rf"/files/{pid}/(?P<n>\d+)\.png", self._file, False),
             ("GET", r"/_emulator/faults", self._get_faults, False),
@@ -705,7 +714,7 @@ class ReplicateEmulator:
 
     # ----------------------------------------------------------------------- API handlers
 
-    def _create(self, request: _Request) -> _Reply:
+    def _create(self, request: _Request, deployment: str | None = None) -> _Reply:
         if self._take_rate_limit():
             return _THROTTLED
         try:
@@ -714,17 +723,26 @@ class ReplicateEmulator:
             return _json_reply(400, {"title": "Invalid JSON", "detail": str(exc), "status": 400})
         if not isinstance(payload, dict):
             return _json_reply(400, {"title": "Invalid JSON", "detail": "Expected a JSON object", "status": 400})
-        version = _version_id(payload.get("version"))
+        if deployment is None:
+            version = _version_id(payload.get("version"))
+        else:  # a deployment runs its current release's version; the request names none
+            version = str(self._deployment(deployment)["current_release"]["version"])
         if version is None:
             detail = "The specified version does not exist (or perhaps you don't have permission to use it?)"
             return _json_reply(422, {"title": "Invalid version or not permitted", "detail": detail, "status": 422})
         problems = validate_input(payload.get("input")) + _validate_webhook(payload)
         if problems:
             return _json_reply(422, _validation_error(problems))
-        record = self._new_prediction(version, payload)
+        record = self._new_prediction(version, payload, deployment)
         self._runner.call_later(self._step_delay_s, lambda: self._begin(record.id))
         self._prefer_wait(record, request.headers.get("Prefer"))
         return _json_reply(201, self._snapshot(record))
+
+    def _create_on_deployment(self, request: _Request) -> _Reply:
+        return self._create(request, f"{request.params['owner']}/{request.params['name']}")
+
+    def _get_deployment(self, request: _Request) -> _Reply:
+        return _json_reply(200, self._deployment(f"{request.params['owner']}/{request.params['name']}"))
 
     def _get(self, request: _Request) -> _Reply:
         record = self._find(request.params["pid"])
@@ -786,7 +804,23 @@ class ReplicateEmulator:
             self._faults["rate_limit_first"] -= 1
             return True
 
-    def _new_prediction(self, version: str, payload: JSONDict) -> _Prediction:
+    def _deployment(self, full_name: str) -> JSONDict:
+        """Deployment `owner/name` as Replicate's API shows it; its release 1 dates from when it was first named."""
+        owner, name = full_name.split("/")
+        with self._lock:
+            if full_name not in self._deployments:
+                release = {
+                    "number": 1,
+                    "model": MODEL,
+                    "version": PHOTOMAKER_VERSION,
+                    "created_at": _iso(self._clock()),
+                    "created_by": {"type": "organization", "username": owner, "name": owner, "github_url": None},
+                    "configuration": {"hardware": DEPLOYMENT_HARDWARE, "min_instances": 0, "max_instances": 1},
+                }
+                self._deployments[full_name] = {"owner": owner, "name": name, "current_release": release}
+            return copy.deepcopy(self._deployments[full_name])
+
+    def _new_prediction(self, version: str, payload: JSONDict, deployment: str | None = None) -> _Prediction:
         model_input: JSONDict = payload["input"]
         seed = model_input.get("seed")
         data: JSONDict = {
@@ -806,6 +840,8 @@ class ReplicateEmulator:
             "source": "api",
         }
         data["urls"] = self._urls(data["id"])
+        if deployment is not None:
+            data["deployment"] = deployment  # Replicate's name for the deployment that created a prediction
         for key in ("webhook", "webhook_events_filter"):
             if payload.get(key) is not None:
                 data[key] = payload[key]

@@ -260,6 +260,8 @@ class LocalStack:
             "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
             "PORTRAIT_WEB_ORIGIN": self.api_url,
             "PORTRAIT_PHOTOMAKER_VERSION": os.environ.get("PORTRAIT_PHOTOMAKER_VERSION", PHOTOMAKER_VERSION),
+            # Empty, as the template's default passes it: no deployment, the pinned version.
+            "PORTRAIT_REPLICATE_DEPLOYMENT": os.environ.get("PORTRAIT_REPLICATE_DEPLOYMENT", ""),
             "POWERTOOLS_SERVICE_NAME": "portrait-studio",
             "POWERTOOLS_METRICS_NAMESPACE": "PortraitStudio",
         }

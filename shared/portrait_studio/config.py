@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PHOTOMAKER_VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
 
 Seconds = Annotated[int, Field(ge=1)]
+# A Replicate deployment, `owner/name`, as its URL `/v1/deployments/{owner}/{name}` spells it.
+DeploymentName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
 class Settings(BaseSettings):
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
 
     replicate_api_url: HttpUrl = HttpUrl("https://api.replicate.com")
     photomaker_version: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] = PHOTOMAKER_VERSION
+    # A Replicate deployment (`owner/name`) of PhotoMaker: predictions go to its own warm instances and queue,
+    # and the deployment's release decides the version. None = the shared public model at `photomaker_version`.
+    replicate_deployment: DeploymentName | None = None
     # Public URL of POST /webhooks/replicate; predictions carry it (plus job and slot) as their webhook.
     webhook_url: str = "http://127.0.0.1:3000/webhooks/replicate"
     webhook_tolerance_s: Seconds = 300
@@ -107,6 +112,12 @@ class Settings(BaseSettings):
     num_steps: Annotated[int, Field(ge=1, le=100)] = 50
     style_strength_ratio: Annotated[float, Field(ge=15, le=50)] = 20
     guidance_scale: Annotated[float, Field(ge=1, le=10)] = 5
+
+    @field_validator("replicate_deployment", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # The template passes its parameter through even when left empty (no deployment).
+        return None if value == "" else value
 
     @field_validator("allowed_content_types", mode="before")
     @classmethod

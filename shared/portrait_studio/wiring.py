@@ -91,7 +91,11 @@ class Container:
         from portrait_studio.adapters.replicate_http import ReplicateHttpGenerator
 
         s = self.settings
-        return ReplicateHttpGenerator(str(s.replicate_api_url), lambda: self.secrets.get(s.replicate_token_param))
+        return ReplicateHttpGenerator(
+            str(s.replicate_api_url),
+            lambda: self.secrets.get(s.replicate_token_param),
+            deployment=s.replicate_deployment,
+        )
 
     @cached_property
     def downloader(self) -> Downloader:

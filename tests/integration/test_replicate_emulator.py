@@ -24,6 +24,8 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from infra.local.replicate_emulator import NSFW_ERROR, ReplicateEmulator
+from portrait_studio.adapters.replicate_http import ReplicateHttpGenerator
+from portrait_studio.errors import GeneratorRateLimited
 
 pytestmark = pytest.mark.integration
 
@@ -443,6 +445,91 @@ def test_unreachable_reference_still_gives_a_labelled_grey_preview(client: Clien
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.size == (1024, 1024)
         assert image.getpixel((512, 700)) != (128, 128, 128)  # tinted, not the bare canvas
+
+
+# --------------------------------------------------------------------------- deployments
+
+DEPLOYMENT = "portrait-studio/photomaker"
+
+
+def test_official_client_runs_a_prediction_on_a_deployment(
+    emulator: ReplicateEmulator, client: Client, receiver: Receiver, reference_url: str
+) -> None:
+    deployment = client.deployments.get(DEPLOYMENT)
+    assert (deployment.owner, deployment.name) == ("portrait-studio", "photomaker")
+    assert deployment.current_release is not None
+    assert deployment.current_release.model == "tencentarc/photomaker"
+    assert deployment.current_release.version == VERSION
+    assert deployment.current_release.configuration.hardware == "gpu-a40-large"
+    assert client.deployments.get(DEPLOYMENT).current_release == deployment.current_release  # one release, kept
+
+    created = deployment.predictions.create(
+        input=_input(reference_url, num_outputs=2), webhook=receiver.url("deployed"), webhook_events_filter=EVENTS
+    )
+    assert created.status == "starting"
+    assert created.version == VERSION  # the release's version: the request named none
+    done = _finished(client, created)
+    assert done.status == "succeeded"
+    assert len(done.output or []) == 2
+
+    deliveries = receiver.wait_for("deployed", 2)
+    assert _statuses(deliveries) == ["processing", "succeeded"]
+    for delivery in deliveries:
+        payload = _verify(client.webhooks.default.secret().key, delivery)
+        assert (payload["id"], payload["deployment"]) == (done.id, DEPLOYMENT)
+        assert _schema_errors(payload) == []
+    raw = httpx.get(done.urls["get"], headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert raw["deployment"] == DEPLOYMENT
+
+    # The namespace form, without getting the deployment first, takes the same endpoint.
+    other = client.deployments.predictions.create("acme/other-name", input=_input(reference_url))
+    assert [p["deployment"] for p in emulator.predictions()] == [DEPLOYMENT, "acme/other-name"]
+    assert _finished(client, other).status == "succeeded"
+
+
+def test_deployment_creates_check_auth_input_webhook_and_rate_limit_like_model_creates(
+    emulator: ReplicateEmulator, client: Client, reference_url: str
+) -> None:
+    url = f"{emulator.url}/v1/deployments/{DEPLOYMENT}/predictions"
+    assert httpx.post(url, json={"input": _input(reference_url)}).status_code == 401
+    assert httpx.get(f"{emulator.url}/v1/deployments/{DEPLOYMENT}").status_code == 401
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    bad_input = httpx.post(url, headers=headers, json={"input": _input(reference_url, prompt="a headshot")})
+    assert bad_input.status_code == 422
+    assert {f["field"] for f in bad_input.json()["invalid_fields"]} == {"input.prompt"}
+    bad_hook = httpx.post(url, headers=headers, json={"input": _input(reference_url), "webhook": "ftp://x/y"})
+    assert bad_hook.status_code == 422
+    assert {f["field"] for f in bad_hook.json()["invalid_fields"]} == {"webhook"}
+    assert httpx.get(f"{emulator.url}/v1/deployments/{DEPLOYMENT}/extra", headers=headers).status_code == 404
+    assert emulator.predictions() == []
+
+    emulator.set_faults({"rate_limit_first": 1})
+    with pytest.raises(ReplicateError) as raised:
+        client.deployments.predictions.create(DEPLOYMENT, input=_input(reference_url))
+    assert raised.value.status == 429
+    assert client.deployments.predictions.create(DEPLOYMENT, input=_input(reference_url)).status == "starting"
+
+
+def test_our_adapter_creates_through_the_configured_deployment(
+    emulator: ReplicateEmulator, receiver: Receiver, reference_url: str
+) -> None:
+    deployed = ReplicateHttpGenerator(emulator.url, lambda: TOKEN, deployment=DEPLOYMENT)
+    pinned = ReplicateHttpGenerator(emulator.url, lambda: TOKEN)
+    other_version = "0" * 64  # ignored on a deployment: its release decides
+    first = deployed.create(other_version, _input(reference_url), receiver.url("ours"), EVENTS)
+    second = pinned.create(VERSION, _input(reference_url), receiver.url("ours"), EVENTS)
+    by_id = {p["id"]: p for p in emulator.predictions()}
+    assert (by_id[first.id]["deployment"], by_id[first.id]["version"]) == (DEPLOYMENT, VERSION)
+    assert "deployment" not in by_id[second.id]
+    assert [d.payload["deployment"] for d in receiver.wait_for("ours", 4) if d.payload["id"] == first.id] == [
+        DEPLOYMENT,
+        DEPLOYMENT,
+    ]
+
+    emulator.set_faults({"rate_limit_first": 1})
+    with pytest.raises(GeneratorRateLimited) as raised:  # the same 429 handling as model-version creates
+        deployed.create(VERSION, _input(reference_url), receiver.url("ours"), EVENTS)
+    assert raised.value.retry_after_s == 1.0
 
 
 # --------------------------------------------------------------------------- errors Replicate would give

@@ -423,6 +423,7 @@ GLOBAL_ENV = {
     "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": ref("R2AccessKeyIdParam"),
     "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": ref("R2SecretAccessKeyParam"),
     "PORTRAIT_PHOTOMAKER_VERSION": ref("PhotomakerVersion"),
+    "PORTRAIT_REPLICATE_DEPLOYMENT": ref("ReplicateDeployment"),
     "PORTRAIT_WEB_ORIGIN": ref("WebOrigin"),
 }
 
@@ -455,6 +456,7 @@ def test_parameters() -> None:
     assert params["Environment"]["Default"] == "prod"
     assert params["PhotomakerVersion"]["Default"] == "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
     assert params["AlarmTopicArn"]["Default"] == ""
+    assert params["ReplicateDeployment"]["Default"] == ""  # the pinned version, no deployment
     for name in ("R2Endpoint", "R2Bucket", "WebOrigin"):
         assert name in params
     for name in SECRET_PARAMS:
@@ -462,6 +464,22 @@ def test_parameters() -> None:
         assert params[name]["Type"] == "String"
         assert params[name]["Default"].startswith("/")
         assert re.fullmatch(params[name]["AllowedPattern"], params[name]["Default"])
+
+
+@pytest.mark.parametrize(
+    "value", ["", "portrait-studio/photomaker", "Acme/photo_maker.v2", "acme", "acme/", "/photomaker", "a/b/c", "a b/c"]
+)
+def test_the_deployment_parameter_and_the_settings_accept_the_same_values(value: str) -> None:
+    """Empty means no deployment; whatever CloudFormation lets through must be a deployment Settings takes."""
+    template_accepts = re.fullmatch(template()["Parameters"]["ReplicateDeployment"]["AllowedPattern"], value)
+    try:
+        deployment = Settings(replicate_deployment=value).replicate_deployment
+    except ValueError:
+        settings_accept = False
+    else:
+        settings_accept = True
+        assert deployment == (value or None)
+    assert bool(template_accepts) == settings_accept
 
 
 TOKEN_PATTERNS = (

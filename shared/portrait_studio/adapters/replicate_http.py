@@ -31,10 +31,17 @@ def retry_after_seconds(headers: Mapping[str, str], detail: str, attempt: int = 
 
 
 class ReplicateHttpGenerator:
-    def __init__(self, base_url: str, token: Callable[[], str], timeout_s: float = 15.0) -> None:
+    """Predictions of the pinned version, or of a deployment (`owner/name`) when one is given.
+
+    A deployment's release names the version it runs, so `create` then ignores the version it is passed."""
+
+    def __init__(
+        self, base_url: str, token: Callable[[], str], timeout_s: float = 15.0, deployment: str | None = None
+    ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._timeout_s = timeout_s
+        self._deployment = deployment
         self._client: Any = None
 
     @property
@@ -64,8 +71,12 @@ class ReplicateHttpGenerator:
         return body
 
     def create(self, version: str, input: Mapping[str, Any], webhook: str, events: Sequence[str]) -> RemotePrediction:
-        body = {"version": version, "input": dict(input), "webhook": webhook, "webhook_events_filter": list(events)}
-        return RemotePrediction.from_api(self._request("POST", "/v1/predictions", json=body))
+        body: dict[str, Any] = {"input": dict(input), "webhook": webhook, "webhook_events_filter": list(events)}
+        if self._deployment is not None:
+            path = f"/v1/deployments/{self._deployment}/predictions"
+        else:
+            path, body["version"] = "/v1/predictions", version
+        return RemotePrediction.from_api(self._request("POST", path, json=body))
 
     def get(self, prediction_id: str) -> RemotePrediction:
         return RemotePrediction.from_api(self._request("GET", f"/v1/predictions/{prediction_id}"))
