@@ -364,6 +364,9 @@ class MemoryJobStore:
             self.lines[key] = turn + interval_s
             return datetime.fromtimestamp(max(turn, moment), UTC)
 
+    def line_free_at(self, key: str) -> datetime | None:
+        return datetime.fromtimestamp(self.lines[key], UTC) if key in self.lines else None
+
     def jobs_expiring_in_hour(self, hour: str) -> list[str]:
         return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and hour_key(j.expires_at) == hour]
 

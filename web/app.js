@@ -802,7 +802,7 @@
         if (state.phase === 'replace' || state.phase === 'pick') setPhase('watching');
         break;
       case 'generating':
-        status = `Making your headshots: ${view.images_done} of ${view.images_expected} done.`;
+        status = `Making your headshots: ${view.images_done} of ${view.images_expected} done.${readyIn(view)}`;
         if (state.phase !== 'watching') setPhase('watching');
         break;
       case 'ready':
@@ -841,6 +841,13 @@
     ui.jobMessage.classList.toggle('notice-error', fellShort);
     show(ui.resultsActions, DELIVERED.has(view.status));
     show(ui.jobSection, true);
+  }
+
+  // The server's estimate (measured prediction times, place in the create line), in whole minutes.
+  function readyIn(view) {
+    if (!view.estimated_ready_at) return '';
+    const minutes = Math.ceil((Date.parse(view.estimated_ready_at) - Date.now()) / 60000);
+    return minutes <= 1 ? ' Ready in about a minute.' : ` Ready in about ${minutes} minutes.`;
   }
 
   function renderProgress(view) {

@@ -85,6 +85,8 @@ class JobView(BaseModel):
     images_expected: int
     message: str | None = None
     failure_reason: str | None = None
+    # While generating: when the headshots should be ready, from measured prediction times and the create line.
+    estimated_ready_at: UtcDatetime | None = None
 
 
 class SubmitResponse(BaseModel):

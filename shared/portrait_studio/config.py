@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     reconcile_every_s: Seconds = 60
     # A prediction with no word this long is fetched (a webhook normally comes within seconds of a change).
     reconcile_grace_s: Seconds = 120
+    # What one prediction takes until this job has measured its own (Replicate's published PhotoMaker figure).
+    expected_predict_s: Annotated[float, Field(gt=0)] = 73.0
     # Prediction creates a minute across all jobs (Replicate allows 600 per account): one paced line, fair turns.
     creates_per_minute: Annotated[int, Field(ge=1, le=600)] = 500
     # Replicate 5xx or unreachable: the dispatch comes back after this, doubling per attempt (≤ 15 min).

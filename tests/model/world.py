@@ -323,6 +323,7 @@ class World:
                 raise InjectedFault("the invocation died after the handler ran")
             return response
 
+        module.processor.exceptions.clear()  # the processor is module-global: no stale errors from earlier runs
         with self._installed():
             result = self.sqs.deliver(queue_url, invocation, batch_size=10, context=LambdaContext())
         self._check_errors(result.raised, [e[1] for e in module.processor.exceptions] if result.invoked else [])

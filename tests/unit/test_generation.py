@@ -215,3 +215,18 @@ def test_a_ready_job_reports_its_predict_time_and_estimated_cost(world: World) -
     assert world.metrics.counts["EstimatedCostUSD"] == pytest.approx(
         round(28.0 * world.settings.price_per_second_usd, 4)
     )
+
+
+def test_a_generating_job_shows_when_it_should_be_ready(world: World) -> None:
+    job_id, token = create_job(world)
+    generating_job(world, job_id=job_id)
+    before = world.jobs.view(job_id, token).estimated_ready_at
+    run = timedelta(seconds=world.settings.expected_predict_s)
+    assert before is not None and before >= world.clock.now() + run  # nothing measured yet: the published figure
+    world.generation.dispatch(job_id)
+    world.clock.advance(seconds=30)
+    during = world.jobs.view(job_id, token).estimated_ready_at
+    assert during is not None and world.clock.now() < during <= before + timedelta(seconds=30)
+    finish_all(world, job_id)
+    run_queues(world)
+    assert world.jobs.view(job_id, token).estimated_ready_at is None  # ready: nothing to estimate

@@ -477,6 +477,10 @@ class DynamoJobStore:
             return datetime.fromtimestamp(max(turn, moment), UTC)
         raise RuntimeError(f"no turn in line {key} after {MAX_TURN_ATTEMPTS} attempts")
 
+    def line_free_at(self, key: str) -> datetime | None:
+        item = self.table.get_item(Key={"pk": f"LINE#{key}", "sk": "GCRA"}).get("Item") or {}
+        return datetime.fromtimestamp(float(item["next_free"]), UTC) if "next_free" in item else None
+
     # --- retention ---------------------------------------------------------------------------------
     def jobs_expiring_in_hour(self, hour: str) -> list[str]:
         return self._query_index("by_expiry_hour", "expiry_hour", hour)

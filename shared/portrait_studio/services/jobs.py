@@ -34,7 +34,9 @@ from portrait_studio.errors import (
 )
 from portrait_studio.models import STYLES, FileStatus, Job, JobStatus, Prediction, UploadFile
 from portrait_studio.ports import BlobStore, Clock, JobStore, Queue
+from portrait_studio.services.estimate import estimated_ready_at
 from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.pacing import CreatePacer
 from portrait_studio.services.plan import expected_per_style
 
 CONTENT_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/x-png": "image/png"}
@@ -227,7 +229,14 @@ class JobsService:
             images_expected=sum(expected.values()),
             message=_status_message(job, files, in_flight, self.settings),
             failure_reason=job.failure_reason,
+            estimated_ready_at=self._estimate(job, slots, now),
         )
+
+    def _estimate(self, job: Job, slots: Sequence[Prediction], now: datetime) -> datetime | None:
+        if job.status != JobStatus.GENERATING:
+            return None
+        pacer = CreatePacer(self.store, self.clock, self.settings.creates_per_minute)
+        return estimated_ready_at(slots, now, pacer.free_at(), pacer.interval_s, self.settings)
 
     def _get_url_ttl(self, job: Job, now: datetime) -> int:
         """Result links live ≤ 1 h and never beyond the job's expiry."""
