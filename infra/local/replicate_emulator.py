@@ -5,6 +5,8 @@ cancel predictions; get a deployment and create its predictions; the default web
 webhooks like Replicate (Standard Webhooks), and can inject the faults a real run meets: 429s, failures,
 NSFW-dropped outputs, and late, duplicate, out-of-order or missing webhooks. Outputs are the reference photo,
 tinted and stamped "LOCAL PREVIEW - not AI output", so nobody can mistake them for generated headshots.
+On request it also models capacity (instances, cold boots, queueing, run times) in emulated time; see
+`_CapacityModel` and `_EmulatedClock`.
 
     python -m infra.local.replicate_emulator --port 8788
 """
@@ -33,7 +35,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -330,6 +332,259 @@ def _draw_plan(rng: random.Random, faults: JSONDict, num_outputs: int, nsfw_filt
     )
 
 
+# --------------------------------------------------------------------------- capacity model
+#
+# Off by default: predictions then run on the fixed step delay, as fast as ever. `PUT /_emulator/capacity` turns on
+# a model of the instances Replicate runs a model on, so a prediction waits in `starting` for a free instance (which
+# may first cold-boot) and runs for as long as PhotoMaker would, in emulated time `time_scale` times faster than real.
+
+_CAPACITY_DEFAULTS: Final[dict[str, Any]] = {
+    "instances_min": 0,
+    "instances_max": None,  # no limit
+    "cold_boot_s": 0.0,
+    "seconds_per_output": 0.0,  # per 50 steps
+    "scale_up_s": 0.0,
+    "time_scale": 1.0,
+}
+# Replicate publishes no idle timeout; a minute keeps an instance for the next prediction of a burst without
+# keeping it for the next burst.
+IDLE_SHUTDOWN_S: Final = 60.0
+_DEFAULT_NUM_STEPS: Final = 20  # PhotoMaker's own default, when the input names none
+_STEPS_PER_RATE: Final = 50  # seconds_per_output is per this many steps
+_MAX_INSTANCES: Final = 1000
+_MAX_CAPACITY_S: Final = 86_400.0
+_MAX_TIME_SCALE: Final = 100_000.0
+# The longest real wait between two looks at the model: a moved injected clock (the local stack's `/_local/clock`)
+# plays out the model's events that fell due within this, not when their real-time wait would have ended.
+_CAPACITY_TICK_S: Final = 0.1
+
+
+def validate_capacity(changes: Any, current: JSONDict) -> JSONDict:
+    """The capacity profile `current` with the (partial) `changes` applied; raises ValueError naming what is wrong."""
+    if not isinstance(changes, dict):
+        raise ValueError("the capacity profile must be a JSON object")
+    profile = dict(current)
+    for key, value in changes.items():
+        if key not in _CAPACITY_DEFAULTS:
+            raise ValueError(f"unknown capacity setting {key!r}; known: {', '.join(_CAPACITY_DEFAULTS)}")
+        profile[key] = _validate_capacity_value(key, value)
+    if profile["instances_max"] is not None and profile["instances_min"] > profile["instances_max"]:
+        raise ValueError("instances_min must not be more than instances_max")
+    return profile
+
+
+def _validate_capacity_value(key: str, value: Any) -> Any:
+    if key == "instances_min":
+        if not _is_number(value, integer=True) or not 0 <= value <= _MAX_INSTANCES:
+            raise ValueError(f"instances_min must be a whole number from 0 to {_MAX_INSTANCES}")
+        return int(value)
+    if key == "instances_max":
+        if value is not None and (not _is_number(value, integer=True) or not 1 <= value <= _MAX_INSTANCES):
+            raise ValueError(f"instances_max must be a whole number from 1 to {_MAX_INSTANCES}, or null for no limit")
+        return None if value is None else int(value)
+    if key == "time_scale":
+        if not _is_number(value, integer=False) or not 0 < value <= _MAX_TIME_SCALE:
+            raise ValueError(f"time_scale must be a number above 0, at most {_MAX_TIME_SCALE:g}")
+        return float(value)
+    if not _is_number(value, integer=False) or not 0 <= value <= _MAX_CAPACITY_S:
+        raise ValueError(f"{key} must be a number of seconds from 0 to {_MAX_CAPACITY_S:g}")
+    return float(value)
+
+
+class _EmulatedClock:
+    """The emulator's clock: the injected clock plus a lead that grows by `scale - 1` seconds every real second.
+
+    At scale 1 (no capacity model) it reads exactly as the injected clock. At scale 60 it gains a minute every real
+    second, so a 73-second run takes 1.2 real seconds and its timestamps still span 73 seconds; created_at,
+    started_at and completed_at all come from this one clock, so they stay in order with each other. A moved
+    injected clock moves it too. The lead is kept when the scale changes or returns to 1, so time never runs
+    backwards; webhook-timestamp headers use the injected clock instead, since receivers check them against theirs.
+    """
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._scale = 1.0
+        self._lead_s = 0.0
+        self._since = time.monotonic()
+
+    @property
+    def scale(self) -> float:
+        with self._lock:
+            return self._scale
+
+    def now(self) -> datetime:
+        with self._lock:
+            lead_s = self._lead_s + (self._scale - 1) * (time.monotonic() - self._since)
+        return self._clock() + timedelta(seconds=lead_s)
+
+    def set_scale(self, scale: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._lead_s += (self._scale - 1) * (now - self._since)
+            self._since, self._scale = now, scale
+
+
+@dataclass
+class _Instance:
+    """One instance of the model; `at` is when its boot ends (booting), when it became idle, or when its run ends."""
+
+    state: str  # "booting", "idle" or "busy"
+    at: datetime
+    prediction: str | None = None
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    prediction: str
+    work: float  # num_outputs × num_steps / 50: the run takes this many times seconds_per_output
+
+
+@dataclass(frozen=True)
+class _RunEvent:
+    kind: str  # "start" or "end" of a prediction's run
+    prediction: str
+    at: datetime
+
+
+class _CapacityModel:
+    """Replicate's instances of one model, as a discrete-event simulation in emulated time.
+
+    Bookkeeping only, without threads or a clock: each call names the instant it happens at, and the model first
+    plays out its own events up to then, each at its exact instant, so timestamps do not depend on when a thread
+    got to run. Its events:
+    - a prediction waits (FIFO) until an instance is idle, then runs for seconds_per_output × num_outputs ×
+      num_steps / 50; `instances_min` instances are always up and warm, so they never boot;
+    - when more predictions wait than instances are booting, for `scale_up_s` without a break, that many more
+      instances start booting (up to `instances_max`) and are ready `cold_boot_s` later;
+    - an instance above `instances_min` that has been idle for IDLE_SHUTDOWN_S shuts down.
+    Calls answer the runs that started or ended, for the emulator to show on the predictions.
+    """
+
+    def __init__(self) -> None:
+        self.profile: JSONDict = dict(_CAPACITY_DEFAULTS)
+        self._instances: list[_Instance] = []
+        self._queue: list[_Waiting] = []
+        self._now = datetime.min.replace(tzinfo=UTC)
+        self._unmet_since: datetime | None = None  # since when more have waited than instances are booting
+
+    @property
+    def active(self) -> bool:
+        """Whether new predictions go through the model (any setting changed from its default)."""
+        return self.profile != _CAPACITY_DEFAULTS
+
+    def advance(self, now: datetime) -> list[_RunEvent]:
+        return self._play(now)
+
+    def admit(self, prediction: str, work: float, now: datetime) -> list[_RunEvent]:
+        events = self._play(now)
+        self._queue.append(_Waiting(prediction, work))
+        self._settle(events)
+        return events
+
+    def cancel(self, prediction: str, now: datetime) -> list[_RunEvent]:
+        events = self._play(now)
+        self._queue = [w for w in self._queue if w.prediction != prediction]
+        for instance in self._instances:
+            if instance.prediction == prediction:
+                self._free(instance)
+        self._settle(events)
+        return events
+
+    def configure(self, profile: JSONDict, now: datetime) -> list[_RunEvent]:
+        """Apply a checked profile; a raised minimum comes up warm, as a deployment's always-on instances are."""
+        events = self._play(now)
+        self.profile = profile
+        missing = profile["instances_min"] - len(self._instances)
+        self._instances += [_Instance("idle", self._now) for _ in range(missing)]
+        for instance in [i for i in self._instances if i.state == "idle"]:
+            self._retire_if_over_max(instance)
+        self._settle(events)
+        return events
+
+    def reset(self, now: datetime) -> list[_RunEvent]:
+        """Back to the defaults (off). What the model holds ends at once, so nothing lingers at real speed."""
+        events = self._play(now)
+        for instance in self._instances:
+            if instance.prediction is not None:
+                events.append(_RunEvent("end", instance.prediction, self._now))
+        for waiting in self._queue:
+            events += [_RunEvent(kind, waiting.prediction, self._now) for kind in ("start", "end")]
+        self.profile = dict(_CAPACITY_DEFAULTS)
+        self._instances, self._queue, self._unmet_since = [], [], None
+        return events
+
+    def next_due(self) -> datetime | None:
+        dues = [i.at for i in self._instances if i.state != "idle"]
+        if self._unmet_since is not None and self._room() > 0:
+            dues.append(self._unmet_since + timedelta(seconds=self.profile["scale_up_s"]))
+        idle = [i.at for i in self._instances if i.state == "idle"]
+        if idle and len(self._instances) > self.profile["instances_min"]:
+            dues.append(min(idle) + timedelta(seconds=IDLE_SHUTDOWN_S))
+        return min(dues, default=None)
+
+    def view(self) -> JSONDict:
+        counts = dict.fromkeys(("booting", "idle", "busy"), 0)
+        for instance in self._instances:
+            counts[instance.state] += 1
+        return {"instances": counts, "queue_length": len(self._queue)}
+
+    def _play(self, until: datetime) -> list[_RunEvent]:
+        events: list[_RunEvent] = []
+        while (due := self.next_due()) is not None and due <= until:
+            # A due already past (a setting lowered after the fact) happens now: the model's time never goes back.
+            self._now = max(self._now, due)
+            self._fire(events)
+        self._now = max(self._now, until)
+        return events
+
+    def _fire(self, events: list[_RunEvent]) -> None:
+        for instance in list(self._instances):
+            if instance.at > self._now or instance.state == "idle":
+                continue
+            if instance.prediction is not None:
+                events.append(_RunEvent("end", instance.prediction, instance.at))
+            self._free(instance)
+        scale_up = timedelta(seconds=self.profile["scale_up_s"])
+        if self._unmet_since is not None and self._unmet_since + scale_up <= self._now:
+            ready = self._now + timedelta(seconds=self.profile["cold_boot_s"])
+            self._instances += [_Instance("booting", ready) for _ in range(min(self._unmet(), self._room()))]
+        idle_limit = self._now - timedelta(seconds=IDLE_SHUTDOWN_S)
+        for instance in sorted((i for i in self._instances if i.state == "idle"), key=lambda i: i.at):
+            if instance.at <= idle_limit and len(self._instances) > self.profile["instances_min"]:
+                self._instances.remove(instance)
+        self._settle(events)
+
+    def _free(self, instance: _Instance) -> None:
+        instance.state, instance.at, instance.prediction = "idle", self._now, None
+        self._retire_if_over_max(instance)
+
+    def _retire_if_over_max(self, instance: _Instance) -> None:
+        ceiling = self.profile["instances_max"]
+        if ceiling is not None and len(self._instances) > ceiling:
+            self._instances.remove(instance)
+
+    def _settle(self, events: list[_RunEvent]) -> None:
+        """Give idle instances to waiting predictions, then note whether demand is left unmet, and since when."""
+        idle = sorted((i for i in self._instances if i.state == "idle"), key=lambda i: i.at)
+        for instance in idle[: len(self._queue)]:
+            waiting = self._queue.pop(0)
+            run = timedelta(seconds=self.profile["seconds_per_output"] * waiting.work)
+            instance.state, instance.at, instance.prediction = "busy", self._now + run, waiting.prediction
+            events.append(_RunEvent("start", waiting.prediction, self._now))
+        if self._unmet() <= 0:
+            self._unmet_since = None
+        elif self._unmet_since is None:
+            self._unmet_since = self._now
+
+    def _unmet(self) -> int:
+        return len(self._queue) - sum(1 for i in self._instances if i.state in ("booting", "idle"))
+
+    def _room(self) -> int:
+        ceiling = self.profile["instances_max"]
+        return len(self._queue) if ceiling is None else ceiling - len(self._instances)
+
+
 # --------------------------------------------------------------------------- preview images
 
 
@@ -509,6 +764,17 @@ class _Webhook:
 
 
 @dataclass
+class _Scheduled:
+    """A prediction's run as the capacity model placed it, in emulated time."""
+
+    started: datetime | None = None
+    ended: datetime | None = None
+    # Whether its create response is out (set by `_begin`, one step delay after the create). Until then its start
+    # waits, even on an idle instance: Replicate always answers a create with `starting`.
+    shown: bool = False
+
+
+@dataclass
 class _Prediction:
     data: JSONDict
     plan: _FaultPlan
@@ -519,6 +785,7 @@ class _Prediction:
     held_start: _Webhook | None = None  # the `start` webhook held back when webhooks are reordered
     outbox: deque[_Webhook] = field(default_factory=deque)
     sending: bool = False
+    capacity: _Scheduled | None = None  # set when the capacity model, not the step delay, decides its run
 
     @property
     def id(self) -> str:
@@ -590,6 +857,9 @@ class ReplicateEmulator:
         self.webhook_secret = webhook_secret or new_webhook_secret()
         self._step_delay_s = step_delay_s
         self._clock = clock or _utc_now
+        self._emulated = _EmulatedClock(self._clock)
+        self._capacity = _CapacityModel()
+        self._capacity_tick_at: float | None = None  # time.monotonic() of the pending look at the model
         self.url = ""
         self._lock = threading.Lock()
         self._records: dict[str, _Prediction] = {}
@@ -669,6 +939,26 @@ class ReplicateEmulator:
         with self._lock:
             return dict(self._faults)
 
+    def capacity(self) -> JSONDict:
+        """The capacity profile, the instances booting, idle and busy, the queue's length and the emulated time."""
+        with self._lock:
+            self._publish_locked(self._capacity.advance(self._now()))
+            return self._capacity_view_locked()
+
+    def set_capacity(self, profile: dict[str, Any]) -> JSONDict:
+        """Replace the given keys of the capacity profile (ValueError if any is invalid); returns `capacity()`."""
+        with self._lock:
+            changed = validate_capacity(profile, self._capacity.profile)
+            self._publish_locked(self._capacity.configure(changed, self._now()))
+            self._emulated.set_scale(changed["time_scale"])
+            return self._capacity_view_locked()
+
+    def reset_capacity(self) -> JSONDict:
+        with self._lock:
+            self._publish_locked(self._capacity.reset(self._now()))
+            self._emulated.set_scale(1.0)
+            return self._capacity_view_locked()
+
     # ----------------------------------------------------------------------- HTTP routing
 
     def _route_table(self) -> list[tuple[str, re.Pattern[str], Handler, bool]]:
@@ -686,6 +976,9 @@ class ReplicateEmulator:
             ("GET", r"/_emulator/faults", self._get_faults, False),
             ("PUT", r"/_emulator/faults", self._put_faults, False),
             ("DELETE", r"/_emulator/faults", self._delete_faults, False),
+            ("GET", r"/_emulator/capacity", self._get_capacity, False),
+            ("PUT", r"/_emulator/capacity", self._put_capacity, False),
+            ("DELETE", r"/_emulator/capacity", self._delete_capacity, False),
         ]
         return [(method, re.compile(rf"{path}/?"), handler, auth) for method, path, handler, auth in routes]
 
@@ -795,6 +1088,19 @@ class ReplicateEmulator:
     def _delete_faults(self, _request: _Request) -> _Reply:
         return _json_reply(200, self.reset_faults())
 
+    def _get_capacity(self, _request: _Request) -> _Reply:
+        return _json_reply(200, self.capacity())
+
+    def _put_capacity(self, request: _Request) -> _Reply:
+        try:
+            view = self.set_capacity(json.loads(request.body or b"{}"))
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            return _json_reply(400, {"title": "Invalid capacity profile", "detail": str(exc), "status": 400})
+        return _json_reply(200, view)
+
+    def _delete_capacity(self, _request: _Request) -> _Reply:
+        return _json_reply(200, self.reset_capacity())
+
     # ----------------------------------------------------------------------- prediction state
 
     def _take_rate_limit(self) -> bool:
@@ -833,7 +1139,7 @@ class ReplicateEmulator:
             "data_removed": False,
             "error": None,
             "status": "starting",
-            "created_at": _iso(self._clock()),
+            "created_at": _iso(self._now()),
             "started_at": None,
             "completed_at": None,
             "metrics": {},
@@ -851,6 +1157,8 @@ class ReplicateEmulator:
             plan = _draw_plan(self._rng, self._faults, num_outputs, nsfw_filter)
             record = _Prediction(data, plan, int(seed) if seed is not None else self._rng.randrange(2**32))
             self._records[record.id] = record
+            if self._capacity.active:
+                self._admit_locked(record)
         return record
 
     def _urls(self, prediction_id: str) -> dict[str, str]:
@@ -889,15 +1197,22 @@ class ReplicateEmulator:
         with self._lock:
             if record.status != "starting":
                 return
-            record.data["status"] = "processing"
-            record.data["started_at"] = _iso(self._clock())
-            record.data["logs"] += f"Using seed: {record.seed}\nLOCAL PREVIEW: no model runs in the emulator.\n"
-            record.started = time.monotonic()
-            hook = self._webhook_locked(record, "start")
-            if hook is not None and record.plan.reorder:
-                record.held_start, hook = hook, None
-        self._send(record, [hook] if hook else [])
+            if record.capacity is not None:  # the model decides when it runs; its create response is out now
+                record.capacity.shown = True
+                self._show_locked(record)
+                return
+            self._start_locked(record, self._now())
         self._runner.call_later(self._step_delay_s, lambda: self._finish(prediction_id))
+
+    def _start_locked(self, record: _Prediction, started_at: datetime) -> None:
+        record.data["status"] = "processing"
+        record.data["started_at"] = _iso(started_at)
+        record.data["logs"] += f"Using seed: {record.seed}\nLOCAL PREVIEW: no model runs in the emulator.\n"
+        record.started = time.monotonic()
+        hook = self._webhook_locked(record, "start")
+        if hook is not None and record.plan.reorder:
+            record.held_start, hook = hook, None
+        self._send(record, [hook] if hook else [])
 
     def _finish(self, prediction_id: str) -> None:
         record = self._find(prediction_id)
@@ -918,8 +1233,17 @@ class ReplicateEmulator:
         if output:
             data["output"] = output  # Replicate's `output` event shows the output while still processing
             hooks.append(self._webhook_locked(record, "output"))
-        data.update(status=status, output=output, error=error, completed_at=_iso(self._clock()))
-        if record.started is not None:
+        completed_at = self._now()
+        scheduled = record.capacity
+        if scheduled is not None and scheduled.ended is None:  # canceled before its run ended: its place frees now
+            self._publish_locked(self._capacity.cancel(record.id, completed_at))
+        if scheduled is not None and scheduled.ended is not None:
+            completed_at = scheduled.ended
+        data.update(status=status, output=output, error=error, completed_at=_iso(completed_at))
+        if scheduled is not None and scheduled.started is not None and record.started is not None:
+            # Replicate's predict_time is the run alone, in the model's (emulated) seconds: no queueing, no boot.
+            data["metrics"] = {"predict_time": round((completed_at - scheduled.started).total_seconds(), 6)}
+        elif record.started is not None:
             data["metrics"] = {"predict_time": round(time.monotonic() - record.started, 6)}
         record.done.set()
         if not record.plan.skip_completed:
@@ -927,6 +1251,66 @@ class ReplicateEmulator:
         hooks.append(record.held_start)
         record.held_start = None
         return [hook for hook in hooks if hook is not None]
+
+    # ----------------------------------------------------------------------- capacity
+
+    def _now(self) -> datetime:
+        """Emulated time: the injected clock, run `time_scale` times faster while the capacity model says so."""
+        return self._emulated.now()
+
+    def _capacity_view_locked(self) -> JSONDict:
+        return {**self._capacity.profile, **self._capacity.view(), "now": _iso(self._now())}
+
+    def _admit_locked(self, record: _Prediction) -> None:
+        model_input = record.data["input"]
+        steps = int(model_input.get("num_steps", _DEFAULT_NUM_STEPS))
+        work = int(model_input.get("num_outputs", 1)) * steps / _STEPS_PER_RATE
+        record.capacity = _Scheduled()
+        created_at = datetime.fromisoformat(record.data["created_at"])
+        events = self._capacity.admit(record.id, work, created_at)
+        self._publish_locked(events + self._capacity.advance(self._now()))
+
+    def _publish_locked(self, events: list[_RunEvent]) -> None:
+        for event in events:
+            record = self._records.get(event.prediction)
+            if record is None or record.capacity is None:
+                continue
+            if event.kind == "start":
+                record.capacity.started = event.at
+            else:
+                record.capacity.ended = event.at
+            self._show_locked(record)
+        self._schedule_capacity_tick_locked()
+
+    def _show_locked(self, record: _Prediction) -> None:
+        """Show on the prediction what the model decided, once its create response is out."""
+        scheduled = record.capacity
+        if scheduled is None or not scheduled.shown:
+            return
+        if record.status == "starting" and scheduled.started is not None:
+            self._start_locked(record, scheduled.started)
+        if record.status == "processing" and scheduled.ended is not None:
+            prediction_id = record.id
+            self._runner.submit(lambda: self._finish(prediction_id))
+
+    def _schedule_capacity_tick_locked(self) -> None:
+        due = self._capacity.next_due()
+        if due is None:
+            return
+        wait_s = (due - self._now()).total_seconds() / self._emulated.scale
+        wait_s = min(max(wait_s, 0.0), _CAPACITY_TICK_S)
+        tick_at = time.monotonic() + wait_s
+        if self._capacity_tick_at is not None and self._capacity_tick_at <= tick_at:
+            return  # an earlier look is on its way, and it schedules the next
+        self._capacity_tick_at = tick_at
+        self._runner.call_later(wait_s, lambda: self._capacity_tick(tick_at))
+
+    def _capacity_tick(self, tick_at: float) -> None:
+        with self._lock:
+            if self._capacity_tick_at != tick_at:  # superseded by an earlier look, which keeps the model going
+                return
+            self._capacity_tick_at = None
+            self._publish_locked(self._capacity.advance(self._now()))
 
     # ----------------------------------------------------------------------- the "model"
 
