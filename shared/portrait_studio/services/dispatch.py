@@ -1,8 +1,9 @@
 """Dispatch: create the PhotoMaker predictions of a job's planned slots, at most one per slot.
 
-Throttling is not poison: a 429, a 5xx or an unreachable Replicate puts the slots back to `planned` and
-sends a new, delayed dispatch message (its attempt counted in the body); the message at hand succeeds,
-so waiting never spends the queue's dead-letter budget.
+Every create first takes a turn in the global create line (pacing.py). Waiting is never poison: no turn yet,
+a 429, a 5xx or an unreachable Replicate sends a new, delayed dispatch message for the remaining slots (a
+throttled attempt counted in its body); the message at hand succeeds, so waiting never spends the queue's
+dead-letter budget. A 429 puts its slot back to `planned`; a 5xx keeps the claim (the prediction may exist).
 """
 
 from __future__ import annotations
@@ -93,40 +94,47 @@ class DispatchService:
                 else:
                     result.skipped += 1
                 continue
-            try:
-                prediction_id = self._create(job, claimed, reference_urls)
-            except GeneratorRejectedInput as rejected:
-                self.lifecycle.give_up(claimed, rejected.message)
-                self.metrics.count("PredictionsRejected")
-                result.gave_up += 1
-                continue
-            except GeneratorRateLimited as exc:
-                self.lifecycle.release(claimed)  # a 429 created nothing: the slot and its reservation go back
+            if not self._create_one(job, claimed, reference_urls, result, attempt):
                 result.deferred = list(wanted[index:])
-                result.wait_s = self._wait_s(exc, attempt)
                 break
-            except GeneratorUnavailable as exc:
-                # A 5xx or a lost response may still have created the prediction: the claim stays, so its first
-                # webhook is adopted; if none comes, the deferred dispatch takes the stale claim over.
-                result.deferred = list(wanted[index:])
-                result.wait_s = max(self._wait_s(exc, attempt), self.settings.claim_stale_s + 1)
-                break
-            recorded = False
-            try:
-                recorded = self.lifecycle.record_created(claimed, prediction_id)
-            finally:
-                if not recorded:
-                    self._cancel_unless_recorded(claimed, prediction_id)
-            if not recorded:
-                result.skipped += 1
-                continue
-            self.metrics.count("PredictionsCreated")
-            result.created += 1
         if result.deferred:
             self._defer(job_id, result, attempt)
         if result.gave_up:
             self.finisher.finish_if_done(job_id)
         return result
+
+    def _create_one(
+        self, job: Job, claimed: Prediction, reference_urls: list[str], result: DispatchResult, attempt: int
+    ) -> bool:
+        """Create the claimed slot's prediction and record it. False: Replicate asks us to wait (`wait_s` set)."""
+        try:
+            prediction_id = self._create(job, claimed, reference_urls)
+        except GeneratorRejectedInput as rejected:
+            self.lifecycle.give_up(claimed, rejected.message)
+            self.metrics.count("PredictionsRejected")
+            result.gave_up += 1
+            return True
+        except GeneratorRateLimited as exc:
+            self.lifecycle.release(claimed)  # a 429 created nothing: the slot and its reservation go back
+            result.wait_s = self._wait_s(exc, attempt)
+            return False
+        except GeneratorUnavailable as exc:
+            # A 5xx or a lost response may still have created the prediction: the claim stays, so its first
+            # webhook is adopted; if none comes, the deferred dispatch takes the stale claim over.
+            result.wait_s = max(self._wait_s(exc, attempt), self.settings.claim_stale_s + 1)
+            return False
+        recorded = False
+        try:
+            recorded = self.lifecycle.record_created(claimed, prediction_id)
+        finally:
+            if not recorded:
+                self._cancel_unless_recorded(claimed, prediction_id)
+        if recorded:
+            self.metrics.count("PredictionsCreated")
+            result.created += 1
+        else:
+            result.skipped += 1
+        return True
 
     def _claimable(self, slot: Prediction) -> bool:
         """Planned, or claimed by a dispatch that died before recording a prediction (a stale claim)."""
@@ -145,7 +153,7 @@ class DispatchService:
         return self.lifecycle.reclaim_stale(slot, self._stale_before(), seed=seed)
 
     def _unfunded(self, slot: Prediction) -> bool:
-        """Owed, with no prediction and none coming (planned, or a stale claim), and the budget is spent."""
+        """A claimable slot whose claim failed because the job's prediction budget is spent: it never will be."""
         job = self.store.get_job(slot.job_id)
         return isinstance(job, Job) and job.predictions_reserved >= job.prediction_budget
 
@@ -168,11 +176,12 @@ class DispatchService:
     def _defer(self, job_id: str, result: DispatchResult, attempt: int) -> None:
         """The same slots come back after the wait as a new message; this one is done."""
         self.lifecycle.defer_dispatch(job_id, self.clock.now() + timedelta(seconds=result.wait_s))
-        message: dict[str, object] = {"job_id": job_id, "slots": result.deferred, "attempt": attempt + 1}
-        if result.turn_at is not None:
+        message: dict[str, object] = {"job_id": job_id, "slots": result.deferred, "attempt": attempt}
+        if result.turn_at is not None:  # waiting for a turn is not a throttled attempt
             message["turn_at"] = result.turn_at.isoformat()
             self.metrics.count("CreatesPaced")
         else:
+            message["attempt"] = attempt + 1
             self.metrics.count("DispatchDeferred")
         self.queue.send(self.settings.dispatch_queue_url, message, delay_s=result.wait_s)
 
