@@ -229,22 +229,19 @@ class TightBudgetModel(LifecycleModel):
     world_settings = LifecycleModel.world_settings.model_copy(update={"creates_per_minute": 6})
 
 
-TightBudgetModel.TestCase.settings = settings(
-    max_examples=max(50, EXAMPLES // 5),
-    stateful_step_count=50,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    phases=[p for p in Phase if p != Phase.shrink or not os.environ.get("LIFECYCLE_NO_SHRINK")],
-)
-TestTightBudgetModel = TightBudgetModel.TestCase
+def run_settings(examples: int) -> settings:
+    """Seeded and derandomized (`make test` runs the same examples every time); LIFECYCLE_NO_SHRINK skips shrinking."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=50,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        phases=[p for p in Phase if p != Phase.shrink or not os.environ.get("LIFECYCLE_NO_SHRINK")],
+    )
 
-LifecycleModel.TestCase.settings = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=50,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    phases=[p for p in Phase if p != Phase.shrink or not os.environ.get("LIFECYCLE_NO_SHRINK")],
-)
+
+LifecycleModel.TestCase.settings = run_settings(EXAMPLES)
 TestLifecycleModel = LifecycleModel.TestCase
+TightBudgetModel.TestCase.settings = run_settings(max(50, EXAMPLES // 5))
+TestTightBudgetModel = TightBudgetModel.TestCase
