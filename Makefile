@@ -62,6 +62,7 @@ bench: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check --group bench
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/fleet.py
+	$(PY) benchmarks/realtime.py
 	$(PY) benchmarks/lifecycle.py --examples 20000
 	$(PY) benchmarks/normalize.py
 	$(PY) benchmarks/memory_limit.py
