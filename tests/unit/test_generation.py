@@ -230,3 +230,18 @@ def test_a_generating_job_shows_when_it_should_be_ready(world: World) -> None:
     finish_all(world, job_id)
     run_queues(world)
     assert world.jobs.view(job_id, token).estimated_ready_at is None  # ready: nothing to estimate
+
+
+def test_a_webhook_that_races_the_create_record_is_still_applied(world: World) -> None:
+    """The completed webhook comes while dispatch is recording the prediction: it loses the adoption to dispatch's
+    own write, and is applied to the slot as dispatch left it (not dropped as unknown)."""
+    job_id = generating_job(world)
+    world.generation.dispatch(job_id)
+    recorded = world.store.list_slots(job_id)[0]
+    as_seen_before = recorded.model_copy(update={"prediction_id": None, "status": "claimed"})
+    world.generator.finish(recorded.prediction_id, 4)
+    body = webhook_body(world, recorded.prediction_id)
+    real_get_slot = world.store.get_slot
+    reads = iter([as_seen_before])
+    world.store.get_slot = lambda j, s: next(reads, None) or real_get_slot(j, s)  # type: ignore[method-assign]
+    assert world.generation.record_event(job_id, recorded.slot, recorded.claim_id, body) == "completed"

@@ -46,10 +46,14 @@ class CollectService:
                 cancel_quietly(self.generator, self.metrics, remote.id)  # its job is gone: it must not run on
                 return "orphan"
             return "unknown"
-        # The create response was lost, but this is the claim's prediction: adopt it.
+        # The claim's prediction, not recorded yet (its create response lost, or still on its way): adopt it. If
+        # dispatch recorded it meanwhile, the adoption fails and the slot as it is now is the one to apply to.
         adoptable = current.prediction_id is None and claim_id is not None and claim_id == current.claim_id
-        if adoptable and self.lifecycle.record_created(current, remote.id):
-            current = current.model_copy(update={"prediction_id": remote.id, "status": SlotStatus.STARTING})
+        if adoptable:
+            if self.lifecycle.record_created(current, remote.id):
+                current = current.model_copy(update={"prediction_id": remote.id, "status": SlotStatus.STARTING})
+            else:
+                current = self.store.get_slot(job_id, slot) or current
         if current.prediction_id != remote.id:
             if claim_id != current.claim_id and remote.status in ("starting", "processing"):
                 cancel_quietly(
