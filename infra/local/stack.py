@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,6 +109,7 @@ class LocalStack:
         self._threads: list[threading.Thread] = []
         self._next_fire: dict[tuple[str, str], datetime] = {}
         self._schedule_lock = threading.Lock()
+        self._invocation_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.clock: Any = None
         self._moto: Any = None
         self._gate: Any = None
@@ -300,7 +302,10 @@ class LocalStack:
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         props = self.template.functions[function]
         context = LocalContext(function, int(props.get("MemorySize", 128)), int(props.get("Timeout", 30)))
-        with self.usage.invocation(function):
+        # One invocation at a time per function, as in one Lambda execution environment: the handlers keep
+        # per-invocation state in module globals (Powertools' resolver holds `current_event`), so two concurrent
+        # webhooks in one process could read each other's query string.
+        with self._invocation_locks[function], self.usage.invocation(function):
             return self.handlers[function](event, context)
 
     # --- gateway -----------------------------------------------------------------------------------
