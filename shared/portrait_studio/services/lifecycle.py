@@ -108,10 +108,6 @@ class Lifecycle:
         return self.store.update_job(job_id, expect=t.sources, status=t.target, **fields)
 
     # --- slots -------------------------------------------------------------------------------------
-    def plan_slot(self, job: Job, slot: Prediction) -> Prediction:
-        """A new slot as it is first written: planned, owed, with no prediction."""
-        return slot.model_copy(update={"status": S.PLANNED, "changed_at": self.clock.now(), "job_id": job.job_id})
-
     def top_up(self, job: Job, slots: Sequence[Prediction]) -> bool:
         """Add planned slots to a generating job; only the first of racing top-ups wins."""
         return self.store.add_slots(job.job_id, slots, expect_topups_used=job.topups_used, job_status=J.GENERATING)
