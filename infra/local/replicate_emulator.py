@@ -3,8 +3,9 @@
 It speaks enough of `https://api.replicate.com/v1` for the official `replicate` client (create, get, list,
 cancel predictions; get a deployment and create its predictions; the default webhook secret), signs its
 webhooks like Replicate (Standard Webhooks), and can inject the faults a real run meets: 429s, failures,
-NSFW-dropped outputs, and late, duplicate, out-of-order or missing webhooks. Outputs are the reference photo,
-tinted and stamped "LOCAL PREVIEW - not AI output", so nobody can mistake them for generated headshots.
+NSFW-dropped outputs, outputs showing somebody else or no face at all, and late, duplicate, out-of-order or missing
+webhooks. Outputs are the reference photo, tinted and stamped "LOCAL PREVIEW - not AI output", so nobody can
+mistake them for generated headshots.
 On request it also models capacity (instances, cold boots, queueing, run times) in emulated time; see
 `_CapacityModel` and `_EmulatedClock`.
 
@@ -39,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -73,6 +75,9 @@ NSFW_ERROR: Final = "All generated images contained NSFW content. Try running it
 INJECTED_ERROR: Final = "Prediction interrupted; please retry (code: PA)"
 OUTPUT_SIZE: Final = 1024
 DEFAULT_API_TOKEN: Final = "r8_local_emulator_token"  # noqa: S105 - the well-known token of a loopback-only fake
+# The face an output shows under `identity_drift_rate`: a public-domain photo of somebody else (assets/ATTRIBUTION.md),
+# found next to this module so the emulator finds it from any working directory.
+OTHER_PERSON_PHOTO: Final = Path(__file__).resolve().parent / "assets" / "grace-hopper.jpg"
 
 _ID_ALPHABET: Final = string.ascii_lowercase + string.digits
 _VERSION_RE: Final = re.compile(r"^[0-9a-f]{64}$")
@@ -90,6 +95,8 @@ _FAULT_DEFAULTS: Final[dict[str, Any]] = {
     "rate_limit_first": 0,
     "fail_rate": 0.0,
     "nsfw_drop_rate": 0.0,
+    "identity_drift_rate": 0.0,
+    "faceless_rate": 0.0,
     "duplicate_webhook_rate": 0.0,
     "missing_webhook_rate": 0.0,
     "webhook_delay_s": 0.0,
@@ -106,7 +113,14 @@ FULL_FAULT_PROFILE: Final[dict[str, Any]] = {
     "missing_webhook_rate": 0.3,
     "reorder_webhooks": True,
 }
-_RATE_KEYS: Final = ("fail_rate", "nsfw_drop_rate", "duplicate_webhook_rate", "missing_webhook_rate")
+_RATE_KEYS: Final = (
+    "fail_rate",
+    "nsfw_drop_rate",
+    "identity_drift_rate",
+    "faceless_rate",
+    "duplicate_webhook_rate",
+    "missing_webhook_rate",
+)
 
 JSONDict = dict[str, Any]
 
@@ -312,6 +326,8 @@ class _FaultPlan:
 
     fail: bool = False
     dropped: frozenset[int] = frozenset()
+    drifted: frozenset[int] = frozenset()  # outputs showing somebody else (identity_drift_rate)
+    faceless: frozenset[int] = frozenset()  # outputs showing no face at all (faceless_rate); wins over drifted
     duplicated: frozenset[str] = frozenset()
     skip_completed: bool = False
     webhook_delay_s: float = 0.0
@@ -329,7 +345,17 @@ def _draw_plan(rng: random.Random, faults: JSONDict, num_outputs: int, nsfw_filt
         skip_completed=rng.random() < faults["missing_webhook_rate"],
         webhook_delay_s=faults["webhook_delay_s"],
         reorder=faults["reorder_webhooks"],
+        drifted=_draw_outputs(rng, faults["identity_drift_rate"], num_outputs),
+        faceless=_draw_outputs(rng, faults["faceless_rate"], num_outputs),
     )
+
+
+def _draw_outputs(rng: random.Random, rate: float, num_outputs: int) -> frozenset[int]:
+    """The outputs a per-output fault hits. Draws nothing while the rate is 0, so a seeded profile without the
+    fault replays exactly as it did before the fault existed."""
+    if rate <= 0:
+        return frozenset()
+    return frozenset(n for n in range(num_outputs) if rng.random() < rate)
 
 
 # --------------------------------------------------------------------------- capacity model
@@ -610,6 +636,22 @@ def _load_reference(data: bytes | None) -> Image.Image:
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             log.warning("reference image unreadable (%s); using a grey canvas", exc)
     return Image.new("RGB", (OUTPUT_SIZE, OUTPUT_SIZE), (128, 128, 128))
+
+
+@lru_cache(maxsize=1)
+def _other_person() -> Image.Image:
+    """The bundled photo of somebody else, prepared like a reference (never drawn on: blending makes a copy)."""
+    return _load_reference(OTHER_PERSON_PHOTO.read_bytes())
+
+
+def _backdrop(prompt: str, style_name: str, seed: int) -> Image.Image:
+    """A plain studio backdrop in the style's tint, lighter towards the bottom: an output with no face in it."""
+    red, green, blue = _tint_color(prompt, style_name)
+    shade = seed % 48
+    dark = (red // 4 + shade, green // 4 + shade, blue // 4 + shade)
+    light = (min(255, red // 2 + 120), min(255, green // 2 + 120), min(255, blue // 2 + 120))
+    gradient = Image.linear_gradient("L").resize((OUTPUT_SIZE, OUTPUT_SIZE))  # black at the top, white below
+    return Image.composite(Image.new("RGB", gradient.size, light), Image.new("RGB", gradient.size, dark), gradient)
 
 
 def _tint_color(prompt: str, style_name: str) -> tuple[int, int, int]:
@@ -1326,6 +1368,12 @@ class ReplicateEmulator:
             self._append_log(record, f"NSFW content detected in {len(plan.dropped)} image(s) (emulator fault).\n")
         if not kept:
             return "failed", None, NSFW_ERROR
+        if faceless := [n for n in kept if n in plan.faceless]:
+            self._append_log(record, f"No face in {len(faceless)} image(s) (emulator fault: faceless_rate).\n")
+        if drifted := [n for n in kept if n in plan.drifted and n not in plan.faceless]:
+            self._append_log(
+                record, f"Somebody else in {len(drifted)} image(s) (emulator fault: identity_drift_rate).\n"
+            )
         record.reference = self._fetch_reference(str(model_input["input_image"]))
         base = _load_reference(record.reference)
         for n in kept:
@@ -1336,7 +1384,14 @@ class ReplicateEmulator:
         model_input = record.data["input"]
         total = int(model_input.get("num_outputs", 1))
         style = str(model_input.get("style_name", DEFAULT_STYLE))
-        return render_preview(base, str(model_input["prompt"]), style, record.seed + index, index, total)
+        prompt = str(model_input["prompt"])
+        seed = record.seed + index
+        # The faults replace what the output shows; the banner and caption stay as on any other output.
+        if index in record.plan.faceless:
+            base = _backdrop(prompt, style, seed)
+        elif index in record.plan.drifted:
+            base = _other_person()
+        return render_preview(base, prompt, style, seed, index, total)
 
     def _render_again(self, record: _Prediction, index: int) -> bytes:
         png = self._render(record, _load_reference(record.reference), index)

@@ -725,6 +725,8 @@ def test_fault_profile_http_api_validates_and_resets(emulator: ReplicateEmulator
         "rate_limit_first": 0,
         "fail_rate": 0.0,
         "nsfw_drop_rate": 0.0,
+        "identity_drift_rate": 0.0,
+        "faceless_rate": 0.0,
         "duplicate_webhook_rate": 0.0,
         "missing_webhook_rate": 0.0,
         "webhook_delay_s": 0.0,
