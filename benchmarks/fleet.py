@@ -49,7 +49,7 @@ from infra.local.replicate_emulator import FULL_FAULT_PROFILE  # noqa: E402
 from infra.local.template import LocalTemplate  # noqa: E402
 from portrait_studio.config import Settings  # noqa: E402
 
-SELFIES = [ROOT / "samples" / name for name in ("selfie-1.jpg", "selfie-2.png", "selfie-3.heic")]
+SELFIES = [ROOT / "samples" / name for name in ("person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic")]
 FINISHED = ("ready", "partial", "failed")
 POLL_S = 2.0  # web/app.js POLL_MS
 SUBMIT_ATTEMPTS = 3

@@ -68,7 +68,7 @@ from benchmarks.fleet import percentile, slot_of  # noqa: E402
 from infra.local.client import Job, PortraitClient, running_stack  # noqa: E402
 from portrait_studio.config import Settings  # noqa: E402
 
-SELFIES = [ROOT / "samples" / name for name in ("selfie-1.jpg", "selfie-2.png", "selfie-3.heic")]
+SELFIES = [ROOT / "samples" / name for name in ("person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic")]
 PUBLISHED_RUN_S = 73.0  # replicate.com/tencentarc/photomaker: a default run, taken as 4 outputs of 50 steps
 SECONDS_PER_OUTPUT = PUBLISHED_RUN_S / 4  # per 50 steps, as the emulator takes it
 COLD_BOOT_S = 180.0

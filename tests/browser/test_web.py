@@ -107,14 +107,14 @@ def test_whole_job_from_photos_to_deletion(
     shoot(page, "empty")
 
     # Three photos, one of them an iPhone HEIC and one without a face.
-    first = [SAMPLES / "selfie-1.jpg", SAMPLES / "selfie-3.heic", SAMPLES / "no-face.jpg"]
+    first = [SAMPLES / "person-a-1.jpg", SAMPLES / "person-a-3.heic", SAMPLES / "no-face.jpg"]
     page.get_by_label("Choose photos").set_input_files([str(p) for p in first])
     expect(page.locator("#file-list li")).to_have_count(3)
-    heic = file_row(page, "selfie-3.heic")
-    expect(heic).to_contain_text(f"{round((SAMPLES / 'selfie-3.heic').stat().st_size / 1024)} KB")
+    heic = file_row(page, "person-a-3.heic")
+    expect(heic).to_contain_text(f"{round((SAMPLES / 'person-a-3.heic').stat().st_size / 1024)} KB")
     expect(heic).to_contain_text("no preview")
     expect(heic.locator("img")).to_have_count(0)  # the browser cannot show HEIC: name and size instead
-    expect(file_row(page, "selfie-1.jpg").get_by_role("img", name="Preview of selfie-1.jpg")).to_be_visible()
+    expect(file_row(page, "person-a-1.jpg").get_by_role("img", name="Preview of person-a-1.jpg")).to_be_visible()
     page.get_by_label("Business casual").uncheck()
     page.get_by_label("Business casual").check()
     page.get_by_label("A person").check()
@@ -125,8 +125,8 @@ def test_whole_job_from_photos_to_deletion(
     refused = file_row(page, "no-face.jpg")
     expect(refused).to_contain_text("Refused: We could not find a face in this photo.", timeout=30_000)
     expect(refused.locator(".file-hint")).to_have_text(re.compile(r"\w+"))
-    expect(file_row(page, "selfie-3.heic")).to_contain_text("Accepted")
-    expect(file_row(page, "selfie-1.jpg")).to_contain_text("Accepted")
+    expect(file_row(page, "person-a-3.heic")).to_contain_text("Accepted")
+    expect(file_row(page, "person-a-1.jpg")).to_contain_text("Accepted")
     uploads = page.locator("#file-list progress")
     expect(uploads).to_have_count(3)
     assert all(uploads.nth(i).evaluate("(bar) => bar.value") == 100 for i in range(3))
@@ -135,10 +135,10 @@ def test_whole_job_from_photos_to_deletion(
     expect(page.locator("#job-message")).to_contain_text("add at least 1 more")
     shoot(page, "verdicts")
 
-    page.get_by_label("Choose photos").set_input_files(str(SAMPLES / "selfie-2.png"))
-    expect(file_row(page, "selfie-2.png")).to_contain_text("Ready to upload")
+    page.get_by_label("Choose photos").set_input_files(str(SAMPLES / "person-a-2.jpg"))
+    expect(file_row(page, "person-a-2.jpg")).to_contain_text("Ready to upload")
     page.get_by_role("button", name="Upload and submit again").click()
-    expect(file_row(page, "selfie-2.png")).to_contain_text("Accepted", timeout=30_000)
+    expect(file_row(page, "person-a-2.jpg")).to_contain_text("Accepted", timeout=30_000)
     expect(page.locator("#style-progress li")).to_have_count(4, timeout=30_000)  # progress per style
     expect(page.locator("#elapsed")).to_have_text(re.compile(r"\d+ s$"))
     shoot(page, "generating")
@@ -215,11 +215,11 @@ def test_phone_viewport_drag_and_drop_and_keyboard(
     assert unnamed == []
     shoot(page, "empty")
 
-    # Drag and drop all four samples onto the drop zone.
+    # Drag and drop person A's three samples and the one without a face onto the drop zone.
+    dropped = ["no-face.jpg", "person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic"]
     files = [
         {"name": p.name, "type": content_type_of(p), "data": base64.b64encode(p.read_bytes()).decode()}
-        for p in sorted(SAMPLES.glob("*"))
-        if p.suffix.lower() in (".jpg", ".png", ".heic")
+        for p in (SAMPLES / name for name in dropped)
     ]
     page.evaluate(
         """(files) => {
@@ -264,11 +264,11 @@ def test_api_errors_are_shown_in_the_apis_words(
     alert = page.locator("#pick-error")
 
     # Too few photos: said before anything is sent.
-    picker.set_input_files(str(SAMPLES / "selfie-1.jpg"))
+    picker.set_input_files(str(SAMPLES / "person-a-1.jpg"))
     page.get_by_role("button", name="Upload and create my headshots").click()
     expect(alert).to_have_text("Choose at least 3 photos (you have 1).")
 
-    picker.set_input_files([str(SAMPLES / "selfie-2.png"), str(SAMPLES / "selfie-3.heic")])
+    picker.set_input_files([str(SAMPLES / "person-a-2.jpg"), str(SAMPLES / "person-a-3.heic")])
     # An error the API words: shown as its error.message, nothing else.
     words = "Too many new jobs from here in the last hour. Please try again later."
     body = json.dumps({"error": {"code": "rate_limited", "message": words}})

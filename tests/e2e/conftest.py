@@ -16,7 +16,7 @@ from infra.local.client import PortraitClient, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
-GOOD = [SAMPLES / "selfie-1.jpg", SAMPLES / "selfie-2.png", SAMPLES / "selfie-3.heic"]
+GOOD = [SAMPLES / "person-a-1.jpg", SAMPLES / "person-a-2.jpg", SAMPLES / "person-a-3.heic"]
 NO_FACE = SAMPLES / "no-face.jpg"
 
 # Fast local timings: the reconciler runs every second with a 2-second grace period.

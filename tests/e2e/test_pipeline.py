@@ -26,7 +26,7 @@ def test_a_whole_job_from_selfies_to_32_distinct_headshots(client: PortraitClien
     view = client.wait_for(job, ("ready", "failed"), timeout_s=180)
     assert view["status"] == "ready", view
     verdicts = {f["name"]: (f["accepted"], f["code"]) for f in view["files"]}
-    assert verdicts["selfie-3.heic"] == (True, "accepted")
+    assert verdicts["person-a-3.heic"] == (True, "accepted")
     assert verdicts["no-face.jpg"] == (False, "no_face")
     assert {s["style"]: s["done"] for s in view["styles"]} == {
         "corporate": 8,
@@ -109,7 +109,8 @@ def test_the_upload_url_is_bound_to_the_declared_type_and_size(client: PortraitC
 
 
 def test_samples_are_what_the_demo_needs() -> None:
-    assert {p.name for p in SAMPLES.iterdir()} >= {"selfie-1.jpg", "selfie-2.png", "selfie-3.heic", "no-face.jpg"}
+    demo = {"person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic", "person-b.png", "no-face.jpg"}
+    assert {p.name for p in SAMPLES.iterdir()} >= demo
 
 
 def test_forged_webhooks_are_refused_over_http(client: PortraitClient) -> None:

@@ -37,7 +37,7 @@ def run_normalize(world: World, normalization: NormalizationService) -> list[str
 
 
 def test_photos_get_verdicts_and_the_job_moves_to_generation_once(world: World, normalization: NormalizationService):
-    job_id = submitted_job(world, ["selfie-1.jpg", "selfie-2.png", "selfie-3.heic", "no-face.jpg"])
+    job_id = submitted_job(world, ["person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic", "no-face.jpg"])
     messages = list(world.queue.sent[NORMALIZE])
     assert sorted(run_normalize(world, normalization)) == ["accepted", "accepted", "accepted", "no_face"]
     # Redelivered messages change nothing and send no second dispatch.
@@ -52,14 +52,14 @@ def test_photos_get_verdicts_and_the_job_moves_to_generation_once(world: World, 
 
 
 def test_too_few_usable_photos_send_the_job_back_to_collecting(world: World, normalization: NormalizationService):
-    job_id = submitted_job(world, ["selfie-1.jpg", "no-face.jpg", "selfie-1.jpg"])
+    job_id = submitted_job(world, ["person-a-1.jpg", "no-face.jpg", "person-a-1.jpg"])
     assert sorted(run_normalize(world, normalization)) == ["accepted", "duplicate", "no_face"]
     assert world.store.get_job(job_id).status == JobStatus.COLLECTING
     assert world.queue.take(DISPATCH) == []
 
 
 def test_a_photo_whose_normalization_never_finishes_is_given_up_on(world: World, normalization: NormalizationService):
-    job_id = submitted_job(world, ["selfie-1.jpg", "selfie-2.png", "selfie-3.heic", "no-face.jpg"])
+    job_id = submitted_job(world, ["person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic", "no-face.jpg"])
     messages = world.queue.take(NORMALIZE)
     for message in messages[:3]:
         normalization.process(message["job_id"], message["file_id"])
