@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,9 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from portrait_studio.clock import hour_key
-from portrait_studio.errors import GeneratorRateLimited, GeneratorUnavailable, OutputInvalid
+from portrait_studio.errors import (
+    GeneratorRateLimited,
+    GeneratorUnavailable,
+    OutputInvalid,
+    PaymentProviderError,
+    PaymentProviderUnavailable,
+    PaymentWebhookRejected,
+)
 from portrait_studio.models import Job, JobStatus, Prediction, Tombstone, UploadFile
-from portrait_studio.ports import RemotePrediction
+from portrait_studio.ports import CheckoutSession, PaymentEvent, Price, RemotePrediction
 
 
 class FixedClock:
@@ -376,6 +385,16 @@ class MemoryJobStore:
     def jobs_generating(self) -> list[str]:
         return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.status == JobStatus.GENERATING]
 
+    def jobs_awaiting_payment(self) -> list[str]:
+        return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.status == JobStatus.AWAITING_PAYMENT]
+
+    def jobs_owing_refund(self) -> list[str]:
+        return [
+            j.job_id
+            for j in self.jobs.values()
+            if isinstance(j, Job) and not j.status.is_tombstone and j.refund_due > 0 and j.refund is None
+        ]
+
     def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:
         with self._lock:
             self.jobs[tombstone.job_id] = tombstone
@@ -387,6 +406,110 @@ class MemoryJobStore:
         for record in self.jobs.values():
             counts[str(record.status)] = counts.get(str(record.status), 0) + 1
         return counts
+
+
+class FakePayments:
+    """Stripe as the adapter sees it: sessions that can be paid or expire, idempotency keys that replay the first
+    answer, refunds never beyond what was paid. `fail_next` makes the next calls raise as an outage would."""
+
+    def __init__(self, clock: Any, price: int = 1290) -> None:
+        self.clock = clock
+        self.amount = price
+        self.sessions: dict[str, CheckoutSession] = {}
+        self.refunds: list[tuple[str, int, str]] = []  # (payment_intent, amount, key)
+        self._by_key: dict[str, Any] = {}
+        self.fail_next = 0
+        self.calls = 0
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise PaymentProviderUnavailable()
+
+    def price(self, price_id: str) -> Price:
+        self._maybe_fail()
+        return Price(price_id=price_id, amount=self.amount, currency="usd")
+
+    def create_checkout(
+        self,
+        job_id: str,
+        price_id: str,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        idempotency_key: str,
+    ) -> CheckoutSession:
+        self._maybe_fail()
+        if idempotency_key in self._by_key:
+            return self.sessions[self._by_key[idempotency_key]]
+        session_id = f"cs_test_{len(self.sessions) + 1:04d}"
+        session = CheckoutSession(
+            session_id=session_id,
+            url=f"https://checkout.example/c/pay/{session_id}",
+            status="open",
+            payment_status="unpaid",
+            job_id=job_id,
+            expires_at=expires_at,
+            amount_subtotal=self.amount,
+            amount_discount=0,
+            amount_total=self.amount,
+            currency="usd",
+            payment_intent=None,
+            email=None,
+        )
+        self.sessions[session_id] = session
+        self._by_key[idempotency_key] = session_id
+        return session
+
+    def pay(self, session_id: str, discount: int = 0, email: str | None = "buyer@example.com") -> CheckoutSession:
+        """What the hosted page does when the buyer pays: the completed session the webhook carries."""
+        session = self.sessions[session_id]
+        assert session.status == "open"
+        paid = dataclasses.replace(
+            session,
+            status="complete",
+            payment_status="paid",
+            amount_discount=discount,
+            amount_total=session.amount_subtotal - discount,
+            payment_intent="pi_" + session_id[3:],
+            email=email,
+        )
+        self.sessions[session_id] = paid
+        return paid
+
+    def expire(self, session_id: str) -> CheckoutSession:
+        session = self.sessions[session_id]
+        if session.status == "open":
+            self.sessions[session_id] = dataclasses.replace(session, status="expired")
+        return self.sessions[session_id]
+
+    def get_checkout(self, session_id: str) -> CheckoutSession:
+        self._maybe_fail()
+        return self.sessions[session_id]
+
+    def expire_checkout(self, session_id: str) -> None:
+        self._maybe_fail()
+        self.expire(session_id)
+
+    def refund(self, payment_intent: str, amount: int, idempotency_key: str, job_id: str) -> str:
+        self._maybe_fail()
+        if idempotency_key in self._by_key:
+            return str(self._by_key[idempotency_key])
+        paid = sum(s.amount_total for s in self.sessions.values() if s.payment_intent == payment_intent)
+        refunded = sum(a for pi, a, _ in self.refunds if pi == payment_intent)
+        if amount > paid - refunded:
+            raise PaymentProviderError("Refund amount is greater than what is left to refund.")
+        self.refunds.append((payment_intent, amount, idempotency_key))
+        refund_id = f"re_{len(self.refunds):04d}"
+        self._by_key[idempotency_key] = refund_id
+        return refund_id
+
+    def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
+        if signature != "valid":
+            raise PaymentWebhookRejected()
+        body = json.loads(payload)
+        return PaymentEvent(body["id"], body["type"], self.sessions.get(body.get("session", "")))
 
 
 class LambdaContext:

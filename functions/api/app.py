@@ -22,6 +22,7 @@ from portrait_studio.api_models import (
     CreateJobRequest,
     CreateJobResponse,
     JobView,
+    PriceView,
     SubmitResponse,
 )
 from portrait_studio.errors import InvalidRequest, PortraitError, RequestTooLarge
@@ -52,6 +53,15 @@ app.use(middlewares=[_limits_and_headers])
 
 def _token() -> str | None:
     return bearer_token(app.current_event.headers)
+
+
+@app.get("/price", responses=documented(200, PriceView, 503))
+def get_price() -> Response[PriceView]:
+    """What 32 headshots cost before any promotion code (the price lives in Stripe)."""
+    c = wiring.container()
+    price = c.payments.price()
+    view = PriceView(amount=price.amount, currency=price.currency, images=c.settings.images_target)
+    return json_response(200, view)
 
 
 @app.post("/jobs", responses=documented(201, CreateJobResponse, 400, 413, 429))
@@ -98,11 +108,12 @@ def get_archive(job_id: JobId) -> Response[ArchiveResponse]:
     return json_response(200, wiring.container().jobs.archive(job_id, _token()))
 
 
-@app.delete("/jobs/<job_id>", responses=documented(204, None, 400, 404, receipt=True), security=JOB_TOKEN)
+@app.delete("/jobs/<job_id>", responses=documented(204, None, 400, 404, 503, receipt=True), security=JOB_TOKEN)
 def delete_job(job_id: JobId) -> Response[None]:
     logger.append_keys(job_id=job_id)
     c = wiring.container()
     c.jobs.authorize(job_id, _token())
+    c.payments.before_delete(job_id)  # close an open checkout; refund a paid job with nothing made yet
     tombstone = c.retention.purge(job_id, "user_request")
     logger.info("job deleted by its owner", extra={"objects_deleted": tombstone.objects_deleted})
     return Response(status_code=204, headers={"X-Deletion-Receipt": tombstone.receipt_id})

@@ -1,4 +1,4 @@
-"""Reconcile (every 5 minutes): finish predictions whose webhook never came; no job stays stuck."""
+"""Reconcile (every minute): move every job on whatever message or webhook was lost; no job stays stuck."""
 
 from __future__ import annotations
 
@@ -19,5 +19,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     c = wiring.container()
     summary = c.generation.reconcile()
     summary["photos_given_up"] = c.normalization.rescue_stuck()
+    summary |= {f"payments_{name}": count for name, count in c.payments.reconcile().items()}
     logger.info("reconciled", extra=summary)
     return summary

@@ -72,6 +72,28 @@ class StyleProgress(BaseModel):
     results: list[str]
 
 
+class PriceView(BaseModel):
+    amount: Annotated[int, Field(description="Integer cents, before any promotion code.")]
+    currency: str
+    images: int
+
+
+class PaymentView(BaseModel):
+    amount_subtotal: int
+    amount_discount: Annotated[int, Field(description="What a promotion code took off, in cents.")]
+    amount_total: Annotated[int, Field(description="What was paid, in cents.")]
+    currency: str
+    paid_at: UtcDatetime
+
+
+class RefundView(BaseModel):
+    amount: int
+    currency: str
+    reason: str
+    status: Annotated[str, Field(description="`pending` until Stripe has made it, then `refunded`.")]
+    refunded_at: UtcDatetime | None = None
+
+
 class JobView(BaseModel):
     job_id: str
     status: JobStatus
@@ -87,6 +109,11 @@ class JobView(BaseModel):
     failure_reason: str | None = None
     # While generating: when the headshots should be ready, from measured prediction times and the create line.
     estimated_ready_at: UtcDatetime | None = None
+    # While awaiting_payment: Stripe Checkout's page for this job, and when it stops accepting payment.
+    checkout_url: str | None = None
+    checkout_expires_at: UtcDatetime | None = None
+    payment: PaymentView | None = None
+    refund: RefundView | None = None
 
 
 class SubmitResponse(BaseModel):

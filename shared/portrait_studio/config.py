@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     webhook_secret_param: str = "/portrait-studio/local/replicate-webhook-secret"  # noqa: S105 - a name
     r2_access_key_id_param: str = ""
     r2_secret_access_key_param: str = ""
+    # The C2PA signer of every result: an EC P-256 key (PKCS#8 PEM) and its certificate chain, leaf first, PEM
+    # (README "Provenance"). The local stack puts a throwaway test chain there at start.
+    c2pa_signing_key_param: str = "/portrait-studio/local/c2pa-signing-key"  # noqa: S105 - a name
+    c2pa_certificate_chain_param: str = "/portrait-studio/local/c2pa-certificate-chain"
     secrets_max_age_s: Seconds = 300
 
     replicate_api_url: HttpUrl = HttpUrl("https://api.replicate.com")
@@ -87,6 +91,17 @@ class Settings(BaseSettings):
     blur_min_variance: Annotated[float, Field(ge=0)] = 20.0
     duplicate_max_distance: Annotated[int, Field(ge=0, le=64)] = 6
 
+    # Identity (services/identity.py): Euclidean distances between dlib ResNet face descriptors. Measured on
+    # ../shared/corpus (README "How we check it's you"): photos of one person 0.05-0.44 apart, different people
+    # 0.64-0.89; a person's photo 0.14-0.40 from the consensus of their others, other people >= 0.64 from it.
+    # Same person at intake: the middle of that gap (0 false accepts, 0 false rejects on the corpus pairs).
+    identity_same_person_max_distance: Annotated[float, Field(gt=0, lt=2)] = 0.55
+    # An output against the references' consensus: dlib's own LFW-tuned 0.6, looser than intake because a
+    # generated face drifts from the photos, still below every other person's distance (>= 0.64).
+    identity_output_max_distance: Annotated[float, Field(gt=0, lt=2)] = 0.6
+    # The two .dat models; None = /opt/python/face_models (the layer), else the face_recognition_models package.
+    face_models_dir: str | None = None
+
     # Generation
     images_target: Annotated[int, Field(ge=1)] = 32
     images_minimum: Annotated[int, Field(ge=1)] = 30
@@ -114,6 +129,16 @@ class Settings(BaseSettings):
     num_steps: Annotated[int, Field(ge=1, le=100)] = 50
     style_strength_ratio: Annotated[float, Field(ge=15, le=50)] = 20
     guidance_scale: Annotated[float, Field(ge=1, le=10)] = 5
+
+    # Payments (Stripe Checkout). The price and promotion codes live in Stripe; we keep only the price's id.
+    stripe_api_url: HttpUrl = HttpUrl("https://api.stripe.com")
+    stripe_secret_key_param: str = "/portrait-studio/local/stripe-secret-key"  # noqa: S105 - a name
+    stripe_webhook_secret_param: str = "/portrait-studio/local/stripe-webhook-secret"  # noqa: S105 - a name
+    stripe_price_id: Annotated[str, Field(min_length=1)] = "price_portrait_32"
+    currency: Annotated[str, Field(pattern=r"^[a-z]{3}$")] = "usd"
+    # Stripe allows 30 minutes to 24 hours; an unpaid job ends (photos deleted) when its checkout expires.
+    checkout_ttl_s: Annotated[int, Field(ge=1800, le=86_400)] = 1800
+    stripe_webhook_tolerance_s: Seconds = 300
 
     @field_validator("replicate_deployment", mode="before")
     @classmethod

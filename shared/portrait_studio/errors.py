@@ -79,10 +79,33 @@ class TooManyRequests(PortraitError):
 
 
 class PaymentRequired(PortraitError):
-    """Hook point for payments (a non-goal for now): raised by nothing yet."""
-
     code = "payment_required"
     http_status = 402
+    default_message = "This job has not been paid for."
+
+
+class PaymentProviderUnavailable(PortraitError):
+    """Stripe could not be reached or answered 5xx: retried (the reconciler), never a lost payment or refund."""
+
+    code = "payment_provider_unavailable"
+    http_status = 503
+    default_message = "Payments are unavailable for a moment. Please try again shortly."
+
+
+class PaymentProviderError(PortraitError):
+    """Stripe refused a request (4xx): a configuration or state problem an operator must look at."""
+
+    code = "payment_provider_error"
+    http_status = 502
+    default_message = "The payment provider refused the request."
+
+
+class PaymentWebhookRejected(PortraitError):
+    """A Stripe webhook that is forged, stale or malformed: 400, as Stripe's docs ask, and nothing changes."""
+
+    code = "invalid_payment_webhook"
+    http_status = 400
+    default_message = "The payment webhook could not be verified."
 
 
 class WebhookRejected(PortraitError):
@@ -224,3 +247,11 @@ class OutputInvalid(PortraitError):
     code = "output_invalid"
     http_status = 502
     default_message = "A generated image was not a valid 1024x1024 PNG."
+
+
+class ProvenanceFailed(PortraitError):
+    """A result could not be marked as AI-made (XMP + C2PA). Never stored unmarked: collect fails and is retried."""
+
+    code = "provenance_failed"
+    http_status = 500
+    default_message = "A generated image could not be marked with its provenance."

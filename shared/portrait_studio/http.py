@@ -27,6 +27,7 @@ ERROR_DESCRIPTIONS = {
     409: "The job cannot do that in its current state.",
     413: "A photo or the request body is too large.",
     429: "Too many new jobs from this address; try again later.",
+    503: "The payment provider cannot be reached for a moment; try again shortly.",
 }
 
 

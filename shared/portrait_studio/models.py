@@ -21,6 +21,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
 class JobStatus(StrEnum):
     COLLECTING = "collecting"
     NORMALIZING = "normalizing"
+    AWAITING_PAYMENT = "awaiting_payment"  # photos accepted; no prediction until a verified Stripe payment
     GENERATING = "generating"
     READY = "ready"  # at least `images_minimum` headshots
     PARTIAL = "partial"  # some headshots, fewer than `images_minimum`: the budget or the time ran out
@@ -112,6 +113,28 @@ class UploadFile(BaseModel):
     round: int = 0
 
 
+class Payment(BaseModel):
+    """What Stripe says was paid for a job (integer cents). No card or personal data."""
+
+    model_config = ConfigDict(frozen=True)
+    checkout_session_id: str
+    payment_intent: str
+    amount_subtotal: int
+    amount_discount: int
+    amount_total: int
+    currency: str
+    paid_at: UtcDatetime
+
+
+class Refund(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    refund_id: str
+    amount: int
+    currency: str
+    reason: Literal["failed", "partial", "deleted"]
+    refunded_at: UtcDatetime
+
+
 class Job(BaseModel):
     job_id: str
     token_hash: str
@@ -134,6 +157,15 @@ class Job(BaseModel):
     failure_reason: str | None = None
     note: str | None = None
     predict_seconds: float = 0.0
+    # Checkout: one Stripe Checkout Session per job, opened when its photos are accepted.
+    checkout_session_id: str | None = None
+    checkout_url: str | None = None
+    checkout_expires_at: UtcDatetime | None = None
+    payment: Payment | None = None
+    # Owed when the job ended short (set with the outcome, in the same write); `refund` once Stripe made it.
+    refund_due: int = 0
+    refund_reason: Literal["failed", "partial", "deleted"] | None = None
+    refund: Refund | None = None
 
 
 class Prediction(BaseModel):
@@ -165,7 +197,7 @@ class Prediction(BaseModel):
 class Tombstone(BaseModel):
     job_id: str
     status: Literal[JobStatus.DELETED, JobStatus.EXPIRED]
-    reason: Literal["expired", "user_request"]
+    reason: Literal["expired", "user_request", "checkout_expired"]
     deleted_at: UtcDatetime
     objects_deleted: int
     receipt_id: str

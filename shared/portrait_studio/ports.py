@@ -70,6 +70,67 @@ class Generator(Protocol):
     def cancel(self, prediction_id: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class CheckoutSession:
+    """The fields of a Stripe Checkout Session we act on (amounts in integer cents)."""
+
+    session_id: str
+    url: str | None
+    status: str  # open | complete | expired
+    payment_status: str  # unpaid | paid | no_payment_required
+    job_id: str | None  # client_reference_id
+    expires_at: datetime
+    amount_subtotal: int
+    amount_discount: int
+    amount_total: int
+    currency: str
+    payment_intent: str | None
+    email: str | None  # customer_details.email: personal data, kept only until the job ends
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """A verified Stripe event: only the checkout events we handle carry a session."""
+
+    event_id: str
+    type: str
+    session: CheckoutSession | None
+
+
+@dataclass(frozen=True)
+class Price:
+    price_id: str
+    amount: int
+    currency: str
+
+
+class Payments(Protocol):
+    """Stripe. Raises PaymentProviderUnavailable (retry later) or PaymentProviderError (refused)."""
+
+    def price(self, price_id: str) -> Price: ...
+    def create_checkout(
+        self,
+        job_id: str,
+        price_id: str,
+        success_url: str,
+        cancel_url: str,
+        expires_at: datetime,
+        idempotency_key: str,
+    ) -> CheckoutSession: ...
+    def get_checkout(self, session_id: str) -> CheckoutSession: ...
+    def expire_checkout(self, session_id: str) -> None:
+        """Closes an open session so it can no longer be paid; a session already closed is fine."""
+        ...
+
+    def refund(self, payment_intent: str, amount: int, idempotency_key: str, job_id: str) -> str:
+        """Refund `amount` cents of the payment; returns the refund's id. The same key refunds once."""
+        ...
+
+    def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
+        """Checks `Stripe-Signature` (HMAC-SHA256, tolerance); raises PaymentWebhookRejected."""
+        ...
+
+
 class Downloader(Protocol):
     def fetch(self, url: str, max_bytes: int) -> tuple[bytes, str]:
         """Return (body, content type). Raises OutputInvalid when over max_bytes or not 2xx."""
@@ -196,6 +257,11 @@ class JobStore(Protocol):
     def jobs_expiring_in_hour(self, hour_key: str) -> list[str]: ...
     def jobs_generating(self) -> list[str]: ...
     def jobs_normalizing(self) -> list[str]: ...
+    def jobs_awaiting_payment(self) -> list[str]: ...
+    def jobs_owing_refund(self) -> list[str]:
+        """Finished (or deleted-before-any-headshot) jobs whose refund Stripe has not made yet."""
+        ...
+
     def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:
         """Delete every item of the job and leave the tombstone."""
         ...

@@ -9,11 +9,13 @@ from PIL import Image
 from portrait_studio.config import Settings
 from portrait_studio.services.generation import GenerationService
 from portrait_studio.services.jobs import JobsService
+from portrait_studio.services.payments import PaymentsService
 from portrait_studio.services.retention import RetentionService
 from tests.fakes import (
     CountingMetrics,
     FakeDownloader,
     FakeGenerator,
+    FakePayments,
     FixedClock,
     MemoryBlobStore,
     MemoryJobStore,
@@ -42,6 +44,8 @@ class World:
     jobs: JobsService
     generation: GenerationService
     retention: RetentionService
+    stripe: FakePayments
+    payments: PaymentsService
 
 
 @pytest.fixture
@@ -54,6 +58,9 @@ def world() -> World:
     generator = FakeGenerator()
     downloader = FakeDownloader(png_1024())
     metrics = CountingMetrics()
+    retention = RetentionService(settings, store, blobs, clock, generator, metrics)
+    stripe = FakePayments(clock)
+    payments = PaymentsService(settings, store, queue, stripe, clock, retention, metrics)
     return World(
         settings,
         clock,
@@ -64,6 +71,10 @@ def world() -> World:
         downloader,
         metrics,
         JobsService(settings, store, blobs, queue, clock),
-        GenerationService(settings, store, blobs, queue, generator, downloader, clock, metrics),
-        RetentionService(settings, store, blobs, clock, generator, metrics),
+        GenerationService(
+            settings, store, blobs, queue, generator, downloader, clock, metrics, settle_refund=payments.settle_refund
+        ),
+        retention,
+        stripe,
+        payments,
     )

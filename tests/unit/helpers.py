@@ -4,7 +4,7 @@ from typing import Any
 
 from portrait_studio.api_models import CreateJobRequest, FileSpec
 from portrait_studio.messages import DispatchMessage
-from portrait_studio.models import FaceBox, FileStatus, PhotoQuality, Verdict
+from portrait_studio.models import FaceBox, FileStatus, Payment, PhotoQuality, Verdict
 from portrait_studio.services.plan import base_plan, prediction_budget
 from tests.unit.conftest import COLLECT, DISPATCH, World
 
@@ -18,7 +18,17 @@ def create_job(world: World, n: int = 4, **options: Any) -> tuple[str, str]:
 
 
 def generating_job(world: World, n: int = 4, job_id: str | None = None, **options: Any) -> str:
-    """A job (new, or the given one) whose photos were all accepted, as normalization leaves it."""
+    """A job (new, or the given one) whose photos were all accepted, and paid for."""
+    job_id = accepted_job(world, n, job_id, **options)
+    job = world.store.get_job(job_id)
+    plan = base_plan(job, world.settings, world.clock.now())
+    budget = prediction_budget(job.styles, world.settings)
+    assert world.generation.lifecycle.start_generation(job_id, plan, budget, paid_with_card(world))
+    return job_id
+
+
+def accepted_job(world: World, n: int = 4, job_id: str | None = None, **options: Any) -> str:
+    """A job (new, or the given one) whose photos were all accepted, as normalization leaves it: unpaid."""
     if job_id is None:
         job_id, _ = create_job(world, n, **options)
     files = world.store.list_files(job_id)
@@ -37,10 +47,21 @@ def generating_job(world: World, n: int = 4, job_id: str | None = None, **option
         world.store.record_verdict(
             job_id, f.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": verdict, "quality": quality})
         )
-    job = world.store.get_job(job_id)
-    plan = base_plan(job, world.settings, world.clock.now())
-    assert world.generation.lifecycle.start_generation(job_id, plan, prediction_budget(job.styles, world.settings))
+    assert world.generation.lifecycle.await_payment(job_id)
     return job_id
+
+
+def paid_with_card(world: World, amount: int = 1290) -> Payment:
+    """A payment as a verified `checkout.session.completed` records it."""
+    return Payment(
+        checkout_session_id="cs_test_helper",
+        payment_intent="pi_test_helper",
+        amount_subtotal=amount,
+        amount_discount=0,
+        amount_total=amount,
+        currency="usd",
+        paid_at=world.clock.now(),
+    )
 
 
 def webhook_body(world: World, prediction_id: str) -> dict[str, Any]:

@@ -17,7 +17,8 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 @pytest.fixture
 def normalization(world: World) -> NormalizationService:
-    return NormalizationService(world.settings, world.store, world.blobs, world.queue, world.clock, world.metrics)
+    w = world
+    return NormalizationService(w.settings, w.store, w.blobs, w.queue, w.clock, w.metrics, payments=w.payments)
 
 
 def submitted_job(world: World, names: list[str]) -> str:
@@ -36,14 +37,15 @@ def run_normalize(world: World, normalization: NormalizationService) -> list[str
     return [normalization.process(m["job_id"], m["file_id"]) for m in world.queue.take(NORMALIZE)]
 
 
-def test_photos_get_verdicts_and_the_job_moves_to_generation_once(world: World, normalization: NormalizationService):
+def test_photos_get_verdicts_and_the_job_waits_for_payment_once(world: World, normalization: NormalizationService):
     job_id = submitted_job(world, ["person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic", "no-face.jpg"])
     messages = list(world.queue.sent[NORMALIZE])
     assert sorted(run_normalize(world, normalization)) == ["accepted", "accepted", "accepted", "no_face"]
-    # Redelivered messages change nothing and send no second dispatch.
+    # Redelivered messages change nothing and open no second checkout; nothing is generated before payment.
     assert {normalization.process(m["job_id"], m["file_id"]) for m in messages} == {"skipped"}
-    assert world.queue.take(DISPATCH) == [{"job_id": job_id}]
-    assert world.store.get_job(job_id).status == JobStatus.GENERATING
+    job = world.store.get_job(job_id)
+    assert job.status == JobStatus.AWAITING_PAYMENT and job.checkout_url
+    assert len(world.stripe.sessions) == 1 and world.queue.take(DISPATCH) == []
     # Raw uploads are gone; normalized references stay.
     assert list(world.blobs.list_keys(f"jobs/{job_id}/uploads/")) == []
     assert len(list(world.blobs.list_keys(f"jobs/{job_id}/refs/"))) == 3
@@ -69,4 +71,4 @@ def test_a_photo_whose_normalization_never_finishes_is_given_up_on(world: World,
     assert normalization.rescue_stuck() == 1
     codes = sorted(f.verdict.code for f in world.store.list_files(job_id) if f.verdict)
     assert codes.count("processing_failed") == 1
-    assert world.store.get_job(job_id).status in (JobStatus.GENERATING, JobStatus.COLLECTING)
+    assert world.store.get_job(job_id).status in (JobStatus.AWAITING_PAYMENT, JobStatus.COLLECTING)

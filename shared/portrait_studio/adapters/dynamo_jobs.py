@@ -13,7 +13,10 @@ from portrait_studio.models import Job, JobStatus, Prediction, Tombstone, Upload
 from portrait_studio.ports import Clock
 
 META = "META"
-ACTIVE = (JobStatus.NORMALIZING, JobStatus.GENERATING)
+# Jobs with work owed carry `active_status` (a sparse index the reconciler queries): these statuses, and
+# REFUND_DUE for a finished job whose refund Stripe has not made yet.
+ACTIVE = (JobStatus.NORMALIZING, JobStatus.AWAITING_PAYMENT, JobStatus.GENERATING)
+REFUND_DUE = "refund_due"
 # The TTL is only the last backstop behind the sweep: DynamoDB deletes expired items up to days late.
 TTL_MARGIN = timedelta(hours=1)
 MAX_TURN_ATTEMPTS = 20
@@ -136,7 +139,12 @@ class DynamoJobStore:
     ) -> bool:
         if "status" in fields:
             status = JobStatus(fields["status"])
-            fields["active_status"] = status.value if status in ACTIVE else None
+            owed = fields.get("refund_due", 0) > 0
+            fields["active_status"] = status.value if status in ACTIVE else (REFUND_DUE if owed else None)
+        elif fields.get("refund_due", 0) > 0:
+            fields["active_status"] = REFUND_DUE
+        if fields.get("refund") is not None:
+            fields["active_status"] = None
         fields.setdefault("updated_at", self._clock.now())
         condition = ["attribute_exists(pk)", "kind = :job"]
         values: dict[str, Any] = {":job": "job"}
@@ -145,6 +153,9 @@ class DynamoJobStore:
             condition.append(_status_in(expect, names, values))
         for i, (name, value) in enumerate((expect_fields or {}).items()):
             names[f"#c{i}"] = name
+            if value is None:  # None is stored as an absent attribute
+                condition.append(f"attribute_not_exists(#c{i})")
+                continue
             values[f":c{i}"] = _value(value)
             condition.append(f"#c{i} = :c{i}")
         return self._update(_pk(job_id), META, fields, condition, names, values)
@@ -490,6 +501,12 @@ class DynamoJobStore:
 
     def jobs_normalizing(self) -> list[str]:
         return self._query_index("by_active_status", "active_status", JobStatus.NORMALIZING.value)
+
+    def jobs_awaiting_payment(self) -> list[str]:
+        return self._query_index("by_active_status", "active_status", JobStatus.AWAITING_PAYMENT.value)
+
+    def jobs_owing_refund(self) -> list[str]:
+        return self._query_index("by_active_status", "active_status", REFUND_DUE)
 
     def _query_index(self, index: str, attribute: str, value: str) -> list[str]:
         ids: list[str] = []

@@ -6,15 +6,20 @@ and a reason the user reads); none at all is `failed`.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from portrait_studio.config import Settings
-from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
+from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
+from portrait_studio.models import Job, JobStatus, Payment, Prediction, SlotStatus
 from portrait_studio.ports import Clock, JobStore, Metrics, Queue
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import as_style, expected_per_style, new_slot
+
+log = logging.getLogger(__name__)
 
 
 def images_of(slots: Sequence[Prediction]) -> int:
@@ -50,6 +55,8 @@ class Finisher:
     clock: Clock
     lifecycle: Lifecycle
     metrics: Metrics
+    # Makes the refund a finished job is owed (PaymentsService.settle_refund); None leaves it to the reconciler.
+    settle_refund: Callable[[str], bool] | None = None
 
     def finish_if_done(self, job_id: str) -> None:
         job = self.store.get_job(job_id)
@@ -68,6 +75,7 @@ class Finisher:
     def finish(self, job: Job, slots: Sequence[Prediction], timed_out: bool = False) -> None:
         images = images_of(slots)
         target = self.settings.images_target
+        fields: dict[str, Any]
         if images >= self.settings.images_minimum:
             note = None if images >= target else shortfall_reason(slots, images, target, timed_out)
             outcome, fields = JobStatus.READY, {"note": note}
@@ -75,9 +83,17 @@ class Finisher:
             reason = shortfall_reason(slots, images, target, timed_out)
             outcome = JobStatus.PARTIAL if images else JobStatus.FAILED
             fields = {"failure_reason": reason}
+        owed = refund_owed(outcome, images, job.payment, target)
+        if owed:
+            fields |= {"refund_due": owed, "refund_reason": outcome.value}
         if not self.lifecycle.finish(job.job_id, outcome, **fields):
             return
         self._count(job.job_id, outcome, images)
+        if owed and self.settle_refund is not None:
+            try:
+                self.settle_refund(job.job_id)
+            except (PaymentProviderUnavailable, PaymentProviderError) as exc:
+                log.warning("refund not made yet (the reconciler retries): %s", exc.code)
 
     def _count(self, job_id: str, outcome: JobStatus, images: int) -> None:
         """What operators watch: outcomes (alarms on JobsPartial and JobsFailed), time, images, cost."""
@@ -118,6 +134,17 @@ class Finisher:
             self.queue.send(
                 self.settings.dispatch_queue_url, {"job_id": job.job_id, "slots": [s.slot for s in new_slots]}
             )
+
+
+def refund_owed(outcome: JobStatus, images: int, payment: Payment | None, target: int) -> int:
+    """Cents owed back: all of it for `failed`, the missing headshots' share (rounded down) for `partial`."""
+    if payment is None or payment.amount_total <= 0:
+        return 0
+    if outcome == JobStatus.FAILED:
+        return payment.amount_total
+    if outcome == JobStatus.PARTIAL:
+        return payment.amount_total * max(0, target - images) // target
+    return 0
 
 
 def estimated_cost_usd(predict_seconds: float, settings: Settings) -> float:

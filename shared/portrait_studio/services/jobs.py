@@ -18,6 +18,8 @@ from portrait_studio.api_models import (
     FileSpec,
     FileView,
     JobView,
+    PaymentView,
+    RefundView,
     StyleProgress,
     SubmitResponse,
     UploadTicket,
@@ -230,6 +232,10 @@ class JobsService:
             message=_status_message(job, files, in_flight, self.settings),
             failure_reason=job.failure_reason,
             estimated_ready_at=self._estimate(job, slots, now),
+            checkout_url=job.checkout_url if job.status == JobStatus.AWAITING_PAYMENT else None,
+            checkout_expires_at=job.checkout_expires_at if job.status == JobStatus.AWAITING_PAYMENT else None,
+            payment=_payment_view(job),
+            refund=_refund_view(job),
         )
 
     def _estimate(self, job: Job, slots: Sequence[Prediction], now: datetime) -> datetime | None:
@@ -270,6 +276,31 @@ class JobsService:
         if f.status == FileStatus.ACCEPTED and url_ttl:
             view.thumbnail_url = self.blobs.presign_get(keys.reference(job_id, f.file_id), url_ttl)
         return view
+
+
+def _payment_view(job: Job) -> PaymentView | None:
+    p = job.payment
+    if p is None:
+        return None
+    return PaymentView(
+        amount_subtotal=p.amount_subtotal,
+        amount_discount=p.amount_discount,
+        amount_total=p.amount_total,
+        currency=p.currency,
+        paid_at=p.paid_at,
+    )
+
+
+def _refund_view(job: Job) -> RefundView | None:
+    if job.refund is not None:
+        r = job.refund
+        return RefundView(
+            amount=r.amount, currency=r.currency, reason=r.reason, status="refunded", refunded_at=r.refunded_at
+        )
+    if job.refund_due > 0 and job.payment is not None:
+        reason = job.refund_reason or "failed"
+        return RefundView(amount=job.refund_due, currency=job.payment.currency, reason=reason, status="pending")
+    return None
 
 
 def _result_keys(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[str]]:

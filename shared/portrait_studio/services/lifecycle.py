@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
+from portrait_studio.models import Job, JobStatus, Payment, Prediction, Refund, SlotStatus
 from portrait_studio.ports import Clock, JobStore
 
 J, S = JobStatus, SlotStatus
@@ -35,7 +35,9 @@ def _table(*transitions: Transition) -> dict[str, Transition]:
 JOB_TRANSITIONS = _table(
     Transition("submit", (J.COLLECTING,), J.NORMALIZING),
     Transition("ask_for_more_photos", (J.NORMALIZING,), J.COLLECTING),
-    Transition("start_generation", (J.NORMALIZING,), J.GENERATING),
+    Transition("await_payment", (J.NORMALIZING,), J.AWAITING_PAYMENT),
+    # Only a verified Stripe payment starts generation: no prediction without a recorded payment.
+    Transition("start_generation", (J.AWAITING_PAYMENT,), J.GENERATING),
     Transition("finish_ready", (J.GENERATING,), J.READY),
     Transition("finish_partial", (J.GENERATING,), J.PARTIAL),
     Transition("finish_failed", (J.GENERATING,), J.FAILED),
@@ -83,15 +85,47 @@ class Lifecycle:
     def ask_for_more_photos(self, job_id: str) -> bool:
         return self._job("ask_for_more_photos", job_id)
 
-    def start_generation(self, job_id: str, plan: Sequence[Prediction], budget: int) -> bool:
-        """normalizing → generating, with every planned slot written in the same transaction."""
+    def await_payment(self, job_id: str) -> bool:
+        """normalizing → awaiting_payment: the photos are accepted; the checkout comes next."""
+        return self._job("await_payment", job_id)
+
+    def record_checkout(self, job_id: str, session_id: str, url: str | None, expires_at: datetime) -> bool:
+        """Not a status change: the job's one Checkout Session (the first recorded wins)."""
+        return self.store.update_job(
+            job_id,
+            expect=[J.AWAITING_PAYMENT],
+            expect_fields={"checkout_session_id": None},
+            checkout_session_id=session_id,
+            checkout_url=url,
+            checkout_expires_at=expires_at,
+        )
+
+    def start_generation(self, job_id: str, plan: Sequence[Prediction], budget: int, payment: Payment) -> bool:
+        """awaiting_payment → generating with the payment recorded and every planned slot written, in one
+        transaction: a replayed payment event finds the job generating and starts nothing."""
         t = JOB_TRANSITIONS["start_generation"]
-        fields = {"generating_since": self.clock.now(), "prediction_budget": budget, "predictions_reserved": 0}
+        fields = {
+            "generating_since": self.clock.now(),
+            "prediction_budget": budget,
+            "predictions_reserved": 0,
+            "payment": payment,
+            "checkout_session_id": payment.checkout_session_id,
+            "checkout_url": None,  # spent: the page must not offer to pay again
+        }
         return self.store.start_generation(job_id, plan, expect=t.sources, status=t.target, **fields)
 
     def finish(self, job_id: str, outcome: JobStatus, **fields: Any) -> bool:
+        """generating → ready / partial / failed; a refund owed (`refund_due`) is written with the outcome."""
         name = {J.READY: "finish_ready", J.PARTIAL: "finish_partial", J.FAILED: "finish_failed"}[outcome]
         return self._job(name, job_id, finished_at=self.clock.now(), **fields)
+
+    def owe_refund(self, job_id: str, amount: int, reason: str) -> bool:
+        """Not a status change: a refund owed outside an outcome (DELETE before any headshot), once."""
+        return self.store.update_job(job_id, expect_fields={"refund": None}, refund_due=amount, refund_reason=reason)
+
+    def record_refund(self, job_id: str, refund: Refund) -> bool:
+        """Not a status change: the refund Stripe made (recorded once)."""
+        return self.store.update_job(job_id, expect_fields={"refund": None}, refund=refund)
 
     def begin_deletion(self, job_id: str, tombstone: JobStatus) -> bool:
         """Any state → deleted/expired, first of all: late webhooks and queued collects then drop their results.

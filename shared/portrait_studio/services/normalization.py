@@ -1,18 +1,29 @@
 """The normalize step of a job: one uploaded file → a normalized reference (or a verdict), then,
-when the job's last file is done, exactly one move on: to generation or back to collecting."""
+when the job's last file is done, exactly one move on: to payment or back to collecting."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from portrait_studio import keys
 from portrait_studio.config import Settings
-from portrait_studio.errors import PhotoRejected, ProcessingFailed, UploadMissing
+from portrait_studio.errors import (
+    PaymentProviderError,
+    PaymentProviderUnavailable,
+    PhotoRejected,
+    ProcessingFailed,
+    UploadMissing,
+)
 from portrait_studio.models import FileStatus, Job, JobStatus, Verdict
 from portrait_studio.ports import BlobStore, Clock, JobStore, Metrics, NullMetrics, Queue
 from portrait_studio.services.lifecycle import Lifecycle
-from portrait_studio.services.plan import base_plan, prediction_budget
 
+if TYPE_CHECKING:
+    from portrait_studio.services.payments import PaymentsService
+
+log = logging.getLogger(__name__)
 ACCEPTED = Verdict(accepted=True, code="accepted", message="Looks good.")
 
 
@@ -24,6 +35,7 @@ class NormalizationService:
     queue: Queue
     clock: Clock
     metrics: Metrics = field(default_factory=NullMetrics)
+    payments: PaymentsService | None = None
 
     def __post_init__(self) -> None:
         self.lifecycle = Lifecycle(self.store, self.clock)
@@ -101,8 +113,10 @@ class NormalizationService:
         if usable < self.settings.min_files:
             self.lifecycle.ask_for_more_photos(job_id)
             return
-        # The whole plan is written with the move, so everyone sees what is owed; the conditional move is
-        # what makes the dispatch message exactly-once (if it is lost, the reconciler dispatches the plan).
-        plan = base_plan(job, self.settings, self.clock.now())
-        if self.lifecycle.start_generation(job_id, plan, prediction_budget(job.styles, self.settings)):
-            self.queue.send(self.settings.dispatch_queue_url, {"job_id": job_id})
+        # The conditional move happens once; the checkout is opened right away, or by the reconciler within a
+        # minute if Stripe cannot be reached now.
+        if self.lifecycle.await_payment(job_id) and self.payments is not None:
+            try:
+                self.payments.open_checkout(job_id)
+            except (PaymentProviderUnavailable, PaymentProviderError) as exc:
+                log.warning("checkout not opened yet: %s", exc.code)

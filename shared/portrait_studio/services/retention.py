@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from portrait_studio import keys
 from portrait_studio.clock import hour_key
@@ -15,6 +16,7 @@ from portrait_studio.services.cancel import cancel_quietly
 from portrait_studio.services.lifecycle import IN_FLIGHT, Lifecycle
 
 DELETE_PASSES = 5
+PURGE_METRIC = {"expired": "JobsExpired", "user_request": "JobsDeletedByUser", "checkout_expired": "JobsUnpaidEnded"}
 SWEEP_LOOKBACK_HOURS = 72
 
 
@@ -43,12 +45,12 @@ class RetentionService:
     generator: Generator | None = None
     metrics: Metrics = field(default_factory=NullMetrics)
 
-    def purge(self, job_id: str, reason: str) -> Tombstone:
+    def purge(self, job_id: str, reason: Literal["expired", "user_request", "checkout_expired"]) -> Tombstone:
         """Cancel, delete every object and record of the job, leave a tombstone. Idempotent."""
         record = self.store.get_job(job_id)
         if isinstance(record, Tombstone):
             return record
-        status = JobStatus.EXPIRED if reason == "expired" else JobStatus.DELETED
+        status = JobStatus.DELETED if reason == "user_request" else JobStatus.EXPIRED
         if isinstance(record, Job) and not record.status.is_tombstone:
             # First make the job unreachable, so late webhooks and queued collects drop their results.
             Lifecycle(self.store, self.clock).begin_deletion(job_id, status)
@@ -57,13 +59,13 @@ class RetentionService:
         tombstone = Tombstone(
             job_id=job_id,
             status=status,
-            reason="expired" if reason == "expired" else "user_request",
+            reason=reason,
             deleted_at=self.clock.now(),
             objects_deleted=deleted,
             receipt_id="del_" + secrets.token_hex(12),
         )
         self.store.delete_job(tombstone, self.clock.now() + timedelta(days=self.settings.tombstone_days))
-        self.metrics.count("JobsExpired" if reason == "expired" else "JobsDeletedByUser")
+        self.metrics.count(PURGE_METRIC[reason])
         return tombstone
 
     def _cancel_predictions(self, job_id: str) -> None:

@@ -1,0 +1,225 @@
+"""Paying for a job with Stripe Checkout, and giving money back when we fall short.
+
+- When a job's photos are accepted it waits in `awaiting_payment` and gets one Checkout Session (the price and any
+  promotion code live in Stripe; the amount never comes from the client).
+- Only a verified `checkout.session.completed` (paid) starts generation: the payment is recorded in the same
+  transaction that writes the plan, so no prediction exists without a recorded payment. A replayed event finds
+  the job already generating and starts nothing. A payment that arrives for a job that is gone, or a second
+  payment for one job, is refunded in full.
+- `checkout.session.expired` ends the job at once: its photos are deleted.
+- A `failed` job is refunded in full, a `partial` one pro rata to the missing headshots; the amount owed is
+  written with the outcome, and the refund (one idempotency key per job) is retried until Stripe made it.
+- The reconciler repairs what a lost webhook or a Stripe outage left: sessions never opened, payments or expiries
+  never heard of, refunds not yet made.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from portrait_studio.config import Settings
+from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
+from portrait_studio.models import Job, JobStatus, Payment, Refund
+from portrait_studio.ports import CheckoutSession, Clock, JobStore, Metrics, NullMetrics, PaymentEvent, Payments, Price
+from portrait_studio.ports import Queue as QueuePort
+from portrait_studio.services.lifecycle import Lifecycle
+from portrait_studio.services.plan import base_plan, prediction_budget
+from portrait_studio.services.retention import RetentionService
+
+log = logging.getLogger(__name__)
+
+PAID_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
+EXPIRED_EVENT = "checkout.session.expired"
+PRICE_CACHE_S = 300
+# An unpaid job quiet this long has its session looked up (a lost `completed` or `expired` event).
+LOOKUP_AFTER_S = 120
+
+
+@dataclass
+class PaymentsService:
+    settings: Settings
+    store: JobStore
+    queue: QueuePort
+    payments: Payments
+    clock: Clock
+    retention: RetentionService
+    metrics: Metrics = field(default_factory=NullMetrics)
+    _price: tuple[Price, datetime] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.lifecycle = Lifecycle(self.store, self.clock)
+
+    # --- what a job costs ---------------------------------------------------------------------------
+    def price(self) -> Price:
+        now = self.clock.now()
+        if self._price is None or (now - self._price[1]).total_seconds() > PRICE_CACHE_S:
+            self._price = (self.payments.price(self.settings.stripe_price_id), now)
+        return self._price[0]
+
+    # --- checkout ------------------------------------------------------------------------------------
+    def open_checkout(self, job_id: str) -> bool:
+        """Give an accepted job its Checkout Session (once). False when there is nothing to do."""
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job) or job.status != JobStatus.AWAITING_PAYMENT or job.checkout_session_id:
+            return False
+        now = self.clock.now().replace(microsecond=0)
+        expires_at = now + timedelta(seconds=self.settings.checkout_ttl_s)
+        origin = self.settings.web_origin.rstrip("/")
+        session = self.payments.create_checkout(
+            job_id,
+            self.settings.stripe_price_id,
+            success_url=f"{origin}/?checkout=success",
+            cancel_url=f"{origin}/?checkout=canceled",
+            expires_at=expires_at,
+            # A retry of this very call gets the same session back; a later attempt gets a fresh one.
+            idempotency_key=f"checkout:{job_id}:{int(expires_at.timestamp())}",
+        )
+        if self.lifecycle.record_checkout(job_id, session.session_id, session.url, session.expires_at):
+            self.metrics.count("CheckoutsStarted")
+            return True
+        # Another worker recorded its session first: this one must never be paid.
+        self.payments.expire_checkout(session.session_id)
+        return False
+
+    def receive(self, payload: bytes, signature: str | None, once: Callable[[str, Callable[[], str]], str]) -> str:
+        """A Stripe webhook: verified (PaymentWebhookRejected otherwise), then applied once per event id."""
+        event = self.payments.verify_event(payload, signature)
+        return once(f"stripe:{event.event_id}", lambda: self.handle(event))
+
+    def handle(self, event: PaymentEvent) -> str:
+        """Apply one verified Stripe event. Returns what happened (for the log and the webhook's reply)."""
+        session = event.session
+        if session is None or not session.job_id:
+            return "ignored"
+        if event.type in PAID_EVENTS:
+            if session.payment_status != "paid":
+                return "not_paid_yet"  # a delayed method: `async_payment_succeeded` follows
+            return self._paid(session)
+        if event.type == EXPIRED_EVENT:
+            return self._expired(session)
+        return "ignored"
+
+    def _paid(self, session: CheckoutSession) -> str:
+        job_id = session.job_id or ""
+        if self._start(job_id, session):
+            return "started"
+        job = self.store.get_job(job_id)
+        if isinstance(job, Job) and job.payment and job.payment.checkout_session_id == session.session_id:
+            return "duplicate"
+        # Paid for a job that is gone, or a second payment for one job: it is given back whole.
+        if session.payment_intent and session.amount_total > 0:
+            key = f"refund:stray:{session.session_id}"
+            self.payments.refund(session.payment_intent, session.amount_total, key, job_id)
+            self.metrics.count("StrayPaymentsRefunded")
+            self.metrics.count("RefundedCents", session.amount_total)
+        return "refunded_stray"
+
+    def _start(self, job_id: str, session: CheckoutSession) -> bool:
+        """awaiting_payment → generating with this payment, if it is the job's own session."""
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job) or job.status != JobStatus.AWAITING_PAYMENT or not session.payment_intent:
+            return False
+        if job.checkout_session_id not in (None, session.session_id):
+            return False
+        now = self.clock.now()
+        payment = Payment(
+            checkout_session_id=session.session_id,
+            payment_intent=session.payment_intent,
+            amount_subtotal=session.amount_subtotal,
+            amount_discount=session.amount_discount,
+            amount_total=session.amount_total,
+            currency=session.currency,
+            paid_at=now,
+        )
+        plan = base_plan(job, self.settings, now)
+        if not self.lifecycle.start_generation(job_id, plan, prediction_budget(job.styles, self.settings), payment):
+            return False
+        # If this send is lost, the reconciler dispatches the planned slots.
+        self.queue.send(self.settings.dispatch_queue_url, {"job_id": job_id})
+        self.metrics.count("CheckoutsPaid")
+        self.metrics.count("PaidCents", session.amount_total)
+        return True
+
+    def _expired(self, session: CheckoutSession) -> str:
+        job = self.store.get_job(session.job_id or "")
+        if not isinstance(job, Job) or job.status != JobStatus.AWAITING_PAYMENT:
+            return "ignored"
+        if job.checkout_session_id not in (None, session.session_id):
+            return "ignored"  # a spare session of a race, already closed
+        self.retention.purge(job.job_id, "checkout_expired")
+        self.metrics.count("CheckoutsExpired")
+        return "ended"
+
+    # --- refunds -------------------------------------------------------------------------------------
+    def settle_refund(self, job_id: str) -> bool:
+        """Make the refund a finished job is owed, once (Stripe idempotency key per job). True when made now."""
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job) or job.refund or job.refund_due <= 0 or job.payment is None:
+            return False
+        refund_id = self.payments.refund(job.payment.payment_intent, job.refund_due, f"refund:{job_id}", job_id)
+        refund = Refund(
+            refund_id=refund_id,
+            amount=job.refund_due,
+            currency=job.payment.currency,
+            reason=job.refund_reason or "failed",
+            refunded_at=self.clock.now(),
+        )
+        if self.lifecycle.record_refund(job_id, refund):
+            self.metrics.count("Refunds")
+            self.metrics.count("RefundedCents", refund.amount)
+        return True
+
+    def before_delete(self, job_id: str) -> None:
+        """DELETE by the owner: an open checkout is closed; a paid job with no headshot made yet is refunded in
+        full (its predictions are canceled with it). Raises PaymentProviderUnavailable when Stripe cannot be
+        reached, so nothing is deleted before the money is safe: the user tries again."""
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job):
+            return
+        if job.status == JobStatus.AWAITING_PAYMENT and job.checkout_session_id:
+            self.payments.expire_checkout(job.checkout_session_id)
+            return
+        if job.payment is None or job.refund is not None:
+            return
+        made = sum(s.images_collected for s in self.store.list_slots(job_id))
+        if made == 0 and self.lifecycle.owe_refund(job_id, job.payment.amount_total, "deleted"):
+            self.settle_refund(job_id)
+
+    # --- repair --------------------------------------------------------------------------------------
+    def reconcile(self) -> dict[str, int]:
+        """Every minute: open missing sessions, apply payments and expiries whose events were lost, make owed
+        refunds. One job's trouble never stops the others."""
+        summary = {"checkouts_opened": 0, "payments_found": 0, "expired": 0, "refunds": 0, "errors": 0}
+        now = self.clock.now()
+        for job_id in self.store.jobs_awaiting_payment():
+            try:
+                self._reconcile_unpaid(job_id, now, summary)
+            except (PaymentProviderUnavailable, PaymentProviderError):
+                summary["errors"] += 1
+        for job_id in self.store.jobs_owing_refund():
+            try:
+                summary["refunds"] += int(self.settle_refund(job_id))
+            except (PaymentProviderUnavailable, PaymentProviderError):
+                summary["errors"] += 1
+        if summary["errors"]:
+            self.metrics.count("PaymentReconcileErrors", summary["errors"])
+        return summary
+
+    def _reconcile_unpaid(self, job_id: str, now: datetime, summary: dict[str, int]) -> None:
+        job = self.store.get_job(job_id)
+        if not isinstance(job, Job) or job.status != JobStatus.AWAITING_PAYMENT:
+            return
+        if not job.checkout_session_id:
+            summary["checkouts_opened"] += int(self.open_checkout(job_id))
+            return
+        if (now - job.updated_at).total_seconds() <= LOOKUP_AFTER_S:
+            return  # the webhook normally comes within seconds
+        # Lost webhook? Stripe's word on the session decides.
+        session = self.payments.get_checkout(job.checkout_session_id)
+        if session.status == "complete" and session.payment_status == "paid":
+            summary["payments_found"] += int(self._paid(session) == "started")
+        elif session.status == "expired":
+            summary["expired"] += int(self._expired(session) == "ended")
