@@ -2,9 +2,11 @@
 # Builds the SAM application the way a deploy would (no Docker, no local python3.12) and checks the result:
 #   1. `sam build` succeeds with the makefile build methods (layers/deps/Makefile, functions/*/Makefile);
 #   2. the SharedLayer holds python/portrait_studio/__init__.py;
-#   3. the DepsLayer holds only cp312 / aarch64 (or pure-Python) wheels - every ELF object is aarch64;
+#   3. the DepsLayer holds only aarch64 wheels for cp312 (or abi3 / py3-none) or pure Python - every ELF
+#      object is aarch64;
 #   4. every function artifact has its app.py;
-#   5. layers + the largest function stay under Lambda's 250 MB unzipped limit;
+#   5. the DepsLayer holds exactly the two face models identity.py loads (never the 68-point model);
+#      layers + the largest function stay under Lambda's 250 MB unzipped limit (sizes printed);
 #   6. the template, once translated by the SAM translator, passes cfn-lint (cfn-lint alone validates the
 #      SAM template without translating it, so it cannot see e.g. a dependency cycle through HttpApi's routes).
 #
@@ -71,7 +73,14 @@ for wheel in deps.glob("*.dist-info/WHEEL"):
     for tag in tags:
         py, abi, plat = tag.split("-")
         native = plat != "any"
-        if native and not (py == "cp312" and "aarch64" in plat and abi in {"cp312", "abi3"}):
+        # Native wheels: built for cp312; stable-ABI (abi3) from an older CPython 3 (cryptography's cp311-abi3);
+        # or py3-none-<platform>, a native library loaded through ctypes, no Python ABI (c2pa-python).
+        python_ok = (
+            (py == "cp312" and abi == "cp312")
+            or (abi == "abi3" and py.startswith("cp3") and int(py[3:]) <= 12)
+            or (py == "py3" and abi == "none")
+        )
+        if native and not ("aarch64" in plat and python_ok):
             problems.append(f"{wheel.parent.name}: wheel tag {tag} is not cp312 aarch64")
         if not native and abi != "none":
             problems.append(f"{wheel.parent.name}: unexpected pure wheel tag {tag}")
@@ -88,11 +97,20 @@ def size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
 
 
-layers = size(build / "DepsLayer") + size(build / "SharedLayer")
+# The face models (services/identity.py): exactly the two we use, never the 68-point model.
+face_models = deps / "face_models"
+WANTED_MODELS = {"dlib_face_recognition_resnet_model_v1.dat", "shape_predictor_5_face_landmarks.dat"}
+found_models = {p.name for p in face_models.glob("*")} if face_models.is_dir() else set()
+if found_models != WANTED_MODELS:
+    problems.append(f"DepsLayer/python/face_models holds {sorted(found_models)}, expected {sorted(WANTED_MODELS)}")
+
+deps_size, shared_size = size(build / "DepsLayer"), size(build / "SharedLayer")
+layers = deps_size + shared_size
 largest = max((size(fn) for fn in functions), default=0)
 limit = 250 * 1024 * 1024
-print(f"DepsLayer + SharedLayer: {layers / 2**20:.1f} MiB, largest function: {largest / 2**10:.0f} KiB, "
-      f"{elf_total} ELF objects (all checked for aarch64)")
+print(f"DepsLayer {deps_size / 2**20:.1f} MiB (face models {size(face_models) / 2**20:.1f} MiB), "
+      f"SharedLayer {shared_size / 2**20:.1f} MiB, largest function {largest / 2**10:.0f} KiB: "
+      f"{(layers + largest) / 2**20:.1f} of 250 MiB unzipped; {elf_total} ELF objects (all checked for aarch64)")
 if layers + largest > limit:
     problems.append(f"layers + function = {(layers + largest) / 2**20:.1f} MiB > 250 MiB unzipped limit")
 
