@@ -65,6 +65,7 @@ bench: setup
 	$(PY) benchmarks/realtime.py
 	$(PY) benchmarks/lifecycle.py --examples 20000
 	$(PY) benchmarks/normalize.py
+	$(PY) benchmarks/identity.py
 	$(PY) benchmarks/memory_limit.py
 
 ## `sam build` without Docker (in its own venv: the SAM CLI's pins clash with ours).

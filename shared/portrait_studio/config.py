@@ -93,11 +93,11 @@ class Settings(BaseSettings):
 
     # Identity (services/identity.py): Euclidean distances between dlib ResNet face descriptors. Measured on
     # ../shared/corpus (README "How we check it's you"): photos of one person 0.05-0.44 apart, different people
-    # 0.64-0.89; a person's photo 0.14-0.40 from the consensus of their others, other people >= 0.64 from it.
+    # 0.64-0.89; a person's photo 0.08-0.39 from the consensus of their others, other people >= 0.65 from it.
     # Same person at intake: the middle of that gap (0 false accepts, 0 false rejects on the corpus pairs).
     identity_same_person_max_distance: Annotated[float, Field(gt=0, lt=2)] = 0.55
     # An output against the references' consensus: dlib's own LFW-tuned 0.6, looser than intake because a
-    # generated face drifts from the photos, still below every other person's distance (>= 0.64).
+    # generated face drifts from the photos, still below every other person's distance (>= 0.65).
     identity_output_max_distance: Annotated[float, Field(gt=0, lt=2)] = 0.6
     # The two .dat models; None = /opt/python/face_models (the layer), else the face_recognition_models package.
     face_models_dir: str | None = None

@@ -1,0 +1,284 @@
+"""Is it you? Face descriptors for one person per job and a likeness gate on every output.
+
+dlib's ResNet face-recognition model turns a face (aligned by the 5-point landmark model) into a 128-d
+descriptor; two photos of one person are close in Euclidean distance, two people far apart. Both models come
+from face-recognition-models 0.3.0; the layer ships only those two files, never the 68-point landmark model
+(its training data excludes commercial use).
+
+Privacy: a descriptor identifies a person, so it exists only in memory during one invocation. `Descriptor`
+cannot be pickled, hides its numbers in repr() and is no pydantic field; nothing here logs, stores or
+returns it outside these in-memory objects. Only derived numbers (a distance, a 0-100 score, a yes/no)
+may be kept.
+
+Thresholds live in `Settings` (identity_same_person_max_distance, identity_output_max_distance); README
+"How we check it's you" gives the corpus evidence and `benchmarks/identity.py` the costs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+from portrait_studio.services.faces import _SECONDARY_FACE_MIN_RATIO, _decode_rgb, _detect_faces
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from portrait_studio.config import Settings
+    from portrait_studio.models import FaceBox
+
+__all__ = [
+    "Descriptor",
+    "OutputJudgement",
+    "PersonCheck",
+    "check_one_person",
+    "describe_face",
+    "describe_photo",
+    "face_models_dir",
+    "judge_output",
+    "likeness_score",
+]
+
+RESNET_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
+LANDMARKS_MODEL = "shape_predictor_5_face_landmarks.dat"
+# Where layers/deps/Makefile puts the two models (Lambda mounts layers at /opt).
+LAYER_MODELS_DIR = Path("/opt/python/face_models")
+# Outputs are generated, never user files: PNG, JPEG or WebP only, and never more than 4x a 1024x1024 image.
+_OUTPUT_FORMATS = ["PNG", "JPEG", "WEBP"]
+_OUTPUT_MAX_PIXELS = 4 * 1024 * 1024
+# A person check looks for the largest mutually-close group among at most this many photos (all subsets).
+_MAX_PHOTOS = 16
+
+Drop = Literal["no_face", "extra_faces", "not_like_you"]
+
+
+class Descriptor:
+    """One face's 128-d descriptor, in memory only: not picklable, not printable, not a pydantic field."""
+
+    __slots__ = ("_vector",)
+
+    def __init__(self, vector: npt.NDArray[np.float64]) -> None:
+        self._vector = vector
+
+    @property
+    def vector(self) -> npt.NDArray[np.float64]:
+        return self._vector
+
+    def distance(self, other: Descriptor) -> float:
+        import numpy as np
+
+        return float(np.linalg.norm(self._vector - other._vector))
+
+    def __repr__(self) -> str:
+        return "Descriptor(<128-d, in memory only>)"
+
+    def __reduce__(self) -> NoReturn:
+        # Pickling is how a value reaches a cache, a queue or a file: refuse it loudly.
+        raise TypeError("a face descriptor never leaves memory")
+
+
+class PersonCheck:
+    """Whether a job's photos show one person. `distances` (derived numbers) may be stored; `consensus` not."""
+
+    __slots__ = ("consensus", "distances", "outliers", "single_person")
+
+    def __init__(
+        self,
+        *,
+        single_person: bool,
+        outliers: list[str],
+        distances: dict[str, float],
+        consensus: Descriptor | None,
+    ) -> None:
+        self.single_person = single_person
+        self.outliers = outliers  # keys refused `different_person`
+        self.distances = distances  # each photo's distance to the consensus, rounded
+        self.consensus = consensus  # the person's mean descriptor; None when there is no single person
+
+    def __repr__(self) -> str:
+        return f"PersonCheck(single_person={self.single_person}, outliers={self.outliers}, distances={self.distances})"
+
+
+class OutputJudgement:
+    """The verdict on one generated image: kept (drop None) with its likeness, or dropped with a reason."""
+
+    __slots__ = ("distance", "drop", "faces", "likeness")
+
+    def __init__(self, *, drop: Drop | None, faces: int, distance: float | None, likeness: int | None) -> None:
+        self.drop = drop
+        self.faces = faces  # faces counted (secondary faces below the size ratio are not)
+        self.distance = distance  # to the references' consensus; None when no single face was found
+        self.likeness = likeness  # 0-100, see likeness_score
+
+    def __repr__(self) -> str:
+        return (
+            f"OutputJudgement(drop={self.drop!r}, faces={self.faces}, distance={self.distance}, "
+            f"likeness={self.likeness})"
+        )
+
+
+# --- models -------------------------------------------------------------------------------------------
+def face_models_dir(settings: Settings) -> Path:
+    """The directory holding the two models: the setting, else the layer's, else the installed package's.
+
+    Only the package's location is used (its `__file__`), not its helpers: they name the 68-point model.
+    """
+    if settings.face_models_dir:
+        return Path(settings.face_models_dir)
+    if (LAYER_MODELS_DIR / RESNET_MODEL).is_file():
+        return LAYER_MODELS_DIR
+    import face_recognition_models  # type: ignore[import-untyped]
+
+    return Path(face_recognition_models.__file__).parent / "models"
+
+
+@lru_cache(maxsize=2)
+def _models(directory: Path) -> tuple[Any, Any]:
+    """(5-point shape predictor, ResNet), loaded once per process (about 0.1 s) and reused."""
+    import dlib
+
+    for name in (LANDMARKS_MODEL, RESNET_MODEL):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"face model {name} not found in {directory}")
+    landmarks = dlib.shape_predictor(str(directory / LANDMARKS_MODEL))
+    resnet = dlib.face_recognition_model_v1(str(directory / RESNET_MODEL))
+    return landmarks, resnet
+
+
+# --- descriptors --------------------------------------------------------------------------------------
+def describe_face(
+    image_rgb: npt.NDArray[np.uint8], box: FaceBox | tuple[int, int, int, int], settings: Settings
+) -> Descriptor:
+    """The descriptor of the face in `box`: a FaceBox, or (left, top, right, bottom) with right/bottom exclusive.
+
+    The box should come from the HOG detector (faces.py): the landmark model was trained on its boxes.
+    """
+    import dlib
+    import numpy as np
+
+    if isinstance(box, tuple):
+        left, top, right, bottom = box
+    else:
+        left, top, right, bottom = box.left, box.top, box.left + box.width, box.top + box.height
+    landmarks, resnet = _models(face_models_dir(settings))
+    shape = landmarks(image_rgb, dlib.rectangle(left, top, right - 1, bottom - 1))  # dlib's corners are inclusive
+    vector = np.array(resnet.compute_face_descriptor(image_rgb, shape), dtype=np.float64)
+    return Descriptor(vector)
+
+
+def describe_photo(jpeg: bytes, settings: Settings, box: FaceBox | None = None) -> Descriptor | None:
+    """The descriptor of a normalized reference JPEG's face; None when no face is found.
+
+    Pass the FaceBox the quality gate stored (PhotoQuality.face) to skip detection; otherwise the largest
+    face the HOG detector finds is described.
+    """
+    rgb = _decode_rgb(jpeg)
+    if box is not None:
+        return describe_face(rgb, box, settings)
+    faces = _detect_faces(rgb, settings)
+    if not faces:
+        return None
+    height, width = rgb.shape[:2]
+    return describe_face(rgb, faces[0].clipped(width, height), settings)
+
+
+# --- one person per job -------------------------------------------------------------------------------
+def check_one_person(descriptors: Mapping[str, Descriptor], settings: Settings) -> PersonCheck:
+    """Do these photos show one person, and which of them do not?
+
+    The person is the largest group of photos whose every pair is within identity_same_person_max_distance
+    (ties: the tighter group), provided it has at least two photos and is a strict majority: with no such
+    group (three different people, two strangers, two against two) there is no single person. The
+    consensus is the group's mean descriptor; every photo farther than the threshold from it is an outlier
+    (refused `different_person`), and every photo's distance to it is reported. A single photo is its own
+    consensus. Without a single person nobody is singled out: outliers and distances are empty.
+
+    Why a group of mutually-close photos rather than the mean of all: one stranger's photo pulls a mean of
+    three towards itself, while a group only forms from pairs that each look like one person (corpus:
+    same person <= 0.44 apart, different people >= 0.64).
+    """
+    import numpy as np
+
+    keys = list(descriptors)
+    if len(keys) > _MAX_PHOTOS:
+        raise ValueError(f"at most {_MAX_PHOTOS} photos per person check, got {len(keys)}")
+    if not keys:
+        return PersonCheck(single_person=False, outliers=[], distances={}, consensus=None)
+    threshold = settings.identity_same_person_max_distance
+    pair = {(a, b): descriptors[a].distance(descriptors[b]) for a, b in itertools.combinations(keys, 2)}
+    group = _largest_close_group(keys, pair, threshold)
+    if len(keys) > 1 and (len(group) < 2 or 2 * len(group) <= len(keys)):
+        return PersonCheck(single_person=False, outliers=[], distances={}, consensus=None)
+    consensus = Descriptor(np.mean([descriptors[key].vector for key in group], axis=0))
+    distances = {key: round(descriptors[key].distance(consensus), 4) for key in keys}
+    outliers = [key for key in keys if distances[key] > threshold]
+    return PersonCheck(single_person=True, outliers=outliers, distances=distances, consensus=consensus)
+
+
+def _largest_close_group(keys: list[str], pair: Mapping[tuple[str, str], float], threshold: float) -> list[str]:
+    """The largest subset whose pairs are all within `threshold` (ties: smallest mean pairwise distance).
+
+    Exhaustive, largest sizes first: at most 2^10 subsets for the 10 photos a job may have.
+    """
+    for size in range(len(keys), 1, -1):
+        best: tuple[float, tuple[str, ...]] | None = None
+        for subset in itertools.combinations(keys, size):
+            distances = [pair[a, b] for a, b in itertools.combinations(subset, 2)]
+            if max(distances) <= threshold:
+                mean = sum(distances) / len(distances)
+                if best is None or mean < best[0]:
+                    best = (mean, subset)
+        if best is not None:
+            return list(best[1])
+    return keys[:1]
+
+
+# --- the output gate ----------------------------------------------------------------------------------
+def likeness_score(distance: float, settings: Settings) -> int:
+    """0-100, linear in the distance: 100 at 0, 50 at identity_output_max_distance, 0 at twice it and beyond.
+
+    With the default 0.6: the corpus's same-person photos (0.14-0.40 from their consensus) score 67-88,
+    other people (>= 0.64) score 46 or less.
+    """
+    zero_at = 2.0 * settings.identity_output_max_distance
+    return max(0, min(100, round(100.0 * (1.0 - distance / zero_at))))
+
+
+def judge_output(image_bytes: bytes, consensus: Descriptor, settings: Settings) -> OutputJudgement:
+    """Keep a generated image only when it shows exactly one face and that face is the job's person.
+
+    Faces are found by the same HOG detector and score as the quality gate; a second face counts when it
+    is at least faces.py's secondary ratio (0.4) of the main face's size, as for uploads (corpus: real
+    second faces are >= 0.58 of the main one), so a tiny figure far in the background does not drop a
+    headshot. Raises ValueError when the image cannot be read as a PNG, JPEG or WebP.
+    """
+    rgb = _decode_output(image_bytes)
+    faces = _detect_faces(rgb, settings)
+    if not faces:
+        return OutputJudgement(drop="no_face", faces=0, distance=None, likeness=None)
+    main = faces[0]
+    counted = sum(1 for face in faces if face.size >= _SECONDARY_FACE_MIN_RATIO * main.size)
+    if counted > 1:
+        return OutputJudgement(drop="extra_faces", faces=counted, distance=None, likeness=None)
+    height, width = rgb.shape[:2]
+    distance = describe_face(rgb, main.clipped(width, height), settings).distance(consensus)
+    drop: Drop | None = "not_like_you" if distance > settings.identity_output_max_distance else None
+    return OutputJudgement(drop=drop, faces=1, distance=round(distance, 4), likeness=likeness_score(distance, settings))
+
+
+def _decode_output(data: bytes) -> npt.NDArray[np.uint8]:
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with Image.open(BytesIO(data), formats=_OUTPUT_FORMATS) as image:
+            if image.width * image.height > _OUTPUT_MAX_PIXELS:
+                raise ValueError(f"output is {image.width}x{image.height}, larger than any generated image")
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError("output is not a readable PNG, JPEG or WebP") from exc
