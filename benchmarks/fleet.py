@@ -201,6 +201,7 @@ def submit_job(client: PortraitClient, run: JobRun) -> Job:
             job = client.create_job(SELFIES)
             client.upload_all(job, SELFIES)
             client.submit(job).raise_for_status()
+            client.pay(job)
             return job
         except httpx.TransportError:
             run.retries += 1

@@ -46,6 +46,7 @@ def run_job(stack: dict[str, Any], client: PortraitClient) -> dict[str, float]:
     client.upload_all(job, SELFIES)
     submitted = time.time()
     client.submit(job).raise_for_status()
+    client.pay(job)
     view = client.wait_for(job, ("ready", "failed"), timeout_s=600)
     if view["status"] != "ready":
         raise RuntimeError(f"job ended {view['status']}")

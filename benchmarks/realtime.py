@@ -243,6 +243,7 @@ def submit(api_url: str, stack: Stack, submitted: dict[str, float], jobs: list[J
         client.upload_all(job, SELFIES)
         at = stack.emulated_now()
         client.submit(job).raise_for_status()
+        client.pay(job)
         submitted[job.job_id] = at
         jobs.append(job)
     except httpx.HTTPError as exc:

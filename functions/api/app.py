@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -25,7 +27,7 @@ from portrait_studio.api_models import (
     PriceView,
     SubmitResponse,
 )
-from portrait_studio.errors import InvalidRequest, PortraitError, RequestTooLarge
+from portrait_studio.errors import InvalidRequest, PaymentWebhookRejected, PortraitError, RequestTooLarge
 from portrait_studio.http import SECURITY_HEADERS, bearer_token, documented, error_response, json_response
 
 logger = Logger()
@@ -49,6 +51,12 @@ def _limits_and_headers(app: APIGatewayHttpResolver, next_middleware: NextMiddle
 
 
 app.use(middlewares=[_limits_and_headers])
+
+
+def _raw_body() -> bytes:
+    event = app.current_event
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8", "surrogateescape")
 
 
 def _token() -> str | None:
@@ -117,6 +125,26 @@ def delete_job(job_id: JobId) -> Response[None]:
     tombstone = c.retention.purge(job_id, "user_request")
     logger.info("job deleted by its owner", extra={"objects_deleted": tombstone.objects_deleted})
     return Response(status_code=204, headers={"X-Deletion-Receipt": tombstone.receipt_id})
+
+
+@app.post("/webhooks/stripe", include_in_schema=False)
+def stripe_webhook() -> Response[Any]:
+    c = wiring.container()
+    headers = app.current_event.headers or {}
+    signature = next((v for k, v in headers.items() if k.lower() == "stripe-signature"), None)
+
+    def once(key: str, action: Callable[[], str]) -> str:
+        # A redelivered event id (Stripe retries) gets the first answer; nothing runs twice.
+        return str(c.idempotency.once(key, lambda: {"result": action()}, app.lambda_context)["result"])
+
+    try:
+        result = c.payments.receive(_raw_body(), signature, once)
+    except PaymentWebhookRejected as rejected:
+        metrics.add_metric(name="PaymentWebhookRejects", unit="Count", value=1)
+        logger.warning("stripe webhook rejected", extra={"reason": rejected.message})
+        return error_response(rejected)
+    logger.info("stripe webhook applied", extra={"result": result})
+    return Response(status_code=200, content_type="application/json", body=json.dumps({"result": result}))
 
 
 @app.get("/openapi.json", include_in_schema=False)

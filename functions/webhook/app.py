@@ -1,11 +1,9 @@
-"""Webhook receivers. Replicate: verify the signature, record the event, enqueue collect. Stripe: verify the
-signature, apply the checkout event (payment starts generation; expiry ends the job). Nothing else."""
+"""Replicate webhook receiver: verify the signature, record the event, enqueue collect. Nothing else."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -13,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from portrait_studio import wiring
-from portrait_studio.errors import PaymentWebhookRejected, PortraitError, WebhookRejected
+from portrait_studio.errors import PortraitError, WebhookRejected
 from portrait_studio.http import error_response
 
 logger = Logger()
@@ -47,26 +45,6 @@ def replicate_webhook() -> Response[Any]:
     )
     logger.info("webhook recorded", extra={"slot": slot, "result": outcome["result"]})
     return Response(status_code=200, content_type="application/json", body=json.dumps(dict(outcome)))
-
-
-@app.post("/webhooks/stripe")
-def stripe_webhook() -> Response[Any]:
-    c = wiring.container()
-    headers = app.current_event.headers or {}
-    signature = next((v for k, v in headers.items() if k.lower() == "stripe-signature"), None)
-
-    def once(key: str, action: Callable[[], str]) -> str:
-        # A redelivered event id (Stripe retries) gets the first answer; nothing runs twice.
-        return str(c.idempotency.once(key, lambda: {"result": action()}, app.lambda_context)["result"])
-
-    try:
-        result = c.payments.receive(_raw_body(), signature, once)
-    except PaymentWebhookRejected as rejected:
-        metrics.add_metric(name="PaymentWebhookRejects", unit="Count", value=1)
-        logger.warning("stripe webhook rejected", extra={"reason": rejected.message})
-        return error_response(rejected)
-    logger.info("stripe webhook applied", extra={"result": result})
-    return Response(status_code=200, content_type="application/json", body=json.dumps({"result": result}))
 
 
 @app.exception_handler(PortraitError)

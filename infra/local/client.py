@@ -70,6 +70,33 @@ class PortraitClient:
     def submit(self, job: Job) -> httpx.Response:
         return self.http.post(f"/jobs/{job.job_id}/submit", headers=self.auth(job.token))
 
+    def pay(
+        self, job: Job, promotion_code: str | None = None, email: str = "buyer@example.com", timeout_s: float = 120.0
+    ) -> dict[str, Any]:
+        """Wait until the photos are accepted, then pay on the checkout page as a person would (the local Stripe
+        emulator's form: email, promotion code, Pay). Returns the job as it was when checkout opened; a job sent
+        back for more photos is returned as is, unpaid."""
+        deadline = time.monotonic() + timeout_s
+        view = self.wait_for(job, ("awaiting_payment", "collecting", "failed"), timeout_s)
+        while view["status"] == "awaiting_payment" and not view.get("checkout_url"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no checkout opened for {job.job_id}")
+            time.sleep(0.25)  # Stripe was unreachable: the reconciler opens it
+            view = self.get(job).json()
+        if view["status"] != "awaiting_payment":
+            return view
+        form = {"email": email, "action": "pay"}
+        if promotion_code:
+            form["promotion_code"] = promotion_code
+        paid = httpx.post(view["checkout_url"], data=form, follow_redirects=False, timeout=30)
+        if paid.status_code != 303:
+            raise RuntimeError(f"checkout refused the payment: {paid.status_code} {paid.text[:300]}")
+        return view
+
+    def submit_and_pay(self, job: Job, **payment: Any) -> dict[str, Any]:
+        self.submit(job).raise_for_status()
+        return self.pay(job, **payment)
+
     def get(self, job: Job) -> httpx.Response:
         return self.http.get(f"/jobs/{job.job_id}", headers=self.auth(job.token))
 

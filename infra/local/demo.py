@@ -30,7 +30,10 @@ def run_demo(output: Path, state_dir: Path) -> int:
         client.upload_all(job, files)
         submitted = client.submit(job)
         submitted.raise_for_status()
-        view = client.wait_for(job, ("ready", "failed", "collecting"), timeout_s=600)
+        price = client.http.get("/price").json()
+        print(f"photos checked; paying ${price['amount'] / 100:.2f} on the local Stripe checkout with SAVE3")
+        client.pay(job, promotion_code="SAVE3", email="demo@example.com")
+        view = client.wait_for(job, ("ready", "partial", "failed", "collecting"), timeout_s=600)
         elapsed = time.monotonic() - started
         if output.exists():
             shutil.rmtree(output)
@@ -48,6 +51,8 @@ def run_demo(output: Path, state_dir: Path) -> int:
             "seconds": round(elapsed, 1),
             "images": sum(per_style.values()),
             "images_per_style": per_style,
+            "paid": view.get("payment"),
+            "refund": view.get("refund"),
             "photos": [
                 {"name": f["name"], "accepted": f["accepted"], "code": f["code"], "message": f["message"]}
                 for f in view["files"]
@@ -57,6 +62,9 @@ def run_demo(output: Path, state_dir: Path) -> int:
         (output / "summary.json").write_text(json.dumps(summary, indent=2))
         client.close()
     print(f"\njob {summary['status']} in {summary['seconds']} s: {summary['images']} images")
+    if summary["paid"]:
+        paid = summary["paid"]
+        print(f"  paid ${paid['amount_total'] / 100:.2f} (${paid['amount_discount'] / 100:.2f} off with SAVE3)")
     for style, count in per_style.items():
         print(f"  {style:16} {count} images")
     for photo in summary["photos"]:

@@ -32,6 +32,7 @@ def test_a_job_survives_crashing_invocations(faults_url: str, stack: dict[str, A
     job = client.create_job(GOOD)
     client.upload_all(job, GOOD)
     client.submit(job).raise_for_status()
+    client.pay(job)
     started = time.monotonic()
 
     view = client.wait_for(job, ("ready", "failed"), timeout_s=110)

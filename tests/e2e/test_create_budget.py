@@ -38,7 +38,7 @@ def test_four_jobs_share_twenty_creates_a_minute_fairly(tmp_path_factory: pytest
         try:
             with ThreadPoolExecutor(max_workers=4) as pool:
                 jobs = list(pool.map(lambda _: start(stack["api_url"]), range(4)))
-                list(pool.map(lambda job: client.submit(job).raise_for_status(), jobs))
+                list(pool.map(lambda job: client.submit_and_pay(job), jobs))
             waiting_since = when_generating(client, jobs)
             views = [client.wait_for(job, ("ready", "partial", "failed"), timeout_s=300) for job in jobs]
         finally:

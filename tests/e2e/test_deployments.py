@@ -29,6 +29,7 @@ def test_every_prediction_of_a_job_goes_through_the_deployment(deployed_stack: d
         job = client.create_job(GOOD, subject="person")
         client.upload_all(job, GOOD)
         assert client.submit(job).status_code == 202
+        client.pay(job)
         view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=180)
     assert view["status"] == "ready", view
     assert view["images_done"] >= 30

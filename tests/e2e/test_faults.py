@@ -43,6 +43,7 @@ def test_jobs_deliver_under_faults(name: str, stack: dict[str, Any], client: Por
     job = client.create_job(GOOD)
     client.upload_all(job, GOOD)
     client.submit(job).raise_for_status()
+    client.pay(job)
     started = time.monotonic()
     view = client.wait_for(job, ("ready", "failed"), timeout_s=240)
     elapsed = time.monotonic() - started

@@ -23,6 +23,7 @@ def test_a_whole_job_from_selfies_to_32_distinct_headshots(client: PortraitClien
     job = client.create_job(files, subject="person")
     client.upload_all(job, files)
     assert client.submit(job).status_code == 202
+    client.pay(job)
     view = client.wait_for(job, ("ready", "failed"), timeout_s=180)
     assert view["status"] == "ready", view
     verdicts = {f["name"]: (f["accepted"], f["code"]) for f in view["files"]}
@@ -55,6 +56,7 @@ def test_too_few_usable_photos_go_back_to_collecting_and_can_be_replaced(client:
     job = client.create_job(files, styles=["corporate"])
     client.upload_all(job, files)
     client.submit(job).raise_for_status()
+    client.pay(job)
     view = client.wait_for(job, ("collecting", "ready", "failed"), timeout_s=120)
     assert view["status"] == "collecting"
     assert view["usable_files"] == 2 and "add at least 1 more" in view["message"]
@@ -69,6 +71,7 @@ def test_too_few_usable_photos_go_back_to_collecting_and_can_be_replaced(client:
     assert more.status_code == 201
     assert client.upload(more.json()["uploads"][0], GOOD[2]).status_code == 200
     assert client.submit(job).status_code == 202
+    client.pay(job)
     view = client.wait_for(job, ("ready", "failed"), timeout_s=180)
     assert view["status"] == "ready"
     assert [s["style"] for s in view["styles"]] == ["corporate"] and view["images_done"] == 32

@@ -68,6 +68,7 @@ def run_to_the_end(
         job = client.create_job(GOOD)
         client.upload_all(job, GOOD)
         client.submit(job).raise_for_status()
+        client.pay(job)
         submitted = local_now(client)
         limit = Settings().max_generating_s + 3600  # local time; the assertion below is the real bound
         while True:

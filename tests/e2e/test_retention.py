@@ -64,6 +64,7 @@ def test_finished_and_unfinished_jobs_are_intact_at_47h_and_gone_at_49h(
     finished = client.create_job(GOOD)
     client.upload_all(finished, GOOD)
     client.submit(finished).raise_for_status()
+    client.pay(finished)
     assert client.wait_for(finished, ("ready", "failed"), timeout_s=180)["status"] == "ready"
     uploads_only = client.create_job(GOOD)
     client.upload_all(uploads_only, GOOD)
@@ -72,6 +73,7 @@ def test_finished_and_unfinished_jobs_are_intact_at_47h_and_gone_at_49h(
     stuck = client.create_job(GOOD)
     client.upload_all(stuck, GOOD)
     client.submit(stuck).raise_for_status()
+    client.pay(stuck)
     assert client.wait_for(stuck, ("generating",), timeout_s=120)["status"] == "generating"
     results_before = len(objects_under(stack, finished.job_id))
 
@@ -92,6 +94,7 @@ def test_delete_is_immediate_and_idempotent(stack: dict[str, Any], client: Portr
     job = client.create_job(GOOD)
     client.upload_all(job, GOOD)
     client.submit(job).raise_for_status()
+    client.pay(job)
     client.wait_for(job, ("generating", "ready"), timeout_s=120)
     response = client.delete(job)
     assert response.status_code == 204
@@ -109,6 +112,7 @@ def test_logs_of_a_whole_job_carry_no_personal_data(stack: dict[str, Any], clien
     job = client.create_job(GOOD)
     client.upload_all(job, GOOD)
     client.submit(job).raise_for_status()
+    client.pay(job)
     view = client.wait_for(job, ("ready", "failed"), timeout_s=180)
     client.archive(job)
     log = Path(stack["log_path"]).read_text(errors="replace")

@@ -31,6 +31,7 @@ def test_one_job_is_counted(stack: dict[str, Any], client: PortraitClient) -> No
     job = client.create_job(GOOD)
     client.upload_all(job, GOOD)
     client.submit(job).raise_for_status()
+    client.pay(job)
     view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=240)
     assert view["status"] == "ready", view
     counted = usage(stack)

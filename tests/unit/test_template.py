@@ -142,7 +142,8 @@ FUNCTIONS = {
 }
 QUEUES = {"NormalizeQueue": "NormalizeFunction", "DispatchQueue": "DispatchFunction", "CollectQueue": "CollectFunction"}
 R2_PARAMS = {"R2AccessKeyIdParam", "R2SecretAccessKeyParam"}
-SECRET_PARAMS = R2_PARAMS | {"ReplicateTokenParam", "WebhookSecretParam"}
+C2PA_PARAMS = {"C2paSigningKeyParam", "C2paCertificateChainParam"}
+SECRET_PARAMS = R2_PARAMS | C2PA_PARAMS | {"ReplicateTokenParam", "WebhookSecretParam"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -273,6 +274,8 @@ EXPECTED_ROUTES = {
     ("GET", "/jobs/{id}/archive"): "ApiFunction",
     ("DELETE", "/jobs/{id}"): "ApiFunction",
     ("GET", "/openapi.json"): "ApiFunction",
+    ("GET", "/price"): "ApiFunction",
+    ("POST", "/webhooks/stripe"): "ApiFunction",  # it deletes an expired checkout's photos: R2 keys
     ("POST", "/webhooks/replicate"): "WebhookFunction",
 }
 
@@ -512,17 +515,20 @@ def test_no_plain_text_secret_in_the_template() -> None:
 # ---------------------------------------------------------------------------------------------------
 # IAM: least privilege
 # ---------------------------------------------------------------------------------------------------
+STRIPE_PARAMS = {"StripeSecretKeyParam", "StripeWebhookSecretParam"}
 EXPECTED_SSM = {
-    "ApiFunction": R2_PARAMS | {"ReplicateTokenParam"},  # the token only to cancel on DELETE
+    # The Replicate token only to cancel on DELETE; Stripe's webhook secret: the Stripe webhook is served here.
+    "ApiFunction": R2_PARAMS | {"ReplicateTokenParam"} | STRIPE_PARAMS,
     "WebhookFunction": {"WebhookSecretParam"},
-    "NormalizeFunction": R2_PARAMS,
+    "NormalizeFunction": R2_PARAMS | {"StripeSecretKeyParam"},  # opens the checkout
     "DispatchFunction": R2_PARAMS | {"ReplicateTokenParam"},
-    "CollectFunction": R2_PARAMS,
-    "ReconcileFunction": {"ReplicateTokenParam"},
+    # It stamps every result (services/provenance.py) and refunds a job that ends short.
+    "CollectFunction": R2_PARAMS | C2PA_PARAMS | {"StripeSecretKeyParam"},
+    "ReconcileFunction": {"ReplicateTokenParam", "StripeSecretKeyParam"},
     "ExpirySweepFunction": R2_PARAMS | {"ReplicateTokenParam"},
 }
 EXPECTED_SEND = {
-    "ApiFunction": {"NormalizeQueue"},
+    "ApiFunction": {"NormalizeQueue", "DispatchQueue"},  # dispatch: a paid job starts
     "WebhookFunction": {"CollectQueue"},
     "NormalizeFunction": {"DispatchQueue"},
     "DispatchFunction": {"DispatchQueue"},
@@ -570,7 +576,9 @@ def tables_granted(function: str) -> set[str]:
 def test_least_privilege(name: str) -> None:
     assert ssm_params_granted(name) == EXPECTED_SSM[name]
     assert queues_sendable(name) == EXPECTED_SEND[name]
-    assert tables_granted(name) == ({"JobsTable", "IdempotencyTable"} if name == "WebhookFunction" else {"JobsTable"})
+    # Webhook receivers apply each event once (Replicate's in WebhookFunction, Stripe's in ApiFunction).
+    once = name in ("WebhookFunction", "ApiFunction")
+    assert tables_granted(name) == ({"JobsTable", "IdempotencyTable"} if once else {"JobsTable"})
     for policy in function_props(name).get("Policies", []):
         assert not isinstance(policy, str), f"{name}: managed policy {policy} is too broad"
     for st in statements(name):

@@ -28,8 +28,10 @@ def _at(epoch: Any) -> datetime:
     return datetime.fromtimestamp(int(epoch or 0), tz=UTC)
 
 
-def checkout_session(data: Mapping[str, Any]) -> CheckoutSession:
+def checkout_session(data: Any) -> CheckoutSession:
     """Our view of a Checkout Session object (as the API or an event's `data.object` gives it)."""
+    if hasattr(data, "to_dict"):  # a StripeObject is not a Mapping
+        data = data.to_dict()
     details = data.get("total_details") or {}
     customer = data.get("customer_details") or {}
     intent = data.get("payment_intent")
