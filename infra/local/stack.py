@@ -34,6 +34,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from infra.local.c2pa_chain import make_local_chain
 from infra.local.crashes import CrashFaults, validate_crash_faults
 from infra.local.template import ROOT, LocalTemplate, Route, Schedule
 from infra.local.usage import Usage
@@ -231,10 +232,14 @@ class LocalStack:
         secret = httpx.get(
             f"{self.emulator.url}/v1/webhooks/default/secret", headers={"Authorization": f"Bearer {LOCAL_TOKEN}"}
         ).json()["key"]
+        # A throwaway C2PA chain (a test root and its leaf): results verify, but no viewer trusts that root.
+        chain = make_local_chain()
         ssm = self._client("ssm")
         for name, value in (
             (self._param("replicate-api-token"), LOCAL_TOKEN),
             (self._param("replicate-webhook-secret"), secret),
+            (self._param("c2pa-signing-key"), chain.private_key_pem),
+            (self._param("c2pa-certificate-chain"), chain.certificate_chain_pem),
         ):
             ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
@@ -256,6 +261,8 @@ class LocalStack:
             "PORTRAIT_COLLECT_QUEUE_URL": self.queue_urls.get("CollectQueue", ""),
             "PORTRAIT_REPLICATE_TOKEN_PARAM": self._param("replicate-api-token"),
             "PORTRAIT_WEBHOOK_SECRET_PARAM": self._param("replicate-webhook-secret"),
+            "PORTRAIT_C2PA_SIGNING_KEY_PARAM": self._param("c2pa-signing-key"),
+            "PORTRAIT_C2PA_CERTIFICATE_CHAIN_PARAM": self._param("c2pa-certificate-chain"),
             "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": "",
             "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": "",
             "PORTRAIT_REPLICATE_API_URL": self.emulator.url,

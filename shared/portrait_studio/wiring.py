@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # services are imported when first used: each function needs 
     from portrait_studio.services.generation import GenerationService
     from portrait_studio.services.jobs import JobsService
     from portrait_studio.services.normalization import NormalizationService
+    from portrait_studio.services.provenance import ProvenanceStamp
     from portrait_studio.services.retention import RetentionService
     from portrait_studio.services.webhooks import WebhookVerifier
 
@@ -139,7 +140,21 @@ class Container:
         from portrait_studio.services.generation import GenerationService
 
         s = self
-        return GenerationService(s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, s.clock, s.metrics)
+        return GenerationService(
+            s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, s.clock, s.metrics, s.provenance
+        )
+
+    @cached_property
+    def provenance(self) -> ProvenanceStamp:
+        from portrait_studio.services.provenance import ProvenanceStamp, SignerMaterial
+
+        s = self.settings
+
+        def material() -> SignerMaterial:  # read when a result is stored, through the secrets' cache
+            key = self.secrets.get(s.c2pa_signing_key_param)
+            return SignerMaterial(key, self.secrets.get(s.c2pa_certificate_chain_param))
+
+        return ProvenanceStamp(material, model_version=s.photomaker_version, deployment=s.replicate_deployment)
 
     @cached_property
     def retention(self) -> RetentionService:

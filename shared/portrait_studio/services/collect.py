@@ -19,6 +19,7 @@ from portrait_studio.ports import BlobStore, Downloader, Generator, JobStore, Me
 from portrait_studio.services.cancel import cancel_quietly
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import IN_FLIGHT, OUTCOME_TRANSITION, RETRYABLE, Lifecycle
+from portrait_studio.services.provenance import ProvenanceStamp
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OUTPUT_SIZE = (1024, 1024)
@@ -35,6 +36,9 @@ class CollectService:
     lifecycle: Lifecycle
     finisher: Finisher
     metrics: Metrics
+    # Marks every stored result as AI-made (XMP + signed C2PA); a failure raises, so nothing is stored unmarked.
+    # None only where tests build the service without it; wiring always passes one.
+    provenance: ProvenanceStamp | None = None
 
     # --- outcomes ----------------------------------------------------------------------------------
     def record_event(self, job_id: str, slot: str, claim_id: str | None, body: Mapping[str, Any]) -> str:
@@ -136,7 +140,7 @@ class CollectService:
                         raise OutputInvalid()
             except OutputInvalid:
                 continue
-            self.blobs.put(key, data, "image/png")
+            self.blobs.put(key, self.provenance.stamp(data, "image/png") if self.provenance else data, "image/png")
             stored.append(number)
         return stored
 

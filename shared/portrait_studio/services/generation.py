@@ -17,6 +17,7 @@ from portrait_studio.services.dispatch import DispatchResult, DispatchService
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.pacing import CreatePacer
+from portrait_studio.services.provenance import ProvenanceStamp
 from portrait_studio.services.reconcile import Reconciler
 
 
@@ -30,6 +31,7 @@ class GenerationService:
     downloader: Downloader
     clock: Clock
     metrics: Metrics = field(default_factory=NullMetrics)
+    provenance: ProvenanceStamp | None = None  # wiring always passes one (see CollectService)
 
     def __post_init__(self) -> None:
         s = self
@@ -40,7 +42,16 @@ class GenerationService:
             s.settings, s.store, s.blobs, s.queue, s.generator, s.clock, self.lifecycle, self.finisher, pacer, s.metrics
         )
         self.collector = CollectService(
-            s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, self.lifecycle, self.finisher, s.metrics
+            s.settings,
+            s.store,
+            s.blobs,
+            s.queue,
+            s.generator,
+            s.downloader,
+            self.lifecycle,
+            self.finisher,
+            s.metrics,
+            s.provenance,
         )
         self.reconciler = Reconciler(
             s.settings, s.store, s.queue, s.generator, s.clock, self.lifecycle, self.collector, self.finisher, s.metrics
