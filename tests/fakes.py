@@ -252,6 +252,18 @@ class MemoryJobStore:
             self.jobs[job_id] = _updated(job, {"status": status, "pending_files": len(file_ids), "round": round})
             return True
 
+    def move_with_files(self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], **fields: Any) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            current = self.files.get(job_id, {})
+            if not isinstance(job, Job) or job.status not in {str(s) for s in expect}:
+                return False
+            if any(f.file_id not in current or current[f.file_id].status != "accepted" for f in files):
+                return False
+            self.jobs[job_id] = _updated(job, {**fields, "updated_at": self.clock.now()})
+            current.update({f.file_id: f.model_copy() for f in files})
+            return True
+
     def record_verdict(self, job_id: str, file: UploadFile) -> int | None:
         with self._lock:
             current = self.files.get(job_id, {}).get(file.file_id)

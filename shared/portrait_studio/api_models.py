@@ -72,6 +72,11 @@ class StyleProgress(BaseModel):
     results: list[str]
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
 class PriceView(BaseModel):
     amount: Annotated[int, Field(description="Integer cents, before any promotion code.")]
     currency: str
@@ -110,6 +115,8 @@ class JobView(BaseModel):
     # While generating: when the headshots should be ready, from measured prediction times and the create line.
     estimated_ready_at: UtcDatetime | None = None
     # While awaiting_payment: Stripe Checkout's page for this job, and when it stops accepting payment.
+    # Back in collecting when no single photo was at fault, e.g. `no_single_person` (photos of different people).
+    intake_error: ErrorDetail | None = None
     checkout_url: str | None = None
     checkout_expires_at: UtcDatetime | None = None
     payment: PaymentView | None = None
@@ -126,11 +133,6 @@ class ArchiveResponse(BaseModel):
     url: str
     expires_at: UtcDatetime
     images: int
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
 
 
 class ErrorBody(BaseModel):

@@ -185,6 +185,23 @@ class DuplicatePhoto(PhotoRejected):
     hint = "Use different photos: other days, angles, expressions or lighting help most."
 
 
+class DifferentPerson(PhotoRejected):
+    """Decided across the job's accepted photos (services/identity.py): this face is not the others' person."""
+
+    code = "different_person"
+    default_message = "This photo seems to show somebody else than your other photos."
+    hint = "Use only photos of yourself: every headshot is made to look like the person in them."
+
+
+class NoSinglePerson(InvalidRequest):
+    """The accepted photos agree on nobody: no majority of them shows one person."""
+
+    code = "no_single_person"
+    http_status = 422
+    default_message = "These photos seem to show different people, so we cannot tell which one is you."
+    hint = "Remove the photos that are not of you, or add more photos of yourself, then submit again."
+
+
 class ProcessingFailed(PhotoRejected):
     """Our failure, not the photo's: its normalization never finished (crashed or timed out repeatedly)."""
 

@@ -92,6 +92,8 @@ class PhotoQuality(BaseModel):
     sharpness: float
     yaw_hint: float = 0.0  # -1 (looking left) .. 1 (looking right), from landmarks-free box offset
     phash: str = ""
+    # Distance of this face from the job's person (their photos' consensus): a derived number, never the embedding.
+    identity_distance: float | None = None
 
 
 class Verdict(BaseModel):
@@ -157,6 +159,8 @@ class Job(BaseModel):
     failure_reason: str | None = None
     note: str | None = None
     predict_seconds: float = 0.0
+    # Why the last submit came back to collecting when no single photo was at fault (e.g. `no_single_person`).
+    intake_problem: str | None = None
     # Checkout: one Stripe Checkout Session per job, opened when its photos are accepted.
     checkout_session_id: str | None = None
     checkout_url: str | None = None

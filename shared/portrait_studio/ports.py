@@ -189,6 +189,11 @@ class JobStore(Protocol):
         """expect → status with `pending_files = len(file_ids)`; those files become queued."""
         ...
 
+    def move_with_files(self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], **fields: Any) -> bool:
+        """One transaction: the job's conditional update and these accepted files' new verdicts and qualities
+        (each still `accepted`). False, and nothing written, when any condition fails."""
+        ...
+
     def record_verdict(self, job_id: str, file: UploadFile) -> int | None:
         """Store a queued file's verdict and count it done. Returns files still pending, or None if the
         file was not queued (a redelivered message)."""

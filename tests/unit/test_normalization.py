@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from portrait_studio.services.normalization import NormalizationService
 from tests.unit.conftest import DISPATCH, NORMALIZE, World
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+CORPUS = Path(os.environ.get("PORTRAIT_CORPUS") or SAMPLES.parents[1] / "shared" / "corpus")
 
 
 @pytest.fixture
@@ -21,8 +23,8 @@ def normalization(world: World) -> NormalizationService:
     return NormalizationService(w.settings, w.store, w.blobs, w.queue, w.clock, w.metrics, payments=w.payments)
 
 
-def submitted_job(world: World, names: list[str]) -> str:
-    paths = [SAMPLES / name for name in names]
+def submitted_job(world: World, names: list[str | Path]) -> str:
+    paths = [name if isinstance(name, Path) else SAMPLES / name for name in names]
     request = CreateJobRequest(
         files=[FileSpec(name=p.name, content_type="image/jpeg", bytes=p.stat().st_size) for p in paths]
     )
@@ -72,3 +74,30 @@ def test_a_photo_whose_normalization_never_finishes_is_given_up_on(world: World,
     codes = sorted(f.verdict.code for f in world.store.list_files(job_id) if f.verdict)
     assert codes.count("processing_failed") == 1
     assert world.store.get_job(job_id).status in (JobStatus.AWAITING_PAYMENT, JobStatus.COLLECTING)
+
+
+def test_a_photo_of_somebody_else_is_refused_and_the_job_goes_on(world: World, normalization: NormalizationService):
+    job_id = submitted_job(world, ["person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic", "person-b.png"])
+    run_normalize(world, normalization)
+    verdicts = {f.name: f.verdict.code for f in world.store.list_files(job_id) if f.verdict}
+    assert verdicts == {
+        "person-a-1.jpg": "accepted",
+        "person-a-2.jpg": "accepted",
+        "person-a-3.heic": "accepted",
+        "person-b.png": "different_person",
+    }
+    assert world.store.get_job(job_id).status == JobStatus.AWAITING_PAYMENT
+    # Only derived numbers are kept: each accepted photo's distance from the person, closest first for references.
+    distances = [f.quality.identity_distance for f in world.store.list_files(job_id) if f.status == "accepted"]
+    assert all(d is not None and d < world.settings.identity_same_person_max_distance for d in distances)
+    assert len(list(world.blobs.list_keys(f"jobs/{job_id}/refs/"))) == 3
+
+
+@pytest.mark.skipif(not (CORPUS / "MANIFEST.json").is_file(), reason=f"photo corpus not found at {CORPUS}")
+def test_photos_of_three_different_people_are_refused_as_a_whole(world: World, normalization: NormalizationService):
+    people = [SAMPLES / "person-a-1.jpg", SAMPLES / "person-b.png", CORPUS / "faces" / "astronaut.png"]
+    job_id = submitted_job(world, people)
+    assert sorted(run_normalize(world, normalization)) == ["accepted"] * 3
+    job = world.store.get_job(job_id)
+    assert job.status == JobStatus.COLLECTING and job.intake_problem == "no_single_person"
+    assert world.stripe.sessions == {} and world.queue.take(DISPATCH) == []

@@ -243,6 +243,26 @@ class DynamoJobStore:
             )
         return self._transact(actions, conditional=True)
 
+    def move_with_files(self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], **fields: Any) -> bool:
+        actions = [self._job_update(job_id, expect, fields)]
+        for file in files:
+            data = _to_item(file.model_dump(mode="json", include={"status", "verdict", "quality"}))
+            names = {f"#v{i}": name for i, name in enumerate(data)} | {"#status": "status"}
+            values = {f":v{i}": value for i, value in enumerate(data.values())} | {":accepted": "accepted"}
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self._table_name,
+                        "Key": {"pk": _pk(job_id), "sk": f"FILE#{file.file_id}"},
+                        "UpdateExpression": "SET " + ", ".join(f"#v{i} = :v{i}" for i in range(len(data))),
+                        "ConditionExpression": "#status = :accepted",
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }
+                }
+            )
+        return self._transact(actions, conditional=True)
+
     def record_verdict(self, job_id: str, file: UploadFile) -> int | None:
         data = _to_item(file.model_dump(mode="json", include={"status", "verdict", "quality"}))
         names = {"#status": "status"}

@@ -15,6 +15,7 @@ from portrait_studio.api_models import (
     ArchiveResponse,
     CreateJobRequest,
     CreateJobResponse,
+    ErrorDetail,
     FileSpec,
     FileView,
     JobView,
@@ -30,6 +31,7 @@ from portrait_studio.errors import (
     FileTooLarge,
     JobNotFound,
     JobStateConflict,
+    NoSinglePerson,
     TooManyRequests,
     UnsupportedContentType,
     UploadsIncomplete,
@@ -234,6 +236,7 @@ class JobsService:
             estimated_ready_at=self._estimate(job, slots, now),
             checkout_url=job.checkout_url if job.status == JobStatus.AWAITING_PAYMENT else None,
             checkout_expires_at=job.checkout_expires_at if job.status == JobStatus.AWAITING_PAYMENT else None,
+            intake_error=_intake_error(job),
             payment=_payment_view(job),
             refund=_refund_view(job),
         )
@@ -276,6 +279,12 @@ class JobsService:
         if f.status == FileStatus.ACCEPTED and url_ttl:
             view.thumbnail_url = self.blobs.presign_get(keys.reference(job_id, f.file_id), url_ttl)
         return view
+
+
+def _intake_error(job: Job) -> ErrorDetail | None:
+    if job.status != JobStatus.COLLECTING or job.intake_problem != NoSinglePerson.code:
+        return None
+    return ErrorDetail(code=NoSinglePerson.code, message=f"{NoSinglePerson.default_message} {NoSinglePerson.hint}")
 
 
 def _payment_view(job: Job) -> PaymentView | None:
@@ -329,6 +338,8 @@ def _file_view(f: UploadFile) -> FileView:
 
 def _status_message(job: Job, files: Sequence[UploadFile], in_flight: bool, settings: Settings) -> str | None:
     usable = sum(1 for f in files if f.status == FileStatus.ACCEPTED)
+    if job.status == JobStatus.COLLECTING and job.intake_problem == NoSinglePerson.code:
+        return f"{NoSinglePerson.default_message} {NoSinglePerson.hint}"
     if job.status == JobStatus.COLLECTING and job.round > 0:
         need = settings.min_files - usable
         if need > 0:

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from portrait_studio.models import Job, JobStatus, Payment, Prediction, Refund, SlotStatus
+from portrait_studio.models import Job, JobStatus, Payment, Prediction, Refund, SlotStatus, UploadFile
 from portrait_studio.ports import Clock, JobStore
 
 J, S = JobStatus, SlotStatus
@@ -82,12 +82,16 @@ class Lifecycle:
         t = JOB_TRANSITIONS["submit"]
         return self.store.queue_files(job_id, file_ids, round, self.clock.now(), expect=t.sources, status=t.target)
 
-    def ask_for_more_photos(self, job_id: str) -> bool:
-        return self._job("ask_for_more_photos", job_id)
+    def ask_for_more_photos(self, job_id: str, checked: Sequence[UploadFile] = (), problem: str | None = None) -> bool:
+        """normalizing → collecting, with the verdicts decided across the photos (`checked`) in the same write."""
+        t = JOB_TRANSITIONS["ask_for_more_photos"]
+        return self.store.move_with_files(job_id, checked, expect=t.sources, status=t.target, intake_problem=problem)
 
-    def await_payment(self, job_id: str) -> bool:
-        """normalizing → awaiting_payment: the photos are accepted; the checkout comes next."""
-        return self._job("await_payment", job_id)
+    def await_payment(self, job_id: str, checked: Sequence[UploadFile] = ()) -> bool:
+        """normalizing → awaiting_payment: the photos are accepted (their verdicts across photos written with the
+        move); the checkout comes next."""
+        t = JOB_TRANSITIONS["await_payment"]
+        return self.store.move_with_files(job_id, checked, expect=t.sources, status=t.target, intake_problem=None)
 
     def record_checkout(self, job_id: str, session_id: str, url: str | None, expires_at: datetime) -> bool:
         """Not a status change: the job's one Checkout Session (the first recorded wins)."""

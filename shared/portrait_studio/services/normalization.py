@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING
 from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.errors import (
+    DifferentPerson,
+    NoSinglePerson,
     PaymentProviderError,
     PaymentProviderUnavailable,
     PhotoRejected,
     ProcessingFailed,
     UploadMissing,
 )
-from portrait_studio.models import FileStatus, Job, JobStatus, Verdict
+from portrait_studio.models import FileStatus, Job, JobStatus, UploadFile, Verdict
 from portrait_studio.ports import BlobStore, Clock, JobStore, Metrics, NullMetrics, Queue
 from portrait_studio.services.lifecycle import Lifecycle
 
@@ -109,14 +111,59 @@ class NormalizationService:
         files = self.store.list_files(job_id)
         if any(f.status == FileStatus.QUEUED for f in files):
             return
-        usable = sum(1 for f in files if f.status == FileStatus.ACCEPTED)
-        if usable < self.settings.min_files:
-            self.lifecycle.ask_for_more_photos(job_id)
+        checked, problem = self._check_one_person(job_id, [f for f in files if f.status == FileStatus.ACCEPTED])
+        usable = sum(1 for f in checked if f.status == FileStatus.ACCEPTED)
+        if problem or usable < self.settings.min_files:
+            if self.lifecycle.ask_for_more_photos(job_id, checked, problem):
+                self._forget_refused(job_id, checked)
             return
         # The conditional move happens once; the checkout is opened right away, or by the reconciler within a
         # minute if Stripe cannot be reached now.
-        if self.lifecycle.await_payment(job_id) and self.payments is not None:
+        if self.lifecycle.await_payment(job_id, checked):
+            self._forget_refused(job_id, checked)
+        if self.payments is not None:
             try:
                 self.payments.open_checkout(job_id)
             except (PaymentProviderUnavailable, PaymentProviderError) as exc:
                 log.warning("checkout not opened yet: %s", exc.code)
+
+    def _check_one_person(self, job_id: str, accepted: list[UploadFile]) -> tuple[list[UploadFile], str | None]:
+        """Compare the accepted photos' faces (descriptors in memory only, for this call): a photo far from the
+        others' person is refused `different_person`; no majority person at all is the job's problem
+        `no_single_person`. Returns every accepted file with its new verdict and distance, and the problem."""
+        from portrait_studio.services.identity import Descriptor, check_one_person, describe_photo
+
+        if len(accepted) < 2:
+            return accepted, None
+        descriptors: dict[str, Descriptor] = {}
+        for f in accepted:
+            try:
+                jpeg = self.blobs.get(keys.reference(job_id, f.file_id))
+            except KeyError:
+                continue  # judged by the others alone
+            found = describe_photo(jpeg, self.settings, f.quality.face if f.quality else None)
+            if found is not None:
+                descriptors[f.file_id] = found
+        check = check_one_person(descriptors, self.settings)
+        del descriptors
+        if not check.single_person:
+            self.metrics.count("JobsWithoutOnePerson")
+            return accepted, NoSinglePerson.code
+        refused = Verdict(accepted=False, **DifferentPerson().verdict())
+        checked = []
+        for f in accepted:
+            update: dict[str, object] = {}
+            if f.quality is not None:
+                update["quality"] = f.quality.model_copy(update={"identity_distance": check.distances.get(f.file_id)})
+            if f.file_id in check.outliers:
+                update |= {"status": FileStatus.REFUSED, "verdict": refused}
+            checked.append(f.model_copy(update=update))
+        if check.outliers:
+            self.metrics.count("PhotosOfSomebodyElse", len(check.outliers))
+        return checked, None
+
+    def _forget_refused(self, job_id: str, checked: list[UploadFile]) -> None:
+        """A photo refused as somebody else's is of no further use: its normalized copy goes at once."""
+        refused = [keys.reference(job_id, f.file_id) for f in checked if f.status == FileStatus.REFUSED]
+        if refused:
+            self.blobs.delete(refused)

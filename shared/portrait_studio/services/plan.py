@@ -83,12 +83,15 @@ def slot_seed(job_id: str, slot: str, attempt: int) -> int:
 
 
 def select_references(files: Iterable[UploadFile], limit: int = MAX_REFERENCES) -> list[UploadFile]:
-    """The best photos by face size and sharpness, then greedily for variety of pose."""
+    """The photos most like the person (closest to their photos' consensus), then by face size and sharpness,
+    then greedily for variety of pose."""
     candidates = [f for f in files if f.status == FileStatus.ACCEPTED and f.quality is not None]
 
     def quality(f: UploadFile) -> float:
         assert f.quality is not None
-        return min(f.quality.face_fraction, 0.6) / 0.6 + min(f.quality.sharpness, 500.0) / 500.0
+        distance = f.quality.identity_distance if f.quality.identity_distance is not None else 0.3
+        closeness = 1.0 - min(distance, 0.6) / 0.6  # weighs twice: a photo unlike the person blurs the identity
+        return 2 * closeness + min(f.quality.face_fraction, 0.6) / 0.6 + min(f.quality.sharpness, 500.0) / 500.0
 
     chosen: list[UploadFile] = []
     remaining = sorted(candidates, key=quality, reverse=True)
