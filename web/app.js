@@ -6,6 +6,11 @@
  * deletion, "delete everything now" (DELETE /jobs/{id}) and its receipt. If fewer than 3 photos are usable
  * the job goes back to collecting: add replacements (POST /jobs/{id}/files), upload them, submit again.
  *
+ * Payment: the price (GET /price) shows before upload. Once the photos are accepted the job waits for payment
+ * (awaiting_payment) and the page offers "Pay $12.90", a link to the job's Stripe Checkout page in this same tab.
+ * Stripe comes back to /?checkout=success (or =canceled); sessionStorage survives, so the page finds the job
+ * again and shows what was paid, the progress, and any refund. An unpaid checkout that expires ends the job.
+ *
  * The job's token lives only in memory and in this tab's sessionStorage. All text coming from the API is
  * put on the page with textContent, never as HTML.
  */
@@ -41,6 +46,8 @@
   const ALLOWED_TYPES = new Set(Object.values(TYPES_BY_EXTENSION));
   // HEIC/HEIF: most browsers cannot show them, so the page shows the name and size instead.
   const PREVIEWABLE_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/avif']);
+  const REFUND_POLL_MS = 15000; // a finished job whose refund is still on its way
+  const CONFIRM_WAIT_MS = 2 * 60 * 1000; // back from checkout: Stripe's event should reach us well within this
   const FINISHED = new Set(['ready', 'partial', 'failed', 'deleted', 'expired']);
   const DELIVERED = new Set(['ready', 'partial']); // headshots to show and download
 
@@ -56,6 +63,7 @@
     fileList: $('file-list'),
     pickSummary: $('pick-summary'),
     options: $('options'),
+    priceLine: $('price-line'),
     startButton: $('start-button'),
     replacePanel: $('replace-panel'),
     replaceButton: $('replace-button'),
@@ -67,6 +75,12 @@
     jobTitle: $('job-title'),
     jobStatus: $('job-status'),
     jobMessage: $('job-message'),
+    paymentLine: $('payment-line'),
+    refundLine: $('refund-line'),
+    payPanel: $('pay-panel'),
+    payNote: $('pay-note'),
+    payLink: $('pay-link'),
+    payPreparing: $('pay-preparing'),
     jobError: $('job-error'),
     countdown: $('countdown'),
     progress: $('progress'),
@@ -93,8 +107,11 @@
 
   let nextKey = 1;
   const state = {
-    phase: 'pick', // pick | uploading | watching | replace | interrupted | done | deleted
-    job: null, // {jobId, token, submittedAt}
+    phase: 'pick', // pick | uploading | watching | replace | interrupted | paying | done | deleted
+    job: null, // {jobId, token, submittedAt, awaitingPayment}
+    price: null, // GET /price: {amount, currency, images}
+    checkoutReturn: null, // 'success' | 'canceled': how Stripe Checkout sent this page back
+    returnedAt: 0,
     items: [], // photos on the page: {key, file, name, size, contentType, fileId, ticket, upload, el, objectUrl}
     view: null, // the last GET /jobs/{id}
     pollTimer: null,
@@ -170,6 +187,7 @@
 
   /** Only http(s) links from the API ever reach an href or a src. */
   function safeUrl(value) {
+    if (typeof value !== 'string' || !value) return null; // never `new URL(null)`: that is ./null
     try {
       const url = new URL(value, window.location.href);
       return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
@@ -213,6 +231,22 @@
 
   function plural(count, one, many) {
     return `${count} ${count === 1 ? one : many}`;
+  }
+
+  /** Stripe amounts are integers in the currency's minor unit (cents for USD, whole yen for JPY). */
+  function formatMoney(amount, currency) {
+    const code = String(currency || 'usd').toUpperCase();
+    try {
+      const format = new Intl.NumberFormat(document.documentElement.lang || 'en', { style: 'currency', currency: code });
+      const digits = format.resolvedOptions().maximumFractionDigits;
+      return format.format(amount / 10 ** digits);
+    } catch {
+      return `${(amount / 100).toFixed(2)} ${code}`;
+    }
+  }
+
+  function formatClock(ms) {
+    return new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
   }
 
   function contentTypeOf(file) {
@@ -713,8 +747,9 @@
       render(data);
     } catch (error) {
       if (state.job?.jobId !== jobId) return;
-      if (error.status === 404) {
-        jobGone();
+      if (error.status === 404 || error.status === 410) {
+        if (state.job?.awaitingPayment) checkoutExpired();
+        else jobGone();
         return;
       }
       state.pollFailures += 1;
@@ -723,7 +758,9 @@
     }
     if (!state.job || state.phase === 'deleted') return;
     const status = state.view?.status;
-    if (DELIVERED.has(status)) schedulePoll(READY_REFRESH_MS);
+    if (state.view?.refund?.status === 'pending' && FINISHED.has(status)) schedulePoll(REFUND_POLL_MS);
+    else if (DELIVERED.has(status)) schedulePoll(READY_REFRESH_MS);
+    else if (status === 'awaiting_payment' && state.view.checkout_url && !confirmingPayment(state.view)) schedulePoll(IDLE_POLL_MS);
     else if (status === 'failed' || FINISHED.has(status)) clearTimeout(state.pollTimer);
     else if (state.phase === 'uploading') clearTimeout(state.pollTimer);
     else schedulePoll(state.phase === 'replace' || state.phase === 'interrupted' ? IDLE_POLL_MS : POLL_MS);
@@ -733,6 +770,7 @@
     state.view = view;
     renderFiles(view);
     renderStatus(view);
+    renderPayment(view);
     renderProgress(view);
     renderGallery(view);
     tick();
@@ -801,9 +839,25 @@
         status = `Checking your photos: ${checked} of ${view.files.filter((f) => f.status !== 'awaiting_upload').length} checked.`;
         if (state.phase === 'replace' || state.phase === 'pick') setPhase('watching');
         break;
+      case 'awaiting_payment':
+        if (state.phase !== 'paying') {
+          const arrived = state.phase === 'watching' && state.job?.submittedAt && !state.job.awaitingPayment;
+          setPhase('paying');
+          stopTicking();
+          ui.elapsed.textContent = '0 s';
+          if (arrived) focusPayLinkSoon(); // just accepted on this page: the next step is to pay
+        }
+        if (confirmingPayment(view)) status = 'Thank you! Confirming your payment…';
+        else if (checkoutClosed(view)) status = 'Checkout has closed.';
+        else {
+          const count = view.images_expected || state.price?.images;
+          status = `Your photos are accepted. Pay to start making your ${count ? `${count} ` : ''}headshots.`;
+        }
+        break;
       case 'generating':
         status = `Making your headshots: ${view.images_done} of ${view.images_expected} done.${readyIn(view)}`;
         if (state.phase !== 'watching') setPhase('watching');
+        if (!state.tickTimer) startTicking();
         break;
       case 'ready':
         status = `Your ${plural(view.images_done, 'headshot is', 'headshots are')} ready.`;
@@ -841,6 +895,98 @@
     ui.jobMessage.classList.toggle('notice-error', fellShort);
     show(ui.resultsActions, DELIVERED.has(view.status));
     show(ui.jobSection, true);
+  }
+
+  /* ---------------------------------------------------------------- price, payment, refund */
+
+  async function loadPrice() {
+    try {
+      const { data } = await api('GET', '/price', { auth: false });
+      if (data && Number.isInteger(data.amount) && typeof data.currency === 'string') state.price = data;
+    } catch {
+      state.price = null;
+    }
+    renderPrice();
+  }
+
+  function priceText() {
+    return state.price ? formatMoney(state.price.amount, state.price.currency) : '';
+  }
+
+  function renderPrice() {
+    if (state.price) {
+      const images = state.price.images ? `${state.price.images} headshots` : 'Your headshots';
+      ui.priceLine.textContent = `${images} for ${priceText()}. You pay only after your photos are checked; promotion codes are accepted at checkout.`;
+    } else {
+      ui.priceLine.textContent = 'You pay only after your photos are checked.';
+    }
+    show(ui.priceLine, true);
+    ui.payLink.textContent = state.price ? `Pay ${priceText()}` : 'Pay and start';
+  }
+
+  /** Back from Stripe with ?checkout=success while its event is still on the way to us. */
+  function confirmingPayment(view) {
+    return view.status === 'awaiting_payment' && state.checkoutReturn === 'success' && Date.now() - state.returnedAt < CONFIRM_WAIT_MS;
+  }
+
+  function checkoutClosed(view) {
+    const closes = Date.parse(view.checkout_expires_at || '');
+    return view.status === 'awaiting_payment' && !Number.isNaN(closes) && closes <= now();
+  }
+
+  function focusPayLinkSoon() {
+    requestAnimationFrame(() => {
+      if (!ui.payLink.hidden) ui.payLink.focus();
+      else if (!ui.payPreparing.hidden) ui.jobTitle.focus();
+    });
+  }
+
+  function renderPayment(view) {
+    const awaiting = view.status === 'awaiting_payment';
+    if (state.job && Boolean(state.job.awaitingPayment) !== awaiting) {
+      state.job.awaitingPayment = awaiting; // so that a job that vanishes while unpaid reads as an expired checkout
+      saveSession();
+    }
+    const confirming = confirmingPayment(view);
+    const closed = checkoutClosed(view);
+    const url = awaiting ? safeUrl(view.checkout_url) : null;
+    show(ui.payPanel, awaiting && !confirming && !closed);
+    if (url) ui.payLink.href = url;
+    else ui.payLink.removeAttribute('href');
+    show(ui.payLink, Boolean(url));
+    show(ui.payPreparing, awaiting && !url);
+    const canceled = awaiting && state.checkoutReturn === 'canceled';
+    setText(ui.payNote, canceled ? 'You left checkout without paying: nothing was charged. Pay when you are ready.' : '');
+
+    const paid = view.payment;
+    let paidText = '';
+    if (paid && Number.isInteger(paid.amount_total)) {
+      paidText = `Paid ${formatMoney(paid.amount_total, paid.currency)}`;
+      if (paid.amount_discount > 0) paidText += ` (${formatMoney(paid.amount_discount, paid.currency)} off with a promotion code)`;
+      paidText += '.';
+    }
+    if (ui.paymentLine.textContent !== paidText) ui.paymentLine.textContent = paidText;
+    show(ui.paymentLine, Boolean(paidText));
+
+    const refundText = describeRefund(view);
+    if (ui.refundLine.textContent !== refundText) ui.refundLine.textContent = refundText;
+    show(ui.refundLine, Boolean(refundText));
+  }
+
+  function describeRefund(view) {
+    const refund = view.refund;
+    if (!refund || !Number.isInteger(refund.amount) || refund.amount <= 0) return '';
+    const amount = formatMoney(refund.amount, refund.currency);
+    let because = '';
+    if (refund.reason === 'partial') because = ` because only ${view.images_done} of ${view.images_expected} headshots could be made`;
+    else if (refund.reason === 'failed') because = ' because we could not make your headshots';
+    else if (refund.reason === 'deleted') because = ' because the job was deleted before any headshot was made';
+    if (refund.status === 'refunded') {
+      const when = Date.parse(refund.refunded_at || '');
+      const on = Number.isNaN(when) ? '' : ` on ${new Date(when).toLocaleDateString(undefined, { day: 'numeric', month: 'short' })}`;
+      return `${amount} refunded${on}${because}. It can take 5–10 days to show on your statement.`;
+    }
+    return `Refund of ${amount} on its way${because}.`;
   }
 
   // The server's estimate (measured prediction times, place in the create line), in whole minutes.
@@ -902,6 +1048,8 @@
           entry.img.src = url;
         }
         entry.link.href = url;
+        // Results can land out of order (No. 5 before No. 1): number them by their place in the server's order.
+        if (entry.number !== index + 1) numberResult(entry, style.style, index + 1);
         order.push(entry.li);
       });
       group.list.append(...order); // keeps the server's order; moving a node does not reload its image
@@ -934,7 +1082,6 @@
     const figure = document.createElement('figure');
     const img = document.createElement('img');
     img.src = url;
-    img.alt = `${styleName(style)} headshot ${number}`;
     img.width = 1024;
     img.height = 1024;
     img.loading = 'lazy';
@@ -946,23 +1093,29 @@
     });
     const caption = document.createElement('figcaption');
     const label = document.createElement('span');
-    label.textContent = `No. ${number}`;
     const link = document.createElement('a');
     link.className = 'download';
     link.href = url;
     link.textContent = 'Download';
-    const fileName = `headshot-${style.replace(/_/g, '-')}-${String(number).padStart(2, '0')}.png`;
-    link.download = fileName;
-    link.setAttribute('aria-label', `Download ${styleName(style).toLowerCase()} headshot ${number}`);
+    const entry = { li, img, link, label, url, number: 0, fileName: '' };
     link.addEventListener('click', (event) => {
       event.preventDefault();
-      const entry = Array.from(state.gallery.values()).find((candidate) => candidate.li === li);
-      downloadImage(entry?.url || url, fileName);
+      downloadImage(entry.url, entry.fileName);
     });
     caption.append(label, link);
     figure.append(img, caption);
     li.append(figure);
-    return { li, img, link, url };
+    numberResult(entry, style, number);
+    return entry;
+  }
+
+  function numberResult(entry, style, number) {
+    entry.number = number;
+    entry.fileName = `headshot-${style.replace(/_/g, '-')}-${String(number).padStart(2, '0')}.png`;
+    entry.img.alt = `${styleName(style)} headshot ${number}`;
+    entry.label.textContent = `No. ${number}`;
+    entry.link.download = entry.fileName;
+    entry.link.setAttribute('aria-label', `Download ${styleName(style).toLowerCase()} headshot ${number}`);
   }
 
   /** The bucket is another origin, where the download attribute is ignored: fetch the image (CORS GET)
@@ -1028,7 +1181,19 @@
   }
 
   function tick() {
-    if (state.job?.submittedAt) ui.elapsed.textContent = formatElapsed(now() - state.job.submittedAt);
+    const paidAt = Date.parse(state.view?.payment?.paid_at || '');
+    const started = Number.isNaN(paidAt) ? state.job?.submittedAt : paidAt; // generation starts with the payment
+    if (started) ui.elapsed.textContent = formatElapsed(now() - started);
+    const closes = Date.parse(state.view?.checkout_expires_at || '');
+    if (state.view?.status === 'awaiting_payment' && !Number.isNaN(closes)) {
+      const left = closes - now();
+      ui.countdown.textContent =
+        left > 0
+          ? `Checkout stays open until ${formatClock(closes)} (${formatRemaining(left)}). If you do not pay by then, your photos are deleted.`
+          : 'Checkout has closed: your photos are being deleted.';
+      show(ui.countdown, true);
+      return;
+    }
     const expires = Date.parse(state.view?.expires_at || '');
     if (!Number.isNaN(expires)) {
       const left = expires - now();
@@ -1052,6 +1217,8 @@
     if (ui.dialog.open) ui.dialog.close();
     showJobError('');
     setBusy(ui.deleteButton, true, 'Deleting…');
+    const paid = state.view?.payment;
+    const refundOnDelete = paid && !state.view.images_done && !state.view.refund ? formatMoney(paid.amount_total, paid.currency) : '';
     let receipt = '';
     try {
       const { response } = await api('DELETE', `/jobs/${state.job.jobId}`);
@@ -1065,7 +1232,10 @@
     setBusy(ui.deleteButton, false);
     forgetJob();
     ui.deletedTitle.textContent = 'Everything is deleted';
-    ui.deletedText.textContent = 'Your photos, your headshots and the records of this job are gone from our storage.';
+    ui.deletedText.textContent =
+      'Your photos, your headshots and the records of this job are gone from our storage.' +
+      (refundOnDelete ? ` No headshot was made, so your ${refundOnDelete} is refunded.` : '');
+    ui.newJob.textContent = 'Start a new job';
     ui.receipt.textContent = receipt;
     show(ui.receiptLine, Boolean(receipt));
     setPhase('deleted');
@@ -1076,6 +1246,19 @@
     forgetJob();
     ui.deletedTitle.textContent = 'This job is gone';
     ui.deletedText.textContent = 'It was deleted, or its 48 hours are over. Nothing of it is kept.';
+    ui.newJob.textContent = 'Start a new job';
+    show(ui.receiptLine, false);
+    setPhase('deleted');
+    ui.deletedTitle.focus();
+  }
+
+  /** The job vanished while it waited for payment: its checkout expired and its photos were deleted. */
+  function checkoutExpired() {
+    forgetJob();
+    ui.deletedTitle.textContent = 'Your checkout expired';
+    ui.deletedText.textContent =
+      'The payment was not made before checkout closed, so we deleted your photos and everything of this job. Nothing was charged.';
+    ui.newJob.textContent = 'Start over';
     show(ui.receiptLine, false);
     setPhase('deleted');
     ui.deletedTitle.focus();
@@ -1103,6 +1286,14 @@
     show(ui.uploadRetry, false);
     show(ui.retryButton, true);
     setText(ui.jobMessage, '');
+    setText(ui.payNote, '');
+    show(ui.payPanel, false);
+    ui.payLink.removeAttribute('href');
+    ui.paymentLine.textContent = '';
+    ui.refundLine.textContent = '';
+    show(ui.paymentLine, false);
+    show(ui.refundLine, false);
+    state.checkoutReturn = null;
     setText(ui.jobError, '');
     setText(ui.pickError, '');
     ui.jobStatus.textContent = '';
@@ -1170,15 +1361,32 @@
     // Back to the tab: look at once rather than wait for a throttled timer.
     if (document.visibilityState === 'visible' && state.job && state.view && !FINISHED.has(state.view.status)) poll();
   });
+  window.addEventListener('pageshow', (event) => {
+    // Back from checkout with the browser's back button: the page comes from the cache as it was left.
+    if (event.persisted && state.job) poll();
+  });
 
   /* ---------------------------------------------------------------- start */
 
+  // Stripe Checkout sends the person back to /?checkout=success or /?checkout=canceled: note it, tidy the address.
+  const params = new URLSearchParams(window.location.search);
+  if (params.has('checkout')) {
+    const back = params.get('checkout');
+    state.checkoutReturn = back === 'success' || back === 'canceled' ? back : null;
+    state.returnedAt = Date.now();
+    params.delete('checkout');
+    const query = params.toString();
+    history.replaceState(null, '', `${window.location.pathname}${query ? `?${query}` : ''}${window.location.hash}`);
+  }
+
+  renderPrice();
+  loadPrice();
   const saved = loadSession();
   if (saved) {
     state.job = saved;
     setPhase('watching');
-    setText(ui.jobStatus, 'Looking at your job…');
-    if (saved.submittedAt) startTicking();
+    setText(ui.jobStatus, state.checkoutReturn === 'success' ? 'Thank you! Confirming your payment…' : 'Looking at your job…');
+    if (saved.submittedAt && !saved.awaitingPayment) startTicking();
     poll();
   } else {
     setPhase('pick');

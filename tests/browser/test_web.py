@@ -1,5 +1,6 @@
-"""The web page, as a person uses it: pick photos (HEIC too), watch uploads and verdicts, replace a refused
-photo, watch the headshots arrive, download them one by one and all at once, delete everything.
+"""The web page, as a person uses it: see the price, pick photos (HEIC too), watch uploads and verdicts, replace a
+refused photo, pay on the (emulated) Stripe Checkout page, watch the headshots arrive, download them one by one and
+all at once, delete everything.
 
 Runs against the whole local stack (moto S3 on another origin, so the uploads and downloads cross origins
 exactly as they do against R2). Screenshots of each step: test-artifacts/browser/.
@@ -51,6 +52,36 @@ def wait_for(page: Any, script: str, timeout_s: float = 30.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for: {script}")
         page.wait_for_timeout(200)
+
+
+def pay_through_page(
+    page: Any, shoot: Callable[..., Path], promotion_code: str | None = None, keyboard: bool = False
+) -> None:
+    """Photos accepted: "Pay $12.90" → Stripe Checkout (the local emulator's hosted page) → email, code, Pay → back."""
+    pay = page.get_by_role("link", name="Pay $12.90")
+    expect(pay).to_be_visible(timeout=60_000)
+    expect(page.locator("#job-status")).to_contain_text("Your photos are accepted")
+    expect(page.locator("#countdown")).to_contain_text("Checkout stays open until")
+    shoot(page, "awaiting-payment")
+    web_origin = page.evaluate("() => window.location.origin")
+    if keyboard:
+        expect(pay).to_be_focused()  # the page moves to it when the photos are accepted
+        page.keyboard.press("Enter")
+    else:
+        pay.click()
+    page.wait_for_url(re.compile(r"/c/pay/"))
+    expect(page.get_by_role("heading", name="Pay Portrait Studio")).to_be_visible()
+    page.get_by_label("Email").fill("buyer@example.com")
+    if promotion_code:
+        page.get_by_label("Promotion code").fill(promotion_code)
+        page.get_by_role("button", name="Apply").click()
+        expect(page.get_by_role("table", name="Order summary")).to_contain_text("−$3.00")
+        expect(page.get_by_role("button", name="Pay $9.90")).to_be_visible()
+    shoot(page, "checkout")
+    page.get_by_role("button", name=re.compile(r"^Pay \$")).click()
+    page.wait_for_url(f"{web_origin}/**")
+    # The page tidies ?checkout=success away and finds the job again from this tab's sessionStorage.
+    wait_for(page, "() => !window.location.search")
 
 
 def wait_until_ready(page: Any) -> None:
@@ -139,6 +170,9 @@ def test_whole_job_from_photos_to_deletion(
     expect(file_row(page, "person-a-2.jpg")).to_contain_text("Ready to upload")
     page.get_by_role("button", name="Upload and submit again").click()
     expect(file_row(page, "person-a-2.jpg")).to_contain_text("Accepted", timeout=30_000)
+    pay_through_page(page, shoot)
+    expect(page.locator("#payment-line")).to_have_text("Paid $12.90.", timeout=30_000)
+    expect(file_row(page, "person-a-2.jpg")).to_contain_text("Accepted")  # the photos, found again after checkout
     expect(page.locator("#style-progress li")).to_have_count(4, timeout=30_000)  # progress per style
     expect(page.locator("#elapsed")).to_have_text(re.compile(r"\d+ s$"))
     shoot(page, "generating")
@@ -239,8 +273,16 @@ def test_phone_viewport_drag_and_drop_and_keyboard(
     assert page.evaluate(no_sideways_scroll)
     shoot(page, "dropped")
 
+    expect(page.locator("#price-line")).to_contain_text("$12.90")
     page.get_by_role("button", name="Upload and create my headshots").tap()
     expect(file_row(page, "no-face.jpg")).to_contain_text("Refused", timeout=30_000)
+    pay = page.get_by_role("link", name="Pay $12.90")
+    expect(pay).to_be_visible(timeout=60_000)
+    box = pay.bounding_box()
+    assert box and box["height"] >= 44 and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert page.evaluate(no_sideways_scroll)
+    pay_through_page(page, shoot, keyboard=True)
+    expect(page.locator("#payment-line")).to_have_text("Paid $12.90.", timeout=30_000)
     wait_until_ready(page)
     assert load_every_result(page) >= 30
     assert page.evaluate(no_sideways_scroll)
@@ -286,4 +328,152 @@ def test_api_errors_are_shown_in_the_apis_words(
     assert_no_raw_json(page)
     page.unroute("**/jobs")
     assert saved_job(page) is None
+    watch.assert_clean()
+
+
+def test_price_then_pay_with_a_promotion_code(
+    stack: dict[str, Any], open_page: Callable[..., Any], shoot: Callable[..., Path]
+) -> None:
+    """Issue #13: the price before upload; "Pay $12.90" once the photos are accepted; SAVE3 at checkout; back on the
+    page, what was paid (the promotion applied), then the headshots."""
+    page, watch = open_page(viewport=DESKTOP)
+    page.goto(stack["web_url"])
+    price = page.locator("#price-line")
+    expect(price).to_have_text(re.compile(r"^32 headshots for \$12\.90\. You pay only after your photos are checked"))
+    shoot(page, "price")
+
+    photos = [SAMPLES / "person-a-1.jpg", SAMPLES / "person-a-2.jpg", SAMPLES / "person-a-3.heic"]
+    page.get_by_label("Choose photos").set_input_files([str(p) for p in photos])
+    expect(page.locator("#file-list li")).to_have_count(3)
+    page.get_by_role("button", name="Upload and create my headshots").click()
+    for photo in photos:
+        expect(file_row(page, photo.name)).to_contain_text("Accepted", timeout=60_000)
+    expect(page.locator("#style-progress li")).to_have_count(0)  # nothing is made before the payment
+
+    pay_through_page(page, shoot, promotion_code="SAVE3")
+    paid = page.locator("#payment-line")
+    expect(paid).to_have_text("Paid $9.90 ($3.00 off with a promotion code).", timeout=30_000)
+    expect(page.get_by_role("link", name=re.compile("^Pay"))).to_be_hidden()
+    expect(page.locator("#style-progress li")).to_have_count(4, timeout=30_000)
+    shoot(page, "paid")
+
+    wait_until_ready(page)
+    assert load_every_result(page) >= 30
+    expect(paid).to_be_visible()
+    expect(page.locator("#refund-line")).to_be_hidden()
+    shoot(page, "ready")
+    delete_everything(page, shoot)
+    assert_no_raw_json(page)
+    watch.assert_clean()
+
+
+def _view(status: str, **fields: Any) -> dict[str, Any]:
+    """A job as GET /jobs/{id} shows it, for states the local stack reaches only slowly (or by the clock)."""
+    view: dict[str, Any] = {
+        "job_id": "job_page_states",
+        "status": status,
+        "subject": "person",
+        "created_at": "2030-01-01T10:00:00Z",
+        "expires_at": "2099-01-01T10:00:00Z",
+        "files": [{"file_id": f"f{n}", "name": f"photo-{n}.jpg", "status": "accepted"} for n in (1, 2, 3)],
+        "usable_files": 3,
+        "styles": [],
+        "images_done": 0,
+        "images_expected": 32,
+        "message": None,
+        "failure_reason": None,
+        "checkout_url": None,
+        "checkout_expires_at": None,
+        "payment": None,
+        "refund": None,
+    }
+    view.update(fields)
+    return view
+
+
+def test_checkout_states_and_refunds(
+    stack: dict[str, Any], open_page: Callable[..., Any], shoot: Callable[..., Path]
+) -> None:
+    """Preparing checkout, a canceled checkout (Pay again), refunds on their way and made, an expired checkout."""
+    page, watch = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    web = stack["web_url"].rstrip("/")
+    current: dict[str, Any] = {"status": 200, "body": {}}
+
+    def answer(route: Any) -> None:
+        if current["status"] == 200:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(current["body"]))
+        else:
+            body = {"error": {"code": "job_not_found", "message": "No such job."}}
+            route.fulfill(status=current["status"], content_type="application/json", body=json.dumps(body))
+
+    page.route("**/jobs/job_page_states", answer)
+    page.goto(web + "/")
+    expect(page.locator("#price-line")).to_contain_text("$12.90")
+    job = {"jobId": "job_page_states", "token": "t0ken", "submittedAt": None}
+    page.evaluate("(job) => sessionStorage.setItem('portrait-studio.job', JSON.stringify(job))", job)
+
+    # Stripe was unreachable: no checkout yet.
+    closes = "2099-01-01T10:30:00Z"
+    current["body"] = _view("awaiting_payment", checkout_expires_at=closes)
+    page.reload()
+    expect(page.locator("#pay-preparing")).to_have_text("Preparing checkout…")
+    expect(page.get_by_role("link", name=re.compile("^Pay"))).to_be_hidden()
+
+    # Checkout opened (polled again: the page looks every few seconds).
+    checkout = f"{web}/checkout-stand-in"
+    current["body"] = _view("awaiting_payment", checkout_url=checkout, checkout_expires_at=closes)
+    pay = page.get_by_role("link", name="Pay $12.90")
+    expect(pay).to_have_attribute("href", checkout, timeout=15_000)
+    expect(page.locator("#pay-preparing")).to_be_hidden()
+
+    # Back from checkout without paying: still awaiting payment, Pay again.
+    page.goto(web + "/?checkout=canceled")
+    expect(page.locator("#pay-note")).to_contain_text("nothing was charged")
+    expect(pay).to_be_visible()
+    assert page.evaluate("() => window.location.search") == ""
+    shoot(page, "canceled")
+
+    # Partial: a refund on its way, then made.
+    payment = {
+        "amount_subtotal": 1290,
+        "amount_discount": 300,
+        "amount_total": 990,
+        "currency": "usd",
+        "paid_at": "2030-01-01T10:05:00Z",
+    }
+    refund = {"amount": 483, "currency": "usd", "reason": "partial", "status": "pending", "refunded_at": None}
+    partial = {"payment": payment, "images_done": 20, "failure_reason": "Some styles did not work out."}
+    current["body"] = _view("partial", refund=refund, **partial)
+    page.goto(web + "/?checkout=success")
+    expect(page.locator("#payment-line")).to_have_text("Paid $9.90 ($3.00 off with a promotion code).")
+    refund_line = page.locator("#refund-line")
+    expect(refund_line).to_have_text("Refund of $4.83 on its way because only 20 of 32 headshots could be made.")
+    refunded = refund | {"status": "refunded", "refunded_at": "2030-01-01T11:00:00Z"}
+    current["body"] = _view("partial", refund=refunded, **partial)
+    page.reload()
+    made = re.compile(r"^\$4\.83 refunded on .+ because only 20 of 32 headshots could be made\.")
+    expect(refund_line).to_have_text(made)
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    shoot(page, "refunded")
+
+    # A full refund for a failed job.
+    failed_refund = refunded | {"amount": 990, "reason": "failed"}
+    current["body"] = _view("failed", payment=payment, refund=failed_refund, failure_reason="Nothing could be made.")
+    page.reload()
+    expect(refund_line).to_contain_text("because we could not make your headshots")
+
+    # Unpaid until the checkout expired: the job is gone, and the page says why.
+    current["body"] = _view("awaiting_payment", checkout_url=checkout, checkout_expires_at=closes)
+    page.reload()
+    expect(pay).to_be_visible()
+    current["status"] = 404
+    page.reload()
+    heading = page.get_by_role("heading", name="Your checkout expired")
+    expect(heading).to_be_focused()
+    expect(page.locator("#deleted-text")).to_contain_text("we deleted your photos")
+    shoot(page, "expired")
+    assert saved_job(page) is None
+    page.get_by_role("button", name="Start over").click()
+    expect(page.get_by_role("heading", name="1. Choose your photos")).to_be_visible()
+    assert_no_raw_json(page)
     watch.assert_clean()
