@@ -140,15 +140,20 @@ class FakeGenerator:
 
 
 class FakeDownloader:
+    """Every output URL serves `png`, unless `by_index` serves its own for the output's index (`.../{i}.png`)."""
+
     def __init__(self, png: bytes) -> None:
         self.png = png
+        self.by_index: dict[int, bytes] = {}
         self.fetched: list[str] = []
 
     def fetch(self, url: str, max_bytes: int) -> tuple[bytes, str]:
         self.fetched.append(url)
-        if len(self.png) > max_bytes:
+        index = url.rsplit("/", 1)[-1].removesuffix(".png")
+        png = self.by_index.get(int(index), self.png) if index.isdigit() else self.png
+        if len(png) > max_bytes:
             raise OutputInvalid()
-        return self.png, "image/png"
+        return png, "image/png"
 
 
 class MemoryIdempotency:

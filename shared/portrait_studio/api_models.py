@@ -65,11 +65,18 @@ class FileView(BaseModel):
     thumbnail_url: str | None = None  # the normalized photo (≤ 1024 px, no metadata), for every accepted file
 
 
+class ResultItem(BaseModel):
+    url: str
+    likeness: Annotated[int, Field(ge=0, le=100, description="How much the face is like yours, 0-100.")]
+    closest: Annotated[bool, Field(description="Among this style's closest likenesses: the ones to try first.")]
+
+
 class StyleProgress(BaseModel):
     style: Style
     expected: int
     done: int
-    results: list[str]
+    results: Annotated[list[str], Field(description="The headshots' links, the most like you first (as `items`).")]
+    items: list[ResultItem] = Field(default_factory=list)
 
 
 class ErrorDetail(BaseModel):

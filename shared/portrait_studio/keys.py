@@ -35,11 +35,11 @@ def archive(job_id: str) -> str:
     return f"jobs/{job_id}/archive.zip"
 
 
-def archive_member(key: str) -> str:
-    """`jobs/{id}/results/corporate/3.png` → `corporate/03.png` inside the zip."""
-    style, name = key.rsplit("/", 2)[-2:]
-    stem = name.removesuffix(".png")
-    return f"{style}/{int(stem):02d}.png" if stem.isdigit() else f"{style}/{name}"
+def archive_member(key: str, rank: int, likeness: int) -> str:
+    """`jobs/{id}/results/corporate/3.png`, ranked 1st by likeness 91 → `corporate/01-likeness-91.png` in the zip:
+    sorted by name, the closest likeness comes first."""
+    style = key.rsplit("/", 2)[-2]
+    return f"{style}/{rank:02d}-likeness-{likeness}.png"
 
 
 def job_id_from_key(key: str) -> str | None:

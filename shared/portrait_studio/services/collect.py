@@ -7,9 +7,9 @@ Failed and canceled predictions are retried a capped number of times; then the s
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portrait_studio import keys
 from portrait_studio.config import Settings
@@ -20,6 +20,9 @@ from portrait_studio.services.cancel import cancel_quietly
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import IN_FLIGHT, OUTCOME_TRANSITION, RETRYABLE, Lifecycle
 from portrait_studio.services.provenance import ProvenanceStamp
+
+if TYPE_CHECKING:
+    from portrait_studio.services.identity import Descriptor, OutputJudgement
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OUTPUT_SIZE = (1024, 1024)
@@ -109,40 +112,67 @@ class CollectService:
         return stored
 
     def store_outputs(self, job: Job, slot: Prediction) -> int:
-        """Copy the outputs into the bucket and count them on the slot (succeeded → collected)."""
-        stored = self._copy_outputs(job, slot)
+        """Copy the outputs that pass the gate into the bucket and count them on the slot (succeeded → collected)."""
+        kept = self._copy_outputs(job, slot)
+        stored = [number for number, _ in kept]
         if slot.num_outputs - len(stored):
             self.metrics.count("OutputsDropped", slot.num_outputs - len(stored))
-        self.lifecycle.mark_collected(slot, stored, slot.predict_time)
+        for reason, count in kept.drops.items():
+            self.metrics.count(f"OutputsDropped_{reason}", count)
+        likeness = [score for _, score in kept]
+        self.lifecycle.mark_collected(slot, stored, slot.predict_time, likeness, kept.drops)
         if not self._still_generating(job.job_id):
             self._delete_results_of(job.job_id, slot)  # the job was deleted while we copied
             return 0
         return len(stored)
 
-    def _copy_outputs(self, job: Job, slot: Prediction) -> list[int]:
-        """The outputs that are valid 1024×1024 PNGs, copied; returns their result numbers."""
-        from PIL import Image
-
+    def _copy_outputs(self, job: Job, slot: Prediction) -> KeptOutputs:
+        """The outputs that are valid 1024×1024 PNGs showing exactly the job's person, stamped as AI-made and
+        copied; returns their result numbers with their likeness, and what was dropped why."""
         style, k = slot.slot.split("#")
-        stored: list[int] = []
+        kept = KeptOutputs()
+        person = _PersonOnce(self, job)
         for i, url in enumerate(slot.outputs[: slot.num_outputs]):
             number = int(k) * self.settings.outputs_per_prediction + i + 1
             key = keys.result(job.job_id, style, number)
-            if self.blobs.size(key) is not None:
-                stored.append(number)
+            if self.blobs.size(key) is not None:  # stored by an earlier attempt that died before recording it
+                judged = self._judge(self.blobs.get(key, self.settings.max_output_bytes), person)
+                kept.add(number, judged.likeness or 0)
                 continue
             try:
-                data, content_type = self.downloader.fetch(url, self.settings.max_output_bytes)
-                if not data.startswith(PNG_MAGIC) or content_type.split(";")[0].strip() not in ("image/png", ""):
-                    raise OutputInvalid()
-                with Image.open(io.BytesIO(data)) as image:
-                    if image.format != "PNG" or image.size != OUTPUT_SIZE:
-                        raise OutputInvalid()
+                data = self._fetch_png(url)
             except OutputInvalid:
+                kept.drop("invalid")
+                continue
+            judged = self._judge(data, person)
+            if judged.drop:
+                kept.drop(judged.drop)
                 continue
             self.blobs.put(key, self.provenance.stamp(data, "image/png") if self.provenance else data, "image/png")
-            stored.append(number)
-        return stored
+            kept.add(number, judged.likeness or 0)
+        return kept
+
+    def _fetch_png(self, url: str) -> bytes:
+        from PIL import Image
+
+        data, content_type = self.downloader.fetch(url, self.settings.max_output_bytes)
+        if not data.startswith(PNG_MAGIC) or content_type.split(";")[0].strip() not in ("image/png", ""):
+            raise OutputInvalid()
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG" or image.size != OUTPUT_SIZE:
+                raise OutputInvalid()
+        return data
+
+    def _judge(self, data: bytes, person: _PersonOnce) -> OutputJudgement:
+        from portrait_studio.services.identity import OutputJudgement, judge_output
+
+        consensus = person.get()
+        if consensus is None:  # no reference face could be read: nothing to measure against, keep the image
+            return OutputJudgement(drop=None, faces=1, distance=None, likeness=None)
+        try:
+            return judge_output(data, consensus, self.settings)
+        except ValueError:
+            return OutputJudgement(drop="no_face", faces=0, distance=None, likeness=None)
 
     def _still_generating(self, job_id: str) -> bool:
         job = self.store.get_job(job_id)
@@ -160,3 +190,53 @@ class CollectService:
         # Back to planned, then a dispatch; if that message is lost, the reconciler sends another.
         if self.lifecycle.retry(slot):
             self.queue.send(self.settings.dispatch_queue_url, {"job_id": slot.job_id, "slots": [slot.slot]})
+
+
+class KeptOutputs:
+    """What the gate let through of one prediction (result number, likeness) and what it dropped, by reason."""
+
+    def __init__(self) -> None:
+        self._kept: list[tuple[int, int]] = []
+        self.drops: dict[str, int] = {}
+
+    def add(self, number: int, likeness: int) -> None:
+        self._kept.append((number, likeness))
+
+    def drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(self._kept)
+
+
+class _PersonOnce:
+    """The job's person (the mean descriptor of its reference photos), computed at most once per collect, in
+    memory only: it is never stored, logged or passed on, and it is gone when the collect ends."""
+
+    def __init__(self, collector: CollectService, job: Job) -> None:
+        self._collector = collector
+        self._job = job
+        self._done = False
+        self._consensus: Descriptor | None = None
+
+    def get(self) -> Descriptor | None:
+        if not self._done:
+            self._consensus = self._compute()
+            self._done = True
+        return self._consensus
+
+    def _compute(self) -> Descriptor | None:
+        from portrait_studio.services.identity import check_one_person, describe_photo
+        from portrait_studio.services.plan import select_references
+
+        c = self._collector
+        descriptors: dict[str, Descriptor] = {}
+        for f in select_references(c.store.list_files(self._job.job_id)):
+            try:
+                jpeg = c.blobs.get(keys.reference(self._job.job_id, f.file_id))
+            except KeyError:
+                continue
+            found = describe_photo(jpeg, c.settings, f.quality.face if f.quality else None)
+            if found is not None:
+                descriptors[f.file_id] = found
+        return check_one_person(descriptors, c.settings).consensus

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from portrait_studio import keys
 from portrait_studio.api_models import (
@@ -21,6 +22,7 @@ from portrait_studio.api_models import (
     JobView,
     PaymentView,
     RefundView,
+    ResultItem,
     StyleProgress,
     SubmitResponse,
     UploadTicket,
@@ -43,6 +45,8 @@ from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.pacing import CreatePacer
 from portrait_studio.services.plan import expected_per_style
 
+# The page marks this many results per style as the closest to the person (the ones to try first).
+CLOSEST_PER_STYLE = 2
 CONTENT_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/x-png": "image/png"}
 
 
@@ -208,15 +212,20 @@ class JobsService:
         expected = expected_per_style(job.styles, self.settings)
         url_ttl = self._get_url_ttl(job, now)
         styles: list[StyleProgress] = []
-        names_by_style = _result_keys(job_id, slots)
+        ranked_by_style = _ranked_results(job_id, slots)
         for style in job.styles:
-            names = names_by_style.get(style, [])
+            ranked = ranked_by_style.get(style, [])
+            urls = [self.blobs.presign_get(r.key, url_ttl) for r in ranked] if url_ttl else []
             styles.append(
                 StyleProgress(
                     style=style,
                     expected=expected[style],
-                    done=len(names),
-                    results=[self.blobs.presign_get(name, url_ttl) for name in names] if url_ttl else [],
+                    done=len(ranked),
+                    results=urls,
+                    items=[
+                        ResultItem(url=url, likeness=r.likeness, closest=r.rank <= CLOSEST_PER_STYLE)
+                        for url, r in zip(urls, ranked, strict=True)
+                    ],
                 )
             )
         in_flight = any(not s.status.is_terminal for s in slots)
@@ -261,17 +270,17 @@ class JobsService:
             raise JobStateConflict("The archive is available once the job is ready.")
         now = self.clock.now()
         key = keys.archive(job_id)
-        names = [name for names in _result_keys(job_id, self.store.list_slots(job_id)).values() for name in names]
+        ranked = [r for results in _ranked_results(job_id, self.store.list_slots(job_id)).values() for r in results]
         if self.blobs.size(key) is None:
             # Built once: PNGs are already compressed, so store them without deflating again.
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-                for name in names:
-                    archive.writestr(keys.archive_member(name), self.blobs.get(name))
+                for r in ranked:
+                    archive.writestr(keys.archive_member(r.key, r.rank, r.likeness), self.blobs.get(r.key))
             self.blobs.put(key, buffer.getvalue(), "application/zip")
         ttl = self._get_url_ttl(job, now)
         return ArchiveResponse(
-            url=self.blobs.presign_get(key, ttl), expires_at=now + timedelta(seconds=ttl), images=len(names)
+            url=self.blobs.presign_get(key, ttl), expires_at=now + timedelta(seconds=ttl), images=len(ranked)
         )
 
     def _file_view(self, job_id: str, f: UploadFile, url_ttl: int) -> FileView:
@@ -312,13 +321,27 @@ def _refund_view(job: Job) -> RefundView | None:
     return None
 
 
-def _result_keys(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[str]]:
-    """Each style's stored results, in order, from the slot records: a status look lists nothing in the bucket
-    (a listing is an R2 class A operation, and the page looks every few seconds)."""
-    numbers: dict[str, list[int]] = {}
+class RankedResult(NamedTuple):
+    key: str
+    likeness: int
+    rank: int  # 1 = the most like the person within its style
+
+
+def _ranked_results(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[RankedResult]]:
+    """Each style's stored results, the most like the person first, from the slot records: a status look lists
+    nothing in the bucket (a listing is an R2 class A operation, and the page looks every few seconds)."""
+    found: dict[str, list[tuple[int, int]]] = {}
     for slot in slots:
-        numbers.setdefault(slot.style, []).extend(slot.results)
-    return {style: [keys.result(job_id, style, n) for n in sorted(found)] for style, found in numbers.items()}
+        scores = slot.likeness if len(slot.likeness) == len(slot.results) else [0] * len(slot.results)
+        found.setdefault(slot.style, []).extend(zip(slot.results, scores, strict=True))
+    ranked: dict[str, list[RankedResult]] = {}
+    for style, results in found.items():
+        ordered = sorted(results, key=lambda r: (-r[1], r[0]))
+        ranked[style] = [
+            RankedResult(keys.result(job_id, style, number), likeness, rank)
+            for rank, (number, likeness) in enumerate(ordered, start=1)
+        ]
+    return ranked
 
 
 def _file_view(f: UploadFile) -> FileView:

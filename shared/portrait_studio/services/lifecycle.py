@@ -199,8 +199,16 @@ class Lifecycle:
     def record_outcome(self, slot: Prediction, outcome: str, **fields: Any) -> bool:
         return self._slot(OUTCOME_TRANSITION[outcome], slot, **fields)
 
-    def mark_collected(self, slot: Prediction, results: list[int], predict_time: float | None) -> bool:
-        """succeeded → collected, with the numbers of the results stored (the page reads them, not the bucket)."""
+    def mark_collected(
+        self,
+        slot: Prediction,
+        results: list[int],
+        predict_time: float | None,
+        likeness: list[int] | None = None,
+        drops: dict[str, int] | None = None,
+    ) -> bool:
+        """succeeded → collected, with the numbers of the results stored (the page reads them, not the bucket),
+        their likeness and what the output gate dropped."""
         t = SLOT_TRANSITIONS["mark_collected"]
         now = self.clock.now()
         return self.store.add_collected(
@@ -212,6 +220,8 @@ class Lifecycle:
             status=t.target,
             changed_at=now,
             results=results,
+            likeness=likeness or [],
+            drops=drops or {},
         )
 
     def retry(self, slot: Prediction) -> bool:

@@ -1,0 +1,80 @@
+"""The output gate in collect: real photos as references, emulator-style renders as outputs. An output of the
+person is kept with its likeness; somebody else's face or no face is dropped, counted and topped up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.local.replicate_emulator import OTHER_PERSON_PHOTO, _backdrop, _load_reference, render_preview
+from portrait_studio import keys
+from portrait_studio.api_models import CreateJobRequest, FileSpec
+from portrait_studio.models import Job, JobStatus
+from portrait_studio.ports import PaymentEvent
+from portrait_studio.services.jobs import _ranked_results
+from portrait_studio.services.normalization import NormalizationService
+from tests.unit.conftest import NORMALIZE, World
+from tests.unit.helpers import finish_all, run_queues
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+PERSON_A = ["person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic"]
+
+
+def render(base_photo: bytes | None, index: int) -> bytes:
+    base = _load_reference(base_photo) if base_photo else _backdrop("a portrait", "Photographic", index)
+    return render_preview(base, "a portrait of a person img", "Photographic (Default)", 1, index, 4)
+
+
+@pytest.fixture
+def paid_job(world: World) -> str:
+    """Person A's three photos through the real normalization and identity check, then paid."""
+    paths = [SAMPLES / name for name in PERSON_A]
+    specs = [FileSpec(name=p.name, content_type="image/jpeg", bytes=p.stat().st_size) for p in paths]
+    created = world.jobs.create(CreateJobRequest(files=specs), "192.0.2.1")
+    for ticket, path in zip(created.uploads, paths, strict=True):
+        world.blobs.put(keys.upload(created.job_id, ticket.file_id), path.read_bytes(), "image/jpeg")
+    world.jobs.submit(created.job_id, created.token)
+    w = world
+    normalization = NormalizationService(w.settings, w.store, w.blobs, w.queue, w.clock, w.metrics, payments=w.payments)
+    for message in world.queue.take(NORMALIZE):
+        normalization.process(message["job_id"], message["file_id"])
+    job = world.store.get_job(created.job_id)
+    assert isinstance(job, Job) and job.status == JobStatus.AWAITING_PAYMENT
+    session = world.stripe.pay(job.checkout_session_id or "")
+    assert world.payments.handle(PaymentEvent("evt_1", "checkout.session.completed", session)) == "started"
+    return created.job_id
+
+
+def test_outputs_of_somebody_else_or_of_nobody_are_dropped_and_topped_up(world: World, paid_job: str) -> None:
+    person = (SAMPLES / "person-a-1.jpg").read_bytes()
+    world.downloader.by_index = {
+        0: render(person, 0),
+        1: render(person, 1),
+        2: render(OTHER_PERSON_PHOTO.read_bytes(), 2),  # identity drift: a stranger's face
+        3: render(None, 3),  # no face at all
+    }
+    run_queues(world)
+    finish_all(world, paid_job)
+    run_queues(world)
+    slots = [s for s in world.store.list_slots(paid_job) if s.status == "collected"]
+    assert slots and all(s.images_collected == 2 for s in slots)
+    assert all(s.drops == {"not_like_you": 1, "no_face": 1} for s in slots)
+    # Only the person's images are delivered, each with its likeness; the shortfall is topped up.
+    assert all(len(s.likeness) == 2 and min(s.likeness) >= 50 for s in slots)
+    assert world.metrics.counts["OutputsDropped_not_like_you"] == 8
+    assert world.metrics.counts["OutputsDropped_no_face"] == 8
+    assert world.metrics.counts["TopUps"] >= 1
+
+
+def test_results_are_ordered_by_likeness_within_each_style(world: World, paid_job: str) -> None:
+    photos = ["person-a-1.jpg", "person-a-2.jpg", "person-a-2.jpg", "person-a-1.jpg"]  # JPEGs: the renderer's input
+    world.downloader.by_index = {i: render((SAMPLES / name).read_bytes(), i) for i, name in enumerate(photos)}
+    run_queues(world)
+    finish_all(world, paid_job)
+    run_queues(world)
+    job = world.store.get_job(paid_job)
+    assert isinstance(job, Job) and job.status == JobStatus.READY
+    for ranked in _ranked_results(paid_job, world.store.list_slots(paid_job)).values():
+        scores = [r.likeness for r in ranked]
+        assert scores == sorted(scores, reverse=True) and [r.rank for r in ranked] == list(range(1, len(ranked) + 1))
