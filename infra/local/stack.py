@@ -41,6 +41,7 @@ from infra.local.usage import Usage
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
+LOCAL_STRIPE_KEY = "sk_test_local_emulator"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 WEB_DIR = ROOT / "web"
@@ -116,6 +117,7 @@ class LocalStack:
         self._gate: Any = None
         self._gateway: ThreadingHTTPServer | None = None
         self.emulator: Any = None
+        self.stripe: Any = None
         self.crashes = CrashFaults()
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -125,12 +127,16 @@ class LocalStack:
         self._start_moto()
         self._provision()
         self._start_emulator()
+        self._start_stripe()
         self._configure_functions()
         self._start_gateway()
         self._start_pollers()
         self._start_scheduler()
         self._write_state()
-        log(f"ready: api {self.api_url}  web {self.api_url}/  aws {self.aws_url}  replicate {self.emulator.url}")
+        log(
+            f"ready: api {self.api_url}  web {self.api_url}/  aws {self.aws_url}  replicate {self.emulator.url}"
+            f"  stripe {self.stripe.url}"
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -141,6 +147,8 @@ class LocalStack:
             thread.join(timeout=5)
         if self.emulator:
             self.emulator.stop()
+        if self.stripe:
+            self.stripe.stop()
         if self._gate:
             self._gate.stop()
         if self._moto:
@@ -243,6 +251,22 @@ class LocalStack:
         ):
             ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
+    def _start_stripe(self) -> None:
+        """Stripe's emulator, seeded with the $12.90 price and SAVE3; its signed events come back through the
+        gateway to POST /webhooks/stripe, as Stripe's would to the deployed API."""
+        from infra.local.stripe_emulator import StripeEmulator
+
+        self.stripe = StripeEmulator(
+            api_key=LOCAL_STRIPE_KEY, webhook_url=f"{self.api_url}/webhooks/stripe", clock=self.clock.now
+        )
+        self.stripe.start()
+        ssm = self._client("ssm")
+        for name, value in (
+            (self._param("stripe-secret-key"), LOCAL_STRIPE_KEY),
+            (self._param("stripe-webhook-secret"), self.stripe.webhook_secret),
+        ):
+            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
     def _param(self, name: str) -> str:
         return f"/portrait-studio/local/{name}"
 
@@ -268,6 +292,10 @@ class LocalStack:
             "PORTRAIT_REPLICATE_API_URL": self.emulator.url,
             "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
             "PORTRAIT_WEB_ORIGIN": self.api_url,
+            "PORTRAIT_STRIPE_API_URL": self.stripe.url,
+            "PORTRAIT_STRIPE_SECRET_KEY_PARAM": self._param("stripe-secret-key"),
+            "PORTRAIT_STRIPE_WEBHOOK_SECRET_PARAM": self._param("stripe-webhook-secret"),
+            "PORTRAIT_STRIPE_PRICE_ID": self.stripe.price_id,
             "PORTRAIT_PHOTOMAKER_VERSION": os.environ.get("PORTRAIT_PHOTOMAKER_VERSION", PHOTOMAKER_VERSION),
             # Empty, as the template's default passes it: no deployment, the pinned version.
             "PORTRAIT_REPLICATE_DEPLOYMENT": os.environ.get("PORTRAIT_REPLICATE_DEPLOYMENT", ""),
@@ -583,6 +611,7 @@ class LocalStack:
             "r2_endpoint_url": self.r2_url,
             "replicate_url": self.emulator.url,
             "replicate_token": LOCAL_TOKEN,
+            "stripe_url": self.stripe.url,
             "bucket": self.bucket,
             "region": REGION,
             "tables": self.table_names,

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     r2_secret_access_key_param: str = ""
     # The C2PA signer of every result: an EC P-256 key (PKCS#8 PEM) and its certificate chain, leaf first, PEM
     # (README "Provenance"). The local stack puts a throwaway test chain there at start.
-    c2pa_signing_key_param: str = "/portrait-studio/local/c2pa-signing-key"  # noqa: S105 - a name
+    c2pa_signing_key_param: str = "/portrait-studio/local/c2pa-signing-key"
     c2pa_certificate_chain_param: str = "/portrait-studio/local/c2pa-certificate-chain"
     secrets_max_age_s: Seconds = 300
 

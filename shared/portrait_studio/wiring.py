@@ -20,12 +20,14 @@ if TYPE_CHECKING:  # services are imported when first used: each function needs 
         Idempotency,
         JobStore,
         Metrics,
+        Payments,
         Queue,
         SecretStore,
     )
     from portrait_studio.services.generation import GenerationService
     from portrait_studio.services.jobs import JobsService
     from portrait_studio.services.normalization import NormalizationService
+    from portrait_studio.services.payments import PaymentsService
     from portrait_studio.services.provenance import ProvenanceStamp
     from portrait_studio.services.retention import RetentionService
     from portrait_studio.services.webhooks import WebhookVerifier
@@ -133,7 +135,8 @@ class Container:
     def normalization(self) -> NormalizationService:
         from portrait_studio.services.normalization import NormalizationService
 
-        return NormalizationService(self.settings, self.store, self.blobs, self.queue, self.clock, self.metrics)
+        s = self
+        return NormalizationService(s.settings, s.store, s.blobs, s.queue, s.clock, s.metrics, payments=s.payments)
 
     @cached_property
     def generation(self) -> GenerationService:
@@ -141,8 +144,36 @@ class Container:
 
         s = self
         return GenerationService(
-            s.settings, s.store, s.blobs, s.queue, s.generator, s.downloader, s.clock, s.metrics, s.provenance
+            s.settings,
+            s.store,
+            s.blobs,
+            s.queue,
+            s.generator,
+            s.downloader,
+            s.clock,
+            s.metrics,
+            s.provenance,
+            settle_refund=lambda job_id: self.payments.settle_refund(job_id),
         )
+
+    @cached_property
+    def payment_provider(self) -> Payments:
+        from portrait_studio.adapters.stripe_payments import StripePayments
+
+        s = self.settings
+        return StripePayments(
+            lambda: self.secrets.get(s.stripe_secret_key_param),
+            lambda: self.secrets.get(s.stripe_webhook_secret_param),
+            api_url=str(s.stripe_api_url),
+            tolerance_s=s.stripe_webhook_tolerance_s,
+        )
+
+    @cached_property
+    def payments(self) -> PaymentsService:
+        from portrait_studio.services.payments import PaymentsService
+
+        s = self
+        return PaymentsService(s.settings, s.store, s.queue, s.payment_provider, s.clock, s.retention, s.metrics)
 
     @cached_property
     def provenance(self) -> ProvenanceStamp:

@@ -524,7 +524,8 @@ EXPECTED_SSM = {
     "DispatchFunction": R2_PARAMS | {"ReplicateTokenParam"},
     # It stamps every result (services/provenance.py) and refunds a job that ends short.
     "CollectFunction": R2_PARAMS | C2PA_PARAMS | {"StripeSecretKeyParam"},
-    "ReconcileFunction": {"ReplicateTokenParam", "StripeSecretKeyParam"},
+    # A timed-out job's outputs are stored (stamped) by the reconciler; stuck uploads, expired checkouts deleted.
+    "ReconcileFunction": R2_PARAMS | C2PA_PARAMS | {"ReplicateTokenParam", "StripeSecretKeyParam"},
     "ExpirySweepFunction": R2_PARAMS | {"ReplicateTokenParam"},
 }
 EXPECTED_SEND = {

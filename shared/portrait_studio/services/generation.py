@@ -5,7 +5,7 @@ Each step lives in its own module; they share one `Lifecycle`, the only writer o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,11 +32,12 @@ class GenerationService:
     clock: Clock
     metrics: Metrics = field(default_factory=NullMetrics)
     provenance: ProvenanceStamp | None = None  # wiring always passes one (see CollectService)
+    settle_refund: Callable[[str], bool] | None = None  # PaymentsService.settle_refund, when wired
 
     def __post_init__(self) -> None:
         s = self
         self.lifecycle = Lifecycle(s.store, s.clock)
-        self.finisher = Finisher(s.settings, s.store, s.queue, s.clock, self.lifecycle, s.metrics)
+        self.finisher = Finisher(s.settings, s.store, s.queue, s.clock, self.lifecycle, s.metrics, s.settle_refund)
         pacer = CreatePacer(s.store, s.clock, s.settings.creates_per_minute)
         self.dispatcher = DispatchService(
             s.settings, s.store, s.blobs, s.queue, s.generator, s.clock, self.lifecycle, self.finisher, pacer, s.metrics
