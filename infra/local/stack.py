@@ -111,6 +111,7 @@ class LocalStack:
         self._threads: list[threading.Thread] = []
         self._next_fire: dict[tuple[str, str], datetime] = {}
         self._schedule_lock = threading.Lock()
+        self._record_lock = threading.Lock()
         self._invocation_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.clock: Any = None
         self._moto: Any = None
@@ -503,6 +504,7 @@ class LocalStack:
                 continue
             if not received:
                 continue
+            self._record_messages(queue, received)
             event = {"Records": [self._sqs_record(m, arn) for m in received]}
             crash = self.crashes.draw()
             if crash == "before":
@@ -523,6 +525,16 @@ class LocalStack:
                     QueueUrl=url,
                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
                 )
+
+    def _record_messages(self, queue: str, received: list[dict[str, Any]]) -> None:
+        """With LOCAL_RECORD_MESSAGES=<file>, every message a function receives is appended there (JSON lines):
+        tests read what travelled through the queues (e.g. that no face embedding ever did)."""
+        target = os.environ.get("LOCAL_RECORD_MESSAGES")
+        if not target:
+            return
+        with self._record_lock, Path(target).open("a") as out:
+            for message in received:
+                out.write(json.dumps({"queue": queue, "body": message.get("Body", "")}) + "\n")
 
     # --- crash faults ------------------------------------------------------------------------------
     def _faults_route(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:

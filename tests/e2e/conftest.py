@@ -88,3 +88,17 @@ def drained(stack: dict[str, Any], timeout_s: float = 60) -> None:
             return
         assert time.monotonic() < deadline, held
         time.sleep(0.5)
+
+
+def objects_under(stack: dict[str, Any], job_id: str) -> list[str]:
+    s3 = boto3.client("s3", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"])
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack["bucket"], Prefix=f"jobs/{job_id}/")
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def items_of(stack: dict[str, Any], job_id: str) -> list[dict[str, Any]]:
+    table = boto3.resource("dynamodb", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"]).Table(
+        stack["table"]
+    )
+    response = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"JOB#{job_id}"})
+    return list(response["Items"])

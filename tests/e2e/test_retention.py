@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
 from infra.local.client import PortraitClient
-from tests.e2e.conftest import GOOD, fast_stack
+from tests.e2e.conftest import GOOD, fast_stack, items_of, objects_under
 
 pytestmark = pytest.mark.e2e
 HOUR = 3600
@@ -23,20 +22,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Its own stack: moving the clock here must not expire other modules' jobs."""
     with fast_stack(tmp_path_factory, "retention") as info:
         yield info
-
-
-def objects_under(stack: dict[str, Any], job_id: str) -> list[str]:
-    s3 = boto3.client("s3", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"])
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=stack["bucket"], Prefix=f"jobs/{job_id}/")
-    return [item["Key"] for page in pages for item in page.get("Contents", [])]
-
-
-def items_of(stack: dict[str, Any], job_id: str) -> list[dict[str, Any]]:
-    table = boto3.resource("dynamodb", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"]).Table(
-        stack["table"]
-    )
-    response = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"JOB#{job_id}"})
-    return list(response["Items"])
 
 
 def assert_gone(stack: dict[str, Any], client: PortraitClient, job: Any) -> None:
