@@ -28,13 +28,20 @@ def images_of(slots: Sequence[Prediction]) -> int:
 
 def shortfall_reason(slots: Sequence[Prediction], images: int, target: int, timed_out: bool) -> str:
     """Why a job has fewer than the target, in words a user reads."""
-    filtered = sum(max(0, s.num_outputs - s.images_collected) for s in slots if s.status == SlotStatus.COLLECTED)
+    collected = [s for s in slots if s.status == SlotStatus.COLLECTED]
+    unlike = sum(s.drops.get("not_like_you", 0) for s in collected)
+    faceless = sum(s.drops.get("no_face", 0) + s.drops.get("extra_faces", 0) for s in collected)
+    filtered = sum(max(0, s.num_outputs - s.images_collected) for s in collected) - unlike - faceless
     gave_up = [s for s in slots if s.status == SlotStatus.GAVE_UP]
     # Replicate fails a prediction whose every image the safety checker held back ("NSFW content").
     all_filtered = [s for s in gave_up if "nsfw" in (s.error or "").lower()]
     filtered += sum(s.num_outputs for s in all_filtered)
     failed = len(gave_up) - len(all_filtered)
     causes = []
+    if unlike:
+        causes.append(f"{unlike} image(s) did not look enough like you")
+    if faceless:
+        causes.append(f"{faceless} image(s) did not show exactly one face")
     if filtered:
         causes.append(f"{filtered} image(s) were held back by the safety filter or were unusable")
     if failed:
