@@ -90,6 +90,8 @@
     downloadAll: $('download-all'),
     archiveLink: $('archive-link'),
     gallery: $('gallery'),
+    likenessNote: $('likeness-note'),
+    intakeError: $('intake-error'),
     dangerZone: $('danger-zone'),
     deleteButton: $('delete-button'),
     deletedSection: $('step-deleted'),
@@ -489,6 +491,12 @@
     if (state.phase === 'replace') {
       const usable = state.view?.usable_files || 0;
       const need = Math.max(0, MIN_FILES - usable);
+      if (intakeProblem(state.view)) {
+        ui.pickSummary.textContent = count
+          ? `${plural(count, 'new photo', 'new photos')} of yourself chosen.`
+          : 'Add photos of yourself only, then submit again.';
+        return;
+      }
       ui.pickSummary.textContent = count
         ? `${plural(count, 'replacement photo', 'replacement photos')} chosen.${count < need ? ` Add at least ${need - count} more.` : ''}`
         : `Add at least ${plural(need, 'photo', 'photos')}.`;
@@ -796,6 +804,8 @@
         }
       }
       item.verdict = file.status;
+      if (file.code) item.el.li.dataset.code = file.code; // e.g. different_person: somebody else's photo
+      else delete item.el.li.dataset.code;
       if (file.status === 'accepted') setItemState(item, 'accepted', { message: file.message });
       else if (file.status === 'refused') setItemState(item, 'refused', { message: file.message, hint: file.hint });
       else if (file.status === 'queued') setItemState(item, 'queued');
@@ -808,6 +818,12 @@
     const refused = view.files.filter((f) => f.status === 'refused').length;
     ui.filesTitle.textContent =
       usable || refused ? `Your photos: ${usable} usable${refused ? `, ${refused} refused` : ''}` : 'Your photos';
+  }
+
+  /** Why the job came back to collecting when no single photo was at fault (e.g. no_single_person). */
+  function intakeProblem(view) {
+    const error = view?.intake_error;
+    return view?.status === 'collecting' && error && typeof error === 'object' && typeof error.code === 'string' ? error : null;
   }
 
   function renderStatus(view) {
@@ -824,6 +840,12 @@
           if (state.phase !== 'interrupted') setPhase('interrupted');
           show(ui.uploadRetry, true);
           show(ui.retryButton, false);
+        } else if (intakeProblem(view) && state.phase !== 'interrupted') {
+          status = 'Your photos seem to show more than one person: add photos of yourself and submit again.';
+          if (state.phase !== 'replace') {
+            setPhase('replace');
+            ui.fileInput.focus();
+          }
         } else if (checked > 0 && state.phase !== 'interrupted') {
           status = `${plural(view.usable_files, 'photo is', 'photos are')} usable: we need at least ${MIN_FILES}.`;
           if (state.phase !== 'replace') {
@@ -890,7 +912,11 @@
     }
     if (status && ui.jobStatus.textContent !== status) ui.jobStatus.textContent = status;
     const fellShort = view.status === 'failed' || view.status === 'partial';
-    const message = fellShort ? view.failure_reason || view.message : view.message;
+    const problem = intakeProblem(view);
+    // No single person in the photos: said where the photos are added, in the API's words, not twice.
+    const intakeText = problem ? problem.message || view.message || '' : '';
+    if (ui.intakeError.textContent !== intakeText || ui.intakeError.hidden === Boolean(intakeText)) setText(ui.intakeError, intakeText);
+    const message = fellShort ? view.failure_reason || view.message : problem ? '' : view.message;
     setText(ui.jobMessage, message || '');
     ui.jobMessage.classList.toggle('notice-error', fellShort);
     show(ui.resultsActions, DELIVERED.has(view.status));
@@ -1026,15 +1052,34 @@
     }
   }
 
+  /** A style's results, the most like you first: `items` (likeness, closest) when the API gives them. */
+  function rankedResults(style) {
+    const items = Array.isArray(style.items) && style.items.length ? style.items : null;
+    const list = items
+      ? items.map((item) => ({
+          url: item && item.url,
+          likeness: Number.isInteger(item?.likeness) ? Math.max(0, Math.min(100, item.likeness)) : null,
+          closest: item?.closest === true,
+        }))
+      : (style.results || []).map((url) => ({ url, likeness: null, closest: false }));
+    // The API already orders them; sort (stably) anyway so the page never shows a less-like one first.
+    return list
+      .map((item, index) => ({ item, index }))
+      .sort((a, b) => (b.item.likeness ?? -1) - (a.item.likeness ?? -1) || a.index - b.index)
+      .map(({ item }) => item);
+  }
+
   function renderGallery(view) {
+    let anyClosest = false;
     for (const style of view.styles) {
       const group = styleGroup(style.style);
       ui.gallery.append(group.section); // the API's order of styles, whatever order results land in
-      show(group.section, style.results.length > 0);
-      if (!style.results.length) continue;
+      const ranked = rankedResults(style);
+      show(group.section, ranked.length > 0);
+      if (!ranked.length) continue;
       const order = [];
-      style.results.forEach((raw, index) => {
-        const url = safeUrl(raw);
+      ranked.forEach((result, index) => {
+        const url = safeUrl(result.url);
         if (!url) return;
         const key = urlPath(url);
         let entry = state.gallery.get(key);
@@ -1048,13 +1093,26 @@
           entry.img.src = url;
         }
         entry.link.href = url;
-        // Results can land out of order (No. 5 before No. 1): number them by their place in the server's order.
+        // Results can land out of order (No. 5 before No. 1): number them by their place in the likeness order.
         if (entry.number !== index + 1) numberResult(entry, style.style, index + 1);
+        markLikeness(entry, result);
+        if (result.closest) anyClosest = true;
         order.push(entry.li);
       });
-      group.list.append(...order); // keeps the server's order; moving a node does not reload its image
-      group.count.textContent = `${style.results.length} of ${style.expected}`;
+      group.list.append(...order); // keeps the likeness order; moving a node does not reload its image
+      group.count.textContent = `${ranked.length} of ${style.expected}`;
     }
+    show(ui.likenessNote, anyClosest);
+  }
+
+  function markLikeness(entry, result) {
+    const likeness = result.likeness === null ? '' : `Likeness ${result.likeness}`;
+    if (entry.likeness.textContent !== likeness) entry.likeness.textContent = likeness;
+    show(entry.likeness, Boolean(likeness));
+    show(entry.badge, result.closest);
+    entry.li.classList.toggle('closest', result.closest);
+    if (result.likeness === null) delete entry.li.dataset.likeness;
+    else entry.li.dataset.likeness = String(result.likeness);
   }
 
   function styleGroup(style) {
@@ -1091,19 +1149,29 @@
       img.dataset.failed = 'true';
       if (Date.now() - state.lastRefresh > 60000 && state.job) poll();
     });
+    // The closest ones first get a badge (text, not only colour); its explanation is the note above the gallery.
+    const badge = document.createElement('p');
+    badge.className = 'closest-badge';
+    badge.textContent = 'Closest to you';
+    badge.setAttribute('aria-describedby', 'likeness-note');
+    badge.hidden = true;
     const caption = document.createElement('figcaption');
     const label = document.createElement('span');
+    label.className = 'result-number';
+    const likeness = document.createElement('span');
+    likeness.className = 'likeness';
+    likeness.hidden = true;
     const link = document.createElement('a');
     link.className = 'download';
     link.href = url;
     link.textContent = 'Download';
-    const entry = { li, img, link, label, url, number: 0, fileName: '' };
+    const entry = { li, img, link, label, likeness, badge, url, number: 0, fileName: '' };
     link.addEventListener('click', (event) => {
       event.preventDefault();
       downloadImage(entry.url, entry.fileName);
     });
-    caption.append(label, link);
-    figure.append(img, caption);
+    caption.append(label, likeness, link);
+    figure.append(badge, img, caption);
     li.append(figure);
     numberResult(entry, style, number);
     return entry;
@@ -1286,6 +1354,8 @@
     show(ui.uploadRetry, false);
     show(ui.retryButton, true);
     setText(ui.jobMessage, '');
+    setText(ui.intakeError, '');
+    show(ui.likenessNote, false);
     setText(ui.payNote, '');
     show(ui.payPanel, false);
     ui.payLink.removeAttribute('href');

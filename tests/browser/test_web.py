@@ -105,6 +105,57 @@ def load_every_result(page: Any) -> int:
     return count
 
 
+LIKENESS_NOTE = "Pick the one that looks most like you, not the most flattering: they are ordered by likeness."
+
+
+def gallery_by_style(page: Any) -> dict[str, list[dict[str, Any]]]:
+    """Each style's results as the page shows them, in order: the image's path, likeness text, badge."""
+    return dict(
+        page.evaluate(
+            """() => Object.fromEntries(Array.from(document.querySelectorAll('#gallery .style-group'), (group) => [
+                group.querySelector('h3').id.replace('gallery-title-', ''),
+                Array.from(group.querySelectorAll('li'), (li) => {
+                    const badge = li.querySelector('.closest-badge');
+                    return {
+                        path: new URL(li.querySelector('img').src).pathname,
+                        likeness: li.querySelector('.likeness').textContent,
+                        badge: badge.hidden ? '' : badge.textContent,
+                        caption: li.querySelector('figcaption').innerText,
+                    };
+                }),
+            ]))"""
+        )
+    )
+
+
+def assert_ordered_by_likeness(page: Any, stack: dict[str, Any]) -> None:
+    """Issue #12: each style's results, the most like you first, each with its likeness in words and the closest
+    ones badged, exactly as GET /jobs/{id} ranks them."""
+    job = saved_job(page)
+    assert job
+    view = httpx.get(
+        f"{stack['api_url']}/jobs/{job['jobId']}", headers={"Authorization": f"Bearer {job['token']}"}, timeout=30
+    ).json()
+    shown = gallery_by_style(page)
+    for style in view["styles"]:
+        items = style["items"]
+        assert items, style
+        rows = shown[style["style"]]
+        assert [row["path"] for row in rows] == [httpx.URL(item["url"]).path for item in items]
+        numbers = [int(row["likeness"].removeprefix("Likeness ")) for row in rows]
+        assert numbers == [item["likeness"] for item in items]
+        assert numbers == sorted(numbers, reverse=True), numbers
+        assert all(f"Likeness {n}" in row["caption"] for n, row in zip(numbers, rows, strict=True))
+        badged = [row["badge"] == "Closest to you" for row in rows]
+        assert badged == [item["closest"] for item in items]
+        assert badged[:2] == [True, True] and not any(badged[2:]), badged
+    note = page.locator("#likeness-note")
+    expect(note).to_have_text(LIKENESS_NOTE)
+    first = page.locator("#gallery .style-group").first.locator("li").first
+    expect(first.get_by_text("Closest to you")).to_be_visible()
+    expect(first.get_by_text(re.compile(r"^Likeness \d{1,3}$"))).to_be_visible()
+
+
 def saved_job(page: Any) -> dict[str, Any] | None:
     raw = page.evaluate("() => sessionStorage.getItem('portrait-studio.job')")
     return json.loads(raw) if raw else None
@@ -184,6 +235,7 @@ def test_whole_job_from_photos_to_deletion(
     alts = page.locator("#gallery img").evaluate_all("(images) => images.map((img) => img.alt)")
     assert all(re.fullmatch(r"[A-Z][a-z ]+ headshot \d+", alt) for alt in alts), alts
     expect(page.locator("#countdown")).to_contain_text(re.compile(r"deleted in 4[78] h \d{1,2} min"))
+    assert_ordered_by_likeness(page, stack)
     shoot(page, "gallery")
 
     # One image: saved under a clear name, a real PNG (a CORS GET from the bucket's origin).
@@ -475,5 +527,107 @@ def test_checkout_states_and_refunds(
     assert saved_job(page) is None
     page.get_by_role("button", name="Start over").click()
     expect(page.get_by_role("heading", name="1. Choose your photos")).to_be_visible()
+    assert_no_raw_json(page)
+    watch.assert_clean()
+
+
+def test_identity_refusals_and_results_by_likeness(
+    stack: dict[str, Any], open_page: Callable[..., Any], shoot: Callable[..., Path]
+) -> None:
+    """Issue #12 on the page: photos of different people (the job back to collecting, intake_error
+    no_single_person), somebody else's photo refused (different_person), results ordered by likeness."""
+    page, watch = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    web = stack["web_url"].rstrip("/")
+    current: dict[str, Any] = {"body": {}}
+    page.route(
+        "**/jobs/job_page_identity",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(current["body"])),
+    )
+    portrait = (SAMPLES / "person-a-1.jpg").read_bytes()
+    page.route("**/fake-results/**", lambda route: route.fulfill(status=200, content_type="image/jpeg", body=portrait))
+    page.goto(web + "/")
+    expect(page.locator("#price-line")).to_contain_text("$12.90")
+    job = {"jobId": "job_page_identity", "token": "t0ken", "submittedAt": 1}
+    page.evaluate("(job) => sessionStorage.setItem('portrait-studio.job', JSON.stringify(job))", job)
+    no_sideways_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+    # No single person in the photos: the API's words, prominently, where photos are added; add others.
+    words = (
+        "These photos seem to show different people, so we cannot tell which one is you. Remove the photos that"
+        " are not of you, or add more photos of yourself, then submit again."
+    )
+    intake = {"code": "no_single_person", "message": words}
+    current["body"] = _view("collecting", intake_error=intake, message=words)
+    page.reload()
+    alert = page.locator("#intake-error")
+    expect(alert).to_have_text(words)
+    expect(alert).to_have_attribute("role", "alert")
+    expect(page.get_by_role("heading", name="1. Add more photos")).to_be_visible()
+    expect(page.locator("#job-status")).to_contain_text("more than one person")
+    expect(page.locator("#job-message")).to_be_hidden()  # said once
+    expect(page.locator("#pick-summary")).to_have_text("Add photos of yourself only, then submit again.")
+    expect(page.get_by_role("button", name="Upload and submit again")).to_be_visible()
+    page.get_by_label("Choose photos").set_input_files([str(SAMPLES / "person-a-2.jpg"), str(SAMPLES / "person-b.png")])
+    expect(file_row(page, "person-b.png")).to_contain_text("Ready to upload")
+    page.get_by_role("button", name="Remove person-b.png").click()
+    expect(file_row(page, "person-b.png")).to_have_count(0)
+    expect(page.locator("#pick-summary")).to_have_text("1 new photo of yourself chosen.")
+    assert page.evaluate(no_sideways_scroll)
+    shoot(page, "no-single-person")
+
+    # Somebody else's photo: refused like any other, with its message and hint.
+    files = [
+        {"file_id": "f1", "name": "photo-1.jpg", "status": "accepted"},
+        {"file_id": "f2", "name": "photo-2.jpg", "status": "accepted"},
+        {
+            "file_id": "f3",
+            "name": "photo-3.jpg",
+            "status": "refused",
+            "accepted": False,
+            "code": "different_person",
+            "message": "This photo seems to show somebody else than your other photos.",
+            "hint": "Use only photos of yourself: every headshot is made to look like the person in them.",
+        },
+    ]
+    current["body"] = _view(
+        "collecting",
+        files=files,
+        usable_files=2,
+        message="2 usable photo(s) so far: add at least 1 more and submit again.",
+    )
+    page.reload()
+    other = file_row(page, "photo-3.jpg")
+    expect(other).to_contain_text("Refused: This photo seems to show somebody else than your other photos.")
+    expect(other.locator(".file-hint")).to_have_text(re.compile(r"^Use only photos of yourself"))
+    expect(other).to_have_attribute("data-code", "different_person")
+    expect(page.locator("#intake-error")).to_be_hidden()
+    shoot(page, "different-person")
+
+    # Ready: each style's results the most like you first, even if they came in another order.
+    def item(name: str, likeness: int, closest: bool) -> dict[str, Any]:
+        return {"url": f"{web}/fake-results/{name}.jpg?sig=1", "likeness": likeness, "closest": closest}
+
+    items = [item("c", 70, False), item("a", 91, True), item("b", 88, True), item("d", 64, False)]
+    style = {"style": "corporate", "expected": 4, "done": 4, "results": [i["url"] for i in items], "items": items}
+    current["body"] = _view("ready", styles=[style], images_done=4, images_expected=4)
+    page.reload()
+    expect(page.locator("#job-status")).to_have_text("Your 4 headshots are ready.")
+    rows = page.locator("#gallery li")
+    expect(rows).to_have_count(4)
+    shown = gallery_by_style(page)["corporate"]
+    assert [row["path"] for row in shown] == [
+        "/fake-results/a.jpg",
+        "/fake-results/b.jpg",
+        "/fake-results/c.jpg",
+        "/fake-results/d.jpg",
+    ]
+    assert [row["likeness"] for row in shown] == ["Likeness 91", "Likeness 88", "Likeness 70", "Likeness 64"]
+    assert [row["badge"] for row in shown] == ["Closest to you", "Closest to you", "", ""]
+    expect(rows.first.get_by_role("img")).to_have_attribute("alt", "Corporate headshot 1")
+    expect(page.locator("#likeness-note")).to_have_text(LIKENESS_NOTE)
+    described = rows.first.locator(".closest-badge").evaluate("(badge) => badge.getAttribute('aria-describedby')")
+    assert described == "likeness-note"
+    assert page.evaluate(no_sideways_scroll)
+    shoot(page, "by-likeness")
     assert_no_raw_json(page)
     watch.assert_clean()
