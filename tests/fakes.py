@@ -15,6 +15,7 @@ from portrait_studio.clock import hour_key
 from portrait_studio.errors import (
     GeneratorRateLimited,
     GeneratorUnavailable,
+    NotificationFailed,
     OutputInvalid,
     PaymentProviderError,
     PaymentProviderUnavailable,
@@ -405,12 +406,8 @@ class MemoryJobStore:
     def jobs_awaiting_payment(self) -> list[str]:
         return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.status == JobStatus.AWAITING_PAYMENT]
 
-    def jobs_owing_refund(self) -> list[str]:
-        return [
-            j.job_id
-            for j in self.jobs.values()
-            if isinstance(j, Job) and not j.status.is_tombstone and j.refund_due > 0 and j.refund is None
-        ]
+    def jobs_in_aftercare(self) -> list[str]:
+        return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.aftercare_due]
 
     def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:
         with self._lock:
@@ -527,6 +524,21 @@ class FakePayments:
             raise PaymentWebhookRejected()
         body = json.loads(payload)
         return PaymentEvent(body["id"], body["type"], self.sessions.get(body.get("session", "")))
+
+
+class MemoryNotifier:
+    """SES as the services see it: sent messages kept in order; `fail_next` makes sends raise."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, str]] = []
+        self.fail_next = 0
+
+    def send(self, to: str, subject: str, text: str, html: str) -> str:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise NotificationFailed("MessageRejected")
+        self.sent.append({"to": to, "subject": subject, "text": text, "html": html})
+        return f"m-{len(self.sent)}"
 
 
 class LambdaContext:

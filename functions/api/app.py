@@ -26,6 +26,7 @@ from portrait_studio.api_models import (
     JobView,
     PriceView,
     SubmitResponse,
+    TokenResponse,
 )
 from portrait_studio.errors import InvalidRequest, PaymentWebhookRejected, PortraitError, RequestTooLarge
 from portrait_studio.http import SECURITY_HEADERS, bearer_token, documented, error_response, json_response
@@ -108,6 +109,15 @@ def submit_job(job_id: JobId) -> Response[SubmitResponse]:
 def get_job(job_id: JobId) -> Response[JobView]:
     logger.append_keys(job_id=job_id)
     return json_response(200, wiring.container().jobs.view(job_id, _token()))
+
+
+@app.post("/jobs/<job_id>/token", responses=documented(200, TokenResponse, 400, 404), security=JOB_TOKEN)
+def rotate_token(job_id: JobId) -> Response[TokenResponse]:
+    """A new private link: the job's new token; the one presented (and every emailed link) stops working."""
+    logger.append_keys(job_id=job_id)
+    rotated = wiring.container().jobs.rotate_token(job_id, _token())
+    logger.info("job token rotated")
+    return json_response(200, rotated)
 
 
 @app.get("/jobs/<job_id>/archive", responses=documented(200, ArchiveResponse, 400, 404, 409), security=JOB_TOKEN)

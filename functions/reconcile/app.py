@@ -20,5 +20,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     summary = c.generation.reconcile()
     summary["photos_given_up"] = c.normalization.rescue_stuck()
     summary |= {f"payments_{name}": count for name, count in c.payments.reconcile().items()}
+    summary |= c.aftercare.reconcile()
     logger.info("reconciled", extra=summary)
     return summary

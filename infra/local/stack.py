@@ -6,7 +6,9 @@
 - a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;
 - crash faults for the queue-driven invocations, set with `PUT /_local/faults` (see `infra/local/crashes.py`);
 - counters of what the functions would be billed for, `GET /_local/usage` (see `infra/local/usage.py`);
-- the Replicate emulator, whose webhooks come back through the gateway.
+- the Replicate emulator, whose webhooks come back through the gateway;
+- the Stripe emulator (checkout page, signed events to POST /webhooks/stripe);
+- every email sent through SES, readable at `GET /_local/mail` (`PUT {"deliver": false}` makes SES refuse).
 
 `python -m infra.local.stack` runs it in the foreground; Ctrl-C stops it.
 """
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import html
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -41,6 +45,7 @@ from infra.local.usage import Usage
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
+MAIL_IDENTITY = "portrait-studio.local"  # the SES identity outcome emails are sent from (moto keeps them)
 LOCAL_STRIPE_KEY = "sk_test_local_emulator"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -210,6 +215,7 @@ class LocalStack:
                     TableName=args["TableName"],
                     TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
                 )
+        self._client("sesv2").create_email_identity(EmailIdentity=MAIL_IDENTITY)
         sqs = self._client("sqs")
         # Dead-letter queues first: the others point at them.
         ordered = sorted(self.template.queues.items(), key=lambda item: "RedrivePolicy" in item[1])
@@ -297,6 +303,8 @@ class LocalStack:
             "PORTRAIT_STRIPE_SECRET_KEY_PARAM": self._param("stripe-secret-key"),
             "PORTRAIT_STRIPE_WEBHOOK_SECRET_PARAM": self._param("stripe-webhook-secret"),
             "PORTRAIT_STRIPE_PRICE_ID": self.stripe.price_id,
+            "PORTRAIT_MAIL_FROM": f"Portrait Studio <headshots@{MAIL_IDENTITY}>",
+            "PORTRAIT_MAIL_CONFIGURATION_SET": "",
             "PORTRAIT_PHOTOMAKER_VERSION": os.environ.get("PORTRAIT_PHOTOMAKER_VERSION", PHOTOMAKER_VERSION),
             # Empty, as the template's default passes it: no deployment, the pinned version.
             "PORTRAIT_REPLICATE_DEPLOYMENT": os.environ.get("PORTRAIT_REPLICATE_DEPLOYMENT", ""),
@@ -464,9 +472,46 @@ class LocalStack:
             return 200, json_headers, json.dumps({"now": now.isoformat(), "fired": fired}).encode()
         if path == "/_local/clock" and method == "GET":
             return 200, json_headers, json.dumps({"now": self.clock.now().isoformat()}).encode()
+        if path == "/_local/mail":
+            return self._mail_route(method, body)
         if path == "/_local/health":
             return 200, json_headers, b'{"ok":true}'
         return 404, json_headers, b'{"error":{"code":"not_found","message":"No such route."}}'
+
+    def _mail_route(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """GET: every email the functions sent through SES (moto keeps them). PUT {"deliver": false}: SES refuses
+        to send from then on (its identity is removed), {"deliver": true} undoes it."""
+        json_headers = {"Content-Type": "application/json"}
+        if method == "PUT":
+            try:
+                deliver = json.loads(body or b"null")["deliver"]
+                if not isinstance(deliver, bool):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                error = {"error": {"code": "invalid_request", "message": 'Send {"deliver": true|false}.'}}
+                return 400, json_headers, json.dumps(error).encode()
+            sesv2 = self._client("sesv2")
+            if deliver:
+                sesv2.create_email_identity(EmailIdentity=MAIL_IDENTITY)
+            else:
+                sesv2.delete_email_identity(EmailIdentity=MAIL_IDENTITY)
+            return 200, json_headers, json.dumps({"deliver": deliver}).encode()
+        if method != "GET":
+            return 405, json_headers, b'{"error":{"code":"method_not_allowed","message":"Use GET or PUT."}}'
+        from moto.ses.models import ses_backends
+
+        messages = [
+            {
+                "id": m.id,
+                "from": m.source,
+                "to": list(m.destinations.get("ToAddresses", [])),
+                "subject": m.subject,
+                "html": m.body,  # SES keeps the HTML part when a message has both
+                "text": html.unescape(re.sub(r"<[^>]+>", "\n", m.body)).strip(),
+            }
+            for m in ses_backends[ACCOUNT][REGION].sent_messages
+        ]
+        return 200, json_headers, json.dumps(messages).encode()
 
     def _static(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
         not_found = b'{"error":{"code":"not_found","message":"No such route."}}'

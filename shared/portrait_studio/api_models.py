@@ -130,6 +130,11 @@ class JobView(BaseModel):
     refund: RefundView | None = None
 
 
+class TokenResponse(BaseModel):
+    job_id: str
+    token: Annotated[str, Field(description="The job's new token; every earlier one no longer works.")]
+
+
 class SubmitResponse(BaseModel):
     job_id: str
     status: JobStatus

@@ -140,7 +140,12 @@ class Settings(BaseSettings):
     checkout_ttl_s: Annotated[int, Field(ge=1800, le=86_400)] = 1800
     stripe_webhook_tolerance_s: Seconds = 300
 
-    @field_validator("replicate_deployment", mode="before")
+    # Email (Amazon SES): the sender (an address of a verified SES identity) and an optional configuration set
+    # that publishes bounces and complaints.
+    mail_from: str = "Portrait Studio <headshots@portrait-studio.local>"
+    mail_configuration_set: str | None = None
+
+    @field_validator("replicate_deployment", "mail_configuration_set", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # The template passes its parameter through even when left empty (no deployment).

@@ -100,6 +100,14 @@ class PaymentProviderError(PortraitError):
     default_message = "The payment provider refused the request."
 
 
+class NotificationFailed(PortraitError):
+    """An email could not be sent (SES refused or unreachable): logged and counted, never a failed job."""
+
+    code = "notification_failed"
+    http_status = 502
+    default_message = "The email could not be sent."
+
+
 class PaymentWebhookRejected(PortraitError):
     """A Stripe webhook that is forged, stale or malformed: 400, as Stripe's docs ask, and nothing changes."""
 

@@ -170,6 +170,13 @@ class Job(BaseModel):
     refund_due: int = 0
     refund_reason: Literal["failed", "partial", "deleted"] | None = None
     refund: Refund | None = None
+    # The address Stripe Checkout collected: personal data, kept only until the outcome's email is sent.
+    email: str | None = None
+    notified_outcome: str | None = None  # the outcome an email was sent (or attempted) for: at most one each
+    # Set with the outcome: the refund and the email still to do (services/aftercare.py clears it).
+    aftercare_due: bool = False
+    # Tokens minted for emailed private links; rotating the link (a new token_hash) empties it.
+    link_token_hashes: list[str] = Field(default_factory=list)
 
 
 class Prediction(BaseModel):

@@ -131,6 +131,14 @@ class Payments(Protocol):
         ...
 
 
+class Notifier(Protocol):
+    """Email (Amazon SES). Raises NotificationFailed; a failure never fails a job."""
+
+    def send(self, to: str, subject: str, text: str, html: str) -> str:
+        """Returns the message id."""
+        ...
+
+
 class Downloader(Protocol):
     def fetch(self, url: str, max_bytes: int) -> tuple[bytes, str]:
         """Return (body, content type). Raises OutputInvalid when over max_bytes or not 2xx."""
@@ -263,8 +271,8 @@ class JobStore(Protocol):
     def jobs_generating(self) -> list[str]: ...
     def jobs_normalizing(self) -> list[str]: ...
     def jobs_awaiting_payment(self) -> list[str]: ...
-    def jobs_owing_refund(self) -> list[str]:
-        """Finished (or deleted-before-any-headshot) jobs whose refund Stripe has not made yet."""
+    def jobs_in_aftercare(self) -> list[str]:
+        """Finished jobs whose refund or outcome email is still to do (`aftercare_due`)."""
         ...
 
     def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:

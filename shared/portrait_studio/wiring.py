@@ -20,10 +20,12 @@ if TYPE_CHECKING:  # services are imported when first used: each function needs 
         Idempotency,
         JobStore,
         Metrics,
+        Notifier,
         Payments,
         Queue,
         SecretStore,
     )
+    from portrait_studio.services.aftercare import Aftercare
     from portrait_studio.services.generation import GenerationService
     from portrait_studio.services.jobs import JobsService
     from portrait_studio.services.normalization import NormalizationService
@@ -153,8 +155,25 @@ class Container:
             s.clock,
             s.metrics,
             s.provenance,
-            settle_refund=lambda job_id: self.payments.settle_refund(job_id),
+            after_finish=lambda job_id: self.aftercare.run(job_id),
         )
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from portrait_studio.adapters.aws import aws_client
+        from portrait_studio.adapters.ses_notifier import SesNotifier
+
+        s = self.settings
+        return SesNotifier(
+            lambda: aws_client("sesv2", s.aws_region, s.aws_endpoint_url), s.mail_from, s.mail_configuration_set
+        )
+
+    @cached_property
+    def aftercare(self) -> Aftercare:
+        from portrait_studio.services.aftercare import Aftercare
+
+        s = self
+        return Aftercare(s.settings, s.store, s.clock, s.payments, s.notifier, s.metrics)
 
     @cached_property
     def payment_provider(self) -> Payments:

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from portrait_studio.config import Settings
+from portrait_studio.services.aftercare import Aftercare
 from portrait_studio.services.generation import GenerationService
 from portrait_studio.services.jobs import JobsService
 from portrait_studio.services.payments import PaymentsService
@@ -19,6 +20,7 @@ from tests.fakes import (
     FixedClock,
     MemoryBlobStore,
     MemoryJobStore,
+    MemoryNotifier,
     MemoryQueue,
 )
 
@@ -46,6 +48,8 @@ class World:
     retention: RetentionService
     stripe: FakePayments
     payments: PaymentsService
+    mail: MemoryNotifier
+    aftercare: Aftercare
 
 
 @pytest.fixture
@@ -61,6 +65,8 @@ def world() -> World:
     retention = RetentionService(settings, store, blobs, clock, generator, metrics)
     stripe = FakePayments(clock)
     payments = PaymentsService(settings, store, queue, stripe, clock, retention, metrics)
+    mail = MemoryNotifier()
+    aftercare = Aftercare(settings, store, clock, payments, mail, metrics)
     return World(
         settings,
         clock,
@@ -72,9 +78,11 @@ def world() -> World:
         metrics,
         JobsService(settings, store, blobs, queue, clock),
         GenerationService(
-            settings, store, blobs, queue, generator, downloader, clock, metrics, settle_refund=payments.settle_refund
+            settings, store, blobs, queue, generator, downloader, clock, metrics, after_finish=aftercare.run
         ),
         retention,
         stripe,
         payments,
+        mail,
+        aftercare,
     )

@@ -126,7 +126,7 @@ def test_an_invocation_bills_whole_milliseconds_at_the_templates_memory() -> Non
     counted = usage.snapshot()["lambda"]["ApiFunction"]
     assert counted["invocations"] == 1 and counted["billed_ms"] >= 20
     assert counted["gb_seconds"] == pytest.approx(counted["billed_ms"] / 1000 * 512 / 1024)
-    assert usage.snapshot()["lambda"]["ReconcileFunction"]["memory_mb"] == 256
+    assert usage.snapshot()["lambda"]["WebhookFunction"]["memory_mb"] == 256
 
 
 def test_cost_prices_each_counted_line() -> None:

@@ -132,7 +132,7 @@ def test_a_failed_job_is_refunded_in_full_once(world: World) -> None:
     assert failed.status == JobStatus.FAILED
     assert failed.refund is not None and (failed.refund.amount, failed.refund.reason) == (1290, "failed")
     assert [amount for _, amount, _ in world.stripe.refunds] == [1290]
-    world.payments.reconcile()
+    world.aftercare.reconcile()
     assert len(world.stripe.refunds) == 1 and world.metrics.counts["RefundedCents"] == 1290
 
 
@@ -150,9 +150,9 @@ def test_a_partial_job_is_refunded_pro_rata_even_through_a_stripe_outage(world: 
     owed = 1290 * (32 - images) // 32
     assert ended.refund_due == owed
     while world.stripe.fail_next:
-        world.payments.reconcile()
-    world.payments.reconcile()
-    world.payments.reconcile()
+        world.aftercare.reconcile()
+    world.aftercare.reconcile()
+    world.aftercare.reconcile()
     assert [amount for _, amount, _ in world.stripe.refunds] == [owed]
     assert job(world, job_id).refund is not None
 
@@ -162,7 +162,7 @@ def test_a_ready_job_is_not_refunded(world: World) -> None:
     finish_all(world, job_id)
     run_queues(world)
     assert job(world, job_id).status == JobStatus.READY
-    world.payments.reconcile()
+    world.aftercare.reconcile()
     assert world.stripe.refunds == []
 
 

@@ -272,6 +272,7 @@ EXPECTED_ROUTES = {
     ("POST", "/jobs/{id}/submit"): "ApiFunction",
     ("GET", "/jobs/{id}"): "ApiFunction",
     ("GET", "/jobs/{id}/archive"): "ApiFunction",
+    ("POST", "/jobs/{id}/token"): "ApiFunction",
     ("DELETE", "/jobs/{id}"): "ApiFunction",
     ("GET", "/openapi.json"): "ApiFunction",
     ("GET", "/price"): "ApiFunction",
@@ -679,3 +680,18 @@ def test_r2_cors_rule_allows_only_the_web_origin() -> None:
         assert rule["AllowedOrigins"] == ["https://studio.example"]
         assert set(rule["AllowedMethods"]) <= {"PUT", "GET", "HEAD"}
         assert "*" not in rule["AllowedHeaders"]
+
+
+def test_only_the_functions_that_end_jobs_send_email_and_only_as_the_mail_identity() -> None:
+    senders = {}
+    for name in FUNCTIONS:
+        for st in statements(name):
+            actions = as_list(st["Action"])
+            if any(a.startswith("ses:") for a in actions):
+                assert actions == ["ses:SendEmail"], name
+                senders[name] = st["Resource"]
+    assert set(senders) == {"CollectFunction", "ReconcileFunction"}
+    for resources in senders.values():
+        identity = resources[0]["Fn::Sub"]
+        assert identity.endswith(":identity/${MailIdentity}")
+        assert resources[1]["Fn::If"][0] == "HasMailConfigurationSet"

@@ -14,9 +14,9 @@ from portrait_studio.ports import Clock
 
 META = "META"
 # Jobs with work owed carry `active_status` (a sparse index the reconciler queries): these statuses, and
-# REFUND_DUE for a finished job whose refund Stripe has not made yet.
+# AFTERCARE for a finished job whose refund or email is still to do.
 ACTIVE = (JobStatus.NORMALIZING, JobStatus.AWAITING_PAYMENT, JobStatus.GENERATING)
-REFUND_DUE = "refund_due"
+AFTERCARE = "aftercare"
 # The TTL is only the last backstop behind the sweep: DynamoDB deletes expired items up to days late.
 TTL_MARGIN = timedelta(hours=1)
 MAX_TURN_ATTEMPTS = 20
@@ -139,12 +139,10 @@ class DynamoJobStore:
     ) -> bool:
         if "status" in fields:
             status = JobStatus(fields["status"])
-            owed = fields.get("refund_due", 0) > 0
-            fields["active_status"] = status.value if status in ACTIVE else (REFUND_DUE if owed else None)
-        elif fields.get("refund_due", 0) > 0:
-            fields["active_status"] = REFUND_DUE
-        if fields.get("refund") is not None:
-            fields["active_status"] = None
+            aftercare = bool(fields.get("aftercare_due"))
+            fields["active_status"] = status.value if status in ACTIVE else (AFTERCARE if aftercare else None)
+        elif "aftercare_due" in fields:
+            fields["active_status"] = AFTERCARE if fields["aftercare_due"] else None
         fields.setdefault("updated_at", self._clock.now())
         condition = ["attribute_exists(pk)", "kind = :job"]
         values: dict[str, Any] = {":job": "job"}
@@ -525,8 +523,8 @@ class DynamoJobStore:
     def jobs_awaiting_payment(self) -> list[str]:
         return self._query_index("by_active_status", "active_status", JobStatus.AWAITING_PAYMENT.value)
 
-    def jobs_owing_refund(self) -> list[str]:
-        return self._query_index("by_active_status", "active_status", REFUND_DUE)
+    def jobs_in_aftercare(self) -> list[str]:
+        return self._query_index("by_active_status", "active_status", AFTERCARE)
 
     def _query_index(self, index: str, attribute: str, value: str) -> list[str]:
         ids: list[str] = []

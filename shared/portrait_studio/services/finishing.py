@@ -6,20 +6,16 @@ and a reason the user reads); none at all is `failed`.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from portrait_studio.config import Settings
-from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
 from portrait_studio.models import Job, JobStatus, Payment, Prediction, SlotStatus
 from portrait_studio.ports import Clock, JobStore, Metrics, Queue
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import as_style, expected_per_style, new_slot
-
-log = logging.getLogger(__name__)
 
 
 def images_of(slots: Sequence[Prediction]) -> int:
@@ -62,8 +58,8 @@ class Finisher:
     clock: Clock
     lifecycle: Lifecycle
     metrics: Metrics
-    # Makes the refund a finished job is owed (PaymentsService.settle_refund); None leaves it to the reconciler.
-    settle_refund: Callable[[str], bool] | None = None
+    # What follows a job's end at once: its refund and its email (Aftercare.run); None leaves it to the reconciler.
+    after_finish: Callable[[str], object] | None = None
 
     def finish_if_done(self, job_id: str) -> None:
         job = self.store.get_job(job_id)
@@ -96,11 +92,8 @@ class Finisher:
         if not self.lifecycle.finish(job.job_id, outcome, **fields):
             return
         self._count(job.job_id, outcome, images)
-        if owed and self.settle_refund is not None:
-            try:
-                self.settle_refund(job.job_id)
-            except (PaymentProviderUnavailable, PaymentProviderError) as exc:
-                log.warning("refund not made yet (the reconciler retries): %s", exc.code)
+        if self.after_finish is not None:
+            self.after_finish(job.job_id)
 
     def _count(self, job_id: str, outcome: JobStatus, images: int) -> None:
         """What operators watch: outcomes (alarms on JobsPartial and JobsFailed), time, images, cost."""

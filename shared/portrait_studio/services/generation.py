@@ -32,12 +32,12 @@ class GenerationService:
     clock: Clock
     metrics: Metrics = field(default_factory=NullMetrics)
     provenance: ProvenanceStamp | None = None  # wiring always passes one (see CollectService)
-    settle_refund: Callable[[str], bool] | None = None  # PaymentsService.settle_refund, when wired
+    after_finish: Callable[[str], object] | None = None  # Aftercare.run, when wired: refund and email
 
     def __post_init__(self) -> None:
         s = self
         self.lifecycle = Lifecycle(s.store, s.clock)
-        self.finisher = Finisher(s.settings, s.store, s.queue, s.clock, self.lifecycle, s.metrics, s.settle_refund)
+        self.finisher = Finisher(s.settings, s.store, s.queue, s.clock, self.lifecycle, s.metrics, s.after_finish)
         pacer = CreatePacer(s.store, s.clock, s.settings.creates_per_minute)
         self.dispatcher = DispatchService(
             s.settings, s.store, s.blobs, s.queue, s.generator, s.clock, self.lifecycle, self.finisher, pacer, s.metrics

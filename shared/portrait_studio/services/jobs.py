@@ -25,6 +25,7 @@ from portrait_studio.api_models import (
     ResultItem,
     StyleProgress,
     SubmitResponse,
+    TokenResponse,
     UploadTicket,
 )
 from portrait_studio.config import Settings
@@ -54,6 +55,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_token() -> str:
+    """256 random bits: the bearer secret of one job (only its hash is stored)."""
+    return secrets.token_urlsafe(32)
+
+
 def new_id() -> str:
     """128 random bits, URL-safe: job and file ids are not guessable."""
     return secrets.token_hex(16)
@@ -75,9 +81,21 @@ class JobsService:
         if not isinstance(record, Job):
             hmac.compare_digest(presented, presented)  # same work either way
             raise JobNotFound()
-        if not token or not hmac.compare_digest(presented, record.token_hash):
+        # The page's token, or one minted for an emailed private link (until the link is rotated).
+        matches = [hmac.compare_digest(presented, h) for h in (record.token_hash, *record.link_token_hashes)]
+        if not token or not any(matches):  # every hash compared: the time says nothing about which matched
             raise JobNotFound()
         return record
+
+    def rotate_token(self, job_id: str, token: str | None) -> TokenResponse:
+        """A new private link: a new token, and every earlier one (the page's, emailed links) dead at once."""
+        job = self.authorize(job_id, token)
+        fresh = new_token()
+        if not self.store.update_job(
+            job_id, expect_fields={"token_hash": job.token_hash}, token_hash=hash_token(fresh), link_token_hashes=[]
+        ):
+            raise JobNotFound()  # rotated meanwhile (elsewhere) or deleted: this token is dead either way
+        return TokenResponse(job_id=job_id, token=fresh)
 
     # --- create ------------------------------------------------------------------------------------
     def create(self, request: CreateJobRequest, client_key: str) -> CreateJobResponse:
@@ -89,7 +107,7 @@ class JobsService:
                 f"Upload between {self.settings.min_files} and {self.settings.max_files} photos; you sent {count}."
             )
         files = self._new_files(request.files, round=0)
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         job = Job(
             job_id=new_id(),
             token_hash=hash_token(token),

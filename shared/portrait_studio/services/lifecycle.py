@@ -104,9 +104,12 @@ class Lifecycle:
             checkout_expires_at=expires_at,
         )
 
-    def start_generation(self, job_id: str, plan: Sequence[Prediction], budget: int, payment: Payment) -> bool:
-        """awaiting_payment → generating with the payment recorded and every planned slot written, in one
-        transaction: a replayed payment event finds the job generating and starts nothing."""
+    def start_generation(
+        self, job_id: str, plan: Sequence[Prediction], budget: int, payment: Payment, email: str | None = None
+    ) -> bool:
+        """awaiting_payment → generating with the payment (and the buyer's email address, for the outcome's
+        email) recorded and every planned slot written, in one transaction: a replayed payment event finds the
+        job generating and starts nothing."""
         t = JOB_TRANSITIONS["start_generation"]
         fields = {
             "generating_since": self.clock.now(),
@@ -115,13 +118,30 @@ class Lifecycle:
             "payment": payment,
             "checkout_session_id": payment.checkout_session_id,
             "checkout_url": None,  # spent: the page must not offer to pay again
+            "email": email,
         }
         return self.store.start_generation(job_id, plan, expect=t.sources, status=t.target, **fields)
 
     def finish(self, job_id: str, outcome: JobStatus, **fields: Any) -> bool:
-        """generating → ready / partial / failed; a refund owed (`refund_due`) is written with the outcome."""
+        """generating → ready / partial / failed; a refund owed (`refund_due`) is written with the outcome, and
+        the aftercare (refund, email) is due from then until done."""
         name = {J.READY: "finish_ready", J.PARTIAL: "finish_partial", J.FAILED: "finish_failed"}[outcome]
-        return self._job(name, job_id, finished_at=self.clock.now(), **fields)
+        return self._job(name, job_id, finished_at=self.clock.now(), aftercare_due=True, **fields)
+
+    def claim_notification(self, job: Job, token_hash: str) -> bool:
+        """Not a status change: the outcome's email is about to go (at most once per outcome), with the hash of
+        the token its private link carries."""
+        return self.store.update_job(
+            job.job_id,
+            expect=[job.status],
+            expect_fields={"notified_outcome": None},
+            notified_outcome=job.status.value,
+            link_token_hashes=[*job.link_token_hashes, token_hash],
+        )
+
+    def end_aftercare(self, job_id: str) -> bool:
+        """Not a status change: refund and email done; the address is forgotten with it."""
+        return self.store.update_job(job_id, expect_fields={"aftercare_due": True}, aftercare_due=False, email=None)
 
     def owe_refund(self, job_id: str, amount: int, reason: str) -> bool:
         """Not a status change: a refund owed outside an outcome (DELETE before any headshot), once."""

@@ -10,7 +10,7 @@
 - A `failed` job is refunded in full, a `partial` one pro rata to the missing headshots; the amount owed is
   written with the outcome, and the refund (one idempotency key per job) is retried until Stripe made it.
 - The reconciler repairs what a lost webhook or a Stripe outage left: sessions never opened, payments or expiries
-  never heard of, refunds not yet made.
+  never heard of (refunds not made yet are retried by the aftercare: services/aftercare.py).
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ class PaymentsService:
             paid_at=now,
         )
         plan = base_plan(job, self.settings, now)
-        if not self.lifecycle.start_generation(job_id, plan, prediction_budget(job.styles, self.settings), payment):
+        budget = prediction_budget(job.styles, self.settings)
+        if not self.lifecycle.start_generation(job_id, plan, budget, payment, session.email):
             return False
         # If this send is lost, the reconciler dispatches the planned slots.
         self.queue.send(self.settings.dispatch_queue_url, {"job_id": job_id})
@@ -190,18 +191,13 @@ class PaymentsService:
 
     # --- repair --------------------------------------------------------------------------------------
     def reconcile(self) -> dict[str, int]:
-        """Every minute: open missing sessions, apply payments and expiries whose events were lost, make owed
-        refunds. One job's trouble never stops the others."""
-        summary = {"checkouts_opened": 0, "payments_found": 0, "expired": 0, "refunds": 0, "errors": 0}
+        """Every minute: open missing sessions, apply payments and expiries whose events were lost (owed refunds
+        are the aftercare's). One job's trouble never stops the others."""
+        summary = {"checkouts_opened": 0, "payments_found": 0, "expired": 0, "errors": 0}
         now = self.clock.now()
         for job_id in self.store.jobs_awaiting_payment():
             try:
                 self._reconcile_unpaid(job_id, now, summary)
-            except (PaymentProviderUnavailable, PaymentProviderError):
-                summary["errors"] += 1
-        for job_id in self.store.jobs_owing_refund():
-            try:
-                summary["refunds"] += int(self.settle_refund(job_id))
             except (PaymentProviderUnavailable, PaymentProviderError):
                 summary["errors"] += 1
         if summary["errors"]:
