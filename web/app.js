@@ -13,6 +13,11 @@
  *
  * The job's token lives only in memory and in this tab's sessionStorage. All text coming from the API is
  * put on the page with textContent, never as HTML.
+ *
+ * Private link: once the job exists the page shows {origin}/#job=<id>&token=<token>. Both ride in the fragment,
+ * never the query string, so no server (nor its logs) ever receives them. Opening it (any browser, any device)
+ * stores them in that tab's sessionStorage, wipes the fragment from the address bar and shows the job. "Make a
+ * new link" (POST /jobs/{id}/token) mints a new token; the old one stops working at once.
  */
 'use strict';
 
@@ -100,6 +105,11 @@
     receiptLine: $('receipt-line'),
     receipt: $('receipt'),
     newJob: $('new-job'),
+    privateLink: $('private-link'),
+    linkField: $('private-link-url'),
+    copyLink: $('copy-link'),
+    rotateLink: $('rotate-link'),
+    linkStatus: $('link-status'),
     dialog: $('confirm-delete'),
     confirmOk: $('confirm-ok'),
     confirmCancel: $('confirm-cancel'),
@@ -123,6 +133,7 @@
     gallery: new Map(), // result path → {li, img, link, url}
     styleGroups: new Map(), // style → {section, list, count}
     lastRefresh: 0,
+    fromLink: false, // opened from a private link and not yet seen to work
   };
 
   /* ---------------------------------------------------------------- helpers */
@@ -530,6 +541,7 @@
     show(ui.deletedSection, phase === 'deleted');
     for (const item of state.items) if (item.el) item.el.remove.hidden = Boolean(item.fileId) || !choosing;
     updatePickSummary();
+    renderPrivateLink();
   }
 
   function setBusy(button, busy, busyText) {
@@ -746,17 +758,24 @@
     clearTimeout(state.pollTimer);
     if (!state.job) return;
     const jobId = state.job.jobId;
+    const token = state.job.token;
     try {
       const { data } = await api('GET', `/jobs/${jobId}`);
       if (state.job?.jobId !== jobId) return;
+      state.fromLink = false;
       state.pollFailures = 0;
       state.lastRefresh = Date.now();
       showJobError('');
       render(data);
     } catch (error) {
       if (state.job?.jobId !== jobId) return;
+      if ((error.status === 404 || error.status === 410) && state.job.token !== token) {
+        schedulePoll(0); // asked with the token a new link just replaced: ask again with the new one
+        return;
+      }
       if (error.status === 404 || error.status === 410) {
-        if (state.job?.awaitingPayment) checkoutExpired();
+        if (state.fromLink) linkDead();
+        else if (state.job?.awaitingPayment) checkoutExpired();
         else jobGone();
         return;
       }
@@ -1274,6 +1293,115 @@
     }
   }
 
+  /* ---------------------------------------------------------------- private link */
+
+  /** The job's private link: id and token in the fragment (never sent to any server, so in no log). */
+  function privateLinkUrl(job) {
+    return `${window.location.origin}/#${new URLSearchParams({ job: job.jobId, token: job.token })}`;
+  }
+
+  /** A private link in this page's address (#job=…&token=…), or null. */
+  function linkFromFragment() {
+    const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ''));
+    const jobId = fragment.get('job');
+    const token = fragment.get('token');
+    return jobId && token ? { jobId, token } : null;
+  }
+
+  /** Take the job from a private link into this tab's sessionStorage, and the link off the address bar. */
+  function adoptLinkFromFragment() {
+    const link = linkFromFragment();
+    if (!link) return false;
+    const saved = loadSession();
+    const job = saved && saved.jobId === link.jobId ? { ...saved, token: link.token } : { jobId: link.jobId, token: link.token, submittedAt: null };
+    state.job = job;
+    saveSession();
+    history.replaceState(null, '', `${window.location.pathname}${window.location.search}`);
+    return true;
+  }
+
+  function renderPrivateLink() {
+    const visible = Boolean(state.job) && state.phase !== 'deleted';
+    show(ui.privateLink, visible);
+    const url = visible ? privateLinkUrl(state.job) : '';
+    if (ui.linkField.value !== url) ui.linkField.value = url;
+  }
+
+  function setLinkStatus(message) {
+    // Cleared first, so that the same words said twice (copied again) are announced again.
+    ui.linkStatus.textContent = '';
+    if (message) setTimeout(() => { ui.linkStatus.textContent = message; }, 50);
+  }
+
+  async function copyLink() {
+    const text = ui.linkField.value;
+    if (!text) return;
+    let copied = false;
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(text);
+        copied = true;
+      }
+    } catch {
+      copied = false;
+    }
+    if (!copied) {
+      // No clipboard access: select the link so that it can be copied by hand (or by the old copy command).
+      ui.linkField.focus();
+      ui.linkField.select();
+      ui.linkField.setSelectionRange(0, text.length);
+      try {
+        copied = document.execCommand('copy');
+      } catch {
+        copied = false;
+      }
+      if (copied) ui.copyLink.focus();
+    }
+    setLinkStatus(copied ? 'Link copied.' : 'The link is selected: copy it with Ctrl+C (⌘C on a Mac), or long-press on a phone.');
+  }
+
+  async function rotateLink() {
+    if (!state.job) return;
+    const jobId = state.job.jobId;
+    showJobError('');
+    setLinkStatus('');
+    setBusy(ui.rotateLink, true, 'Making a new link…');
+    let data;
+    try {
+      ({ data } = await api('POST', `/jobs/${jobId}/token`));
+    } catch (error) {
+      setBusy(ui.rotateLink, false);
+      if (state.job?.jobId !== jobId) return;
+      if (error.status === 404) linkDead();
+      else showJobError(error.message);
+      return;
+    }
+    setBusy(ui.rotateLink, false);
+    if (state.job?.jobId !== jobId) return;
+    if (!data || typeof data.token !== 'string' || !data.token) {
+      showJobError(genericMessage(500));
+      return;
+    }
+    state.job.token = data.token;
+    saveSession();
+    renderPrivateLink();
+    ui.rotateLink.focus();
+    setLinkStatus('New link made: the old one no longer works. Copy this one to come back later.');
+  }
+
+  /** Our token no longer opens the job: deleted, expired, or a new link was made for it somewhere else. */
+  function linkDead() {
+    forgetJob();
+    ui.deletedTitle.textContent = 'This link no longer works';
+    ui.deletedText.textContent =
+      'The job was deleted or its 48 hours are over, or a new private link was made for it on another device or tab ' +
+      '(the old link stops working at once). If you made a new link, open that one.';
+    ui.newJob.textContent = 'Start a new job';
+    show(ui.receiptLine, false);
+    setPhase('deleted');
+    ui.deletedTitle.focus();
+  }
+
   /* ---------------------------------------------------------------- delete, reset */
 
   function askDelete() {
@@ -1313,7 +1441,8 @@
   function jobGone() {
     forgetJob();
     ui.deletedTitle.textContent = 'This job is gone';
-    ui.deletedText.textContent = 'It was deleted, or its 48 hours are over. Nothing of it is kept.';
+    ui.deletedText.textContent =
+      'It was deleted, its 48 hours are over, or a new private link was made for it (the old one stops working at once). Nothing of a deleted job is kept.';
     ui.newJob.textContent = 'Start a new job';
     show(ui.receiptLine, false);
     setPhase('deleted');
@@ -1368,6 +1497,10 @@
     setText(ui.pickError, '');
     ui.jobStatus.textContent = '';
     show(ui.countdown, false);
+    state.fromLink = false;
+    ui.linkField.value = '';
+    ui.linkStatus.textContent = '';
+    show(ui.privateLink, false);
   }
 
   function startOver() {
@@ -1427,6 +1560,13 @@
   ui.confirmOk.addEventListener('click', deleteJob);
   ui.confirmCancel.addEventListener('click', () => ui.dialog.close());
   ui.newJob.addEventListener('click', resetToPick);
+  ui.copyLink.addEventListener('click', copyLink);
+  ui.rotateLink.addEventListener('click', rotateLink);
+  ui.linkField.addEventListener('focus', () => ui.linkField.select());
+  window.addEventListener('hashchange', () => {
+    // A private link pasted into this tab's address bar: the page does not reload by itself for a new fragment.
+    if (linkFromFragment()) window.location.reload();
+  });
   document.addEventListener('visibilitychange', () => {
     // Back to the tab: look at once rather than wait for a throttled timer.
     if (document.visibilityState === 'visible' && state.job && state.view && !FINISHED.has(state.view.status)) poll();
@@ -1448,6 +1588,10 @@
     const query = params.toString();
     history.replaceState(null, '', `${window.location.pathname}${query ? `?${query}` : ''}${window.location.hash}`);
   }
+
+  // A private link (#job=…&token=…): it names the job to show, whatever this tab had before.
+  state.fromLink = adoptLinkFromFragment();
+  state.job = null;
 
   renderPrice();
   loadPrice();

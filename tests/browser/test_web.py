@@ -631,3 +631,121 @@ def test_identity_refusals_and_results_by_likeness(
     shoot(page, "by-likeness")
     assert_no_raw_json(page)
     watch.assert_clean()
+
+
+PRIVATE_LINK = re.compile(r"^(http://[^/?#]+)/#job=([0-9a-f]+)&token=([A-Za-z0-9_-]+)$")
+
+
+def private_link(page: Any) -> tuple[str, str, str]:
+    """The private link the page shows: (link, job id, token); never a query string."""
+    field = page.get_by_label("Private link to this job")
+    expect(field).to_have_value(PRIVATE_LINK)
+    link = str(field.input_value())
+    match = PRIVATE_LINK.match(link)
+    assert match and "?" not in link
+    return link, match.group(2), match.group(3)
+
+
+def results_shown(page: Any) -> list[str]:
+    return list(page.locator("#gallery img").evaluate_all("(images) => images.map((i) => new URL(i.src).pathname)"))
+
+
+def test_private_link_to_come_back_later(
+    stack: dict[str, Any], open_page: Callable[..., Any], shoot: Callable[..., Path]
+) -> None:
+    """Issue #15: the job's private link (fragment only), copied and rotated with the keyboard on a phone; opened
+    in other browsers (fresh storage) it restores the job view; after rotation the old link is dead, the new works."""
+    page, watch = open_page(
+        viewport=PHONE, is_mobile=True, has_touch=True, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page.goto(stack["web_url"])
+    no_sideways_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
+    expect(page.locator("#private-link")).to_be_hidden()  # no job yet
+    photos = [SAMPLES / "person-a-1.jpg", SAMPLES / "person-a-2.jpg", SAMPLES / "person-a-3.heic"]
+    page.get_by_label("Choose photos").set_input_files([str(p) for p in photos])
+    page.get_by_role("button", name="Upload and create my headshots").tap()
+    link, job_id, token = private_link(page)  # shown as soon as the job exists
+    saved = saved_job(page)
+    assert saved and (saved["jobId"], saved["token"]) == (job_id, token)
+    expect(page.get_by_text("Anyone with this link can see and delete this job")).to_be_visible()
+    pay_through_page(page, shoot)
+    wait_until_ready(page)
+    assert private_link(page)[0] == link
+    load_every_result(page)
+    shown = results_shown(page)
+    assert len(shown) >= 30
+
+    # The phone: the field and both buttons fit, nothing scrolls sideways.
+    for target in ("#private-link-url", "#copy-link", "#rotate-link"):
+        box = page.locator(target).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (target, box)
+        assert box["height"] >= 44, (target, box)
+    assert page.evaluate(no_sideways_scroll)
+    page.locator("#private-link").scroll_into_view_if_needed()
+    shoot(page, "private-link", full_page=False)
+
+    # Another browser (fresh storage): the same job view, and the link leaves the address bar at once.
+    other, other_watch = open_page(viewport=DESKTOP)
+    other.goto(link)
+    wait_until_ready(other)
+    assert other.evaluate("() => window.location.hash") == ""
+    assert other.url == f"{stack['web_url'].rstrip('/')}/"
+    restored = saved_job(other)
+    assert restored and (restored["jobId"], restored["token"]) == (job_id, token)
+    expect(other.locator("#payment-line")).to_have_text("Paid $12.90.")
+    expect(other.locator("#gallery img")).to_have_count(len(shown))
+    assert results_shown(other) == shown
+    expect(other.locator("#file-list li")).to_have_count(3)
+    assert private_link(other)[0] == link
+    shoot(other, "opened-elsewhere")
+
+    # Copy with the keyboard: Tab from the link to "Copy link", Enter.
+    page.get_by_label("Private link to this job").focus()
+    page.keyboard.press("Tab")
+    copy = page.get_by_role("button", name="Copy link")
+    expect(copy).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#link-status")).to_have_text("Link copied.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == link
+
+    # A new link with the keyboard: Tab to "Make a new link", Space. The old token is dead at once.
+    page.keyboard.press("Tab")
+    rotate = page.get_by_role("button", name="Make a new link")
+    expect(rotate).to_be_focused()
+    page.keyboard.press("Space")
+    expect(page.locator("#link-status")).to_contain_text("New link made: the old one no longer works.")
+    new_link, new_job_id, new_token = private_link(page)
+    assert new_job_id == job_id and new_token != token and new_link != link
+    assert (saved_job(page) or {}).get("token") == new_token
+    api = stack["api_url"]
+    assert httpx.get(f"{api}/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    assert httpx.get(f"{api}/jobs/{job_id}", headers={"Authorization": f"Bearer {new_token}"}).status_code == 200
+    expect(page.get_by_role("heading", name=re.compile("^Corporate"))).to_be_visible()  # this page goes on
+    page.reload()
+    wait_until_ready(page)
+    assert page.evaluate(no_sideways_scroll)
+    shoot(page, "rotated", full_page=False)
+
+    # The old link, opened in a fresh browser: the job cannot be reached, and the page says why.
+    stale, stale_watch = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+    stale.goto(link)
+    expect(stale.get_by_role("heading", name="This link no longer works")).to_be_focused()
+    expect(stale.locator("#deleted-text")).to_contain_text("a new private link was made for it")
+    expect(stale.locator("#gallery img")).to_have_count(0)
+    assert saved_job(stale) is None
+    assert stale.evaluate(no_sideways_scroll)
+    shoot(stale, "old-link")
+
+    # The first browser still holds the old token: its next look says the link no longer works.
+    other.reload()
+    expect(other.get_by_role("heading", name="This job is gone")).to_be_visible()
+
+    # The new link, in a fresh browser: the job.
+    fresh, fresh_watch = open_page(viewport=DESKTOP)
+    fresh.goto(new_link)
+    wait_until_ready(fresh)
+    assert results_shown(fresh) == shown
+
+    delete_everything(page, shoot)
+    for watched in (watch, other_watch, stale_watch, fresh_watch):
+        watched.assert_clean()
