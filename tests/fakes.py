@@ -415,6 +415,9 @@ class MemoryJobStore:
             self.files.pop(tombstone.job_id, None)
             self.slots.pop(tombstone.job_id, None)
 
+    def jobs_holding_email(self) -> int:
+        return sum(1 for record in self.jobs.values() if isinstance(record, Job) and record.email)
+
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for record in self.jobs.values():

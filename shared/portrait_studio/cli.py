@@ -77,6 +77,7 @@ def retention_report(argv: list[str]) -> int:
                     "jobs_by_status": report.jobs_by_status,
                     "oldest_object_age_h": report.oldest_object_age_h,
                     "orphans": len(report.orphans),
+                    "jobs_holding_email": report.jobs_holding_email,
                     "promise_kept": report.promise_kept,
                 }
             )

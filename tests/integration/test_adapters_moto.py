@@ -15,7 +15,7 @@ from portrait_studio import keys
 from portrait_studio.api_models import CreateJobRequest, FileSpec
 from portrait_studio.cli import main as cli_main
 from portrait_studio.clock import hour_key
-from portrait_studio.models import FileStatus, JobStatus, Prediction, Tombstone, Verdict
+from portrait_studio.models import FileStatus, JobStatus, Payment, Prediction, Tombstone, Verdict
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import base_plan, new_slot
 from tests.integration.conftest import Cloud
@@ -71,11 +71,62 @@ def generating(cloud: Cloud, budget: int = 3) -> tuple[str, list[Prediction]]:
     job_id, _, _ = new_job(cloud)
     store, lifecycle = cloud.container.store, Lifecycle(cloud.container.store, cloud.clock)
     assert lifecycle.submit(job_id, [f.file_id for f in store.list_files(job_id)], 1)
+    assert lifecycle.await_payment(job_id)
     job = store.get_job(job_id)
     plan = base_plan(job, cloud.settings, cloud.clock.now())
-    assert lifecycle.start_generation(job_id, plan, budget)
-    assert not lifecycle.start_generation(job_id, plan, budget)  # exactly once
+    assert lifecycle.start_generation(job_id, plan, budget, paid(cloud), "buyer@example.com")
+    assert not lifecycle.start_generation(job_id, plan, budget, paid(cloud))  # exactly once
     return job_id, plan
+
+
+def paid(cloud: Cloud) -> Payment:
+    return Payment(
+        checkout_session_id="cs_test_1",
+        payment_intent="pi_test_1",
+        amount_subtotal=1290,
+        amount_discount=300,
+        amount_total=990,
+        currency="usd",
+        paid_at=cloud.clock.now(),
+    )
+
+
+def test_the_reconcilers_indexes_find_unpaid_jobs_and_finished_jobs_with_aftercare_due(cloud: Cloud) -> None:
+    store, lifecycle = cloud.container.store, Lifecycle(cloud.container.store, cloud.clock)
+    unpaid, _, _ = new_job(cloud)
+    assert lifecycle.submit(unpaid, [f.file_id for f in store.list_files(unpaid)], 1)
+    assert lifecycle.await_payment(unpaid)
+    assert store.jobs_awaiting_payment() == [unpaid]
+    # One checkout per job: the second recorded session loses (the absent attribute is the condition).
+    at = cloud.clock.now()
+    assert lifecycle.record_checkout(unpaid, "cs_a", "https://checkout.example/a", at)
+    assert not lifecycle.record_checkout(unpaid, "cs_b", "https://checkout.example/b", at)
+    assert store.get_job(unpaid).checkout_session_id == "cs_a"
+    job_id, _ = generating(cloud)
+    assert store.get_job(job_id).payment.amount_total == 990
+    assert store.jobs_holding_email() == 1
+    assert lifecycle.finish(job_id, JobStatus.FAILED, refund_due=990, refund_reason="failed")
+    assert store.jobs_in_aftercare() == [job_id] and store.jobs_generating() == []
+    assert lifecycle.end_aftercare(job_id) and not lifecycle.end_aftercare(job_id)
+    assert store.jobs_in_aftercare() == [] and store.jobs_holding_email() == 0
+
+
+def test_verdicts_decided_across_photos_land_with_the_jobs_move_or_not_at_all(cloud: Cloud) -> None:
+    job_id, _, _ = new_job(cloud)
+    store, lifecycle = cloud.container.store, Lifecycle(cloud.container.store, cloud.clock)
+    files = store.list_files(job_id)
+    assert lifecycle.submit(job_id, [f.file_id for f in files], 1)
+    accepted = Verdict(accepted=True, code="accepted", message="ok")
+    for f in files:
+        store.record_verdict(job_id, f.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": accepted}))
+    other = Verdict(accepted=False, code="different_person", message="somebody else")
+    refused = store.list_files(job_id)[0].model_copy(update={"status": FileStatus.REFUSED, "verdict": other})
+    assert lifecycle.ask_for_more_photos(job_id, [refused], "no_single_person")
+    job = store.get_job(job_id)
+    assert job.status == JobStatus.COLLECTING and job.intake_problem == "no_single_person"
+    assert {f.file_id: f.verdict.code for f in store.list_files(job_id)}[refused.file_id] == "different_person"
+    # Replayed: the file is no longer accepted and the job no longer normalizing, so nothing is written.
+    assert not lifecycle.await_payment(job_id, [refused])
 
 
 def test_generation_starts_with_its_whole_plan_written_in_one_transaction(cloud: Cloud) -> None:

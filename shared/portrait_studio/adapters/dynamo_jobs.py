@@ -572,6 +572,21 @@ class DynamoJobStore:
                 return counts
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def jobs_holding_email(self) -> int:
+        """How many jobs keep a buyer's email address (only until their outcome's email): counted, never read."""
+        kwargs: dict[str, Any] = {
+            "FilterExpression": "sk = :meta AND attribute_exists(email)",
+            "ExpressionAttributeValues": {":meta": META},
+            "Select": "COUNT",
+        }
+        held = 0
+        while True:
+            page = self.table.scan(**kwargs)
+            held += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return held
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def items_of(self, job_id: str) -> list[dict[str, Any]]:
         """Every item stored under the job (tests and the retention report use it)."""
         return list(self._query_all(_pk(job_id)))

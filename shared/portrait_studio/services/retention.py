@@ -30,6 +30,7 @@ class RetentionReport:
     oldest_object_age_h: float | None
     orphans: list[str] = field(default_factory=list)
     max_age_h: float = 49.0
+    jobs_holding_email: int = 0  # buyers' addresses kept until their outcome's email (then forgotten)
 
     @property
     def promise_kept(self) -> bool:
@@ -139,4 +140,5 @@ class RetentionService:
             oldest_object_age_h=None if age_s is None else round(age_s / 3600, 2),
             orphans=self.find_orphans(now),
             max_age_h=self.settings.retention_hours + 1,
+            jobs_holding_email=self.store.jobs_holding_email(),
         )
