@@ -141,7 +141,7 @@ class LocalStack:
         self._write_state()
         log(
             f"ready: api {self.api_url}  web {self.api_url}/  aws {self.aws_url}  replicate {self.emulator.url}"
-            f"  stripe {self.stripe.url}"
+            f"  stripe {self.stripe.url}  mail {self.api_url}/_local/mail"
         )
 
     def stop(self) -> None:
