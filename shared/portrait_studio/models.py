@@ -120,7 +120,7 @@ class Payment(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     checkout_session_id: str
-    payment_intent: str
+    payment_intent: str | None  # None when a promotion code made it free (Stripe: no_payment_required)
     amount_subtotal: int
     amount_discount: int
     amount_total: int
@@ -215,6 +215,9 @@ class Tombstone(BaseModel):
     deleted_at: UtcDatetime
     objects_deleted: int
     receipt_id: str
+    # The Checkout Session that paid for the job (Stripe's id, not personal): a late or replayed event of that
+    # payment is recognized as the job's own, not refunded as a stray one.
+    paid_session: str | None = None
 
 
 def slot_key(style: str, k: int) -> str:

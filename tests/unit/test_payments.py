@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from portrait_studio import keys
 from portrait_studio.errors import PaymentWebhookRejected
 from portrait_studio.models import Job, JobStatus, Tombstone
 from portrait_studio.ports import PaymentEvent
+from portrait_studio.services.retention import PrefixNotEmpty
 from tests.unit import helpers
 from tests.unit.conftest import DISPATCH, World
 from tests.unit.helpers import create_job, finish_all, run_queues
@@ -194,3 +196,60 @@ def test_a_webhook_that_does_not_verify_changes_nothing(world: World) -> None:
         world.payments.receive(payload, "forged", lambda _key, action: action())
     assert job(world, job_id).status == JobStatus.AWAITING_PAYMENT
     assert world.payments.receive(payload, "valid", lambda _key, action: action()) == "started"
+
+
+def test_a_late_event_of_a_deleted_jobs_own_payment_is_not_refunded_again(world: World) -> None:
+    job_id = paid_generating_job(world)
+    finish_all(world, job_id)
+    run_queues(world)
+    assert job(world, job_id).status == JobStatus.READY
+    session_id = job(world, job_id).payment.checkout_session_id  # type: ignore[union-attr]
+    world.payments.before_delete(job_id)
+    world.retention.purge(job_id, "user_request")
+    # Stripe retries the completion (our answer was lost): the job is gone, but this was its own payment.
+    replay = PaymentEvent("evt_9", "checkout.session.completed", world.stripe.sessions[session_id])
+    assert world.payments.handle(replay) == "duplicate"
+    assert world.stripe.refunds == []
+
+
+def test_an_expiry_whose_deletion_failed_halfway_is_finished_by_stripes_retry(world: World) -> None:
+    job_id = accepted_job(world)
+    session = world.stripe.expire(job(world, job_id).checkout_session_id or "")
+    world.blobs.put(keys.reference(job_id, "f" * 32), b"a checked photo", "image/jpeg")
+    world.blobs.fail_keys = set(world.blobs.list_keys(keys.job_prefix(job_id)))  # the bucket fails the deletes
+    with pytest.raises(PrefixNotEmpty):  # the webhook answers 5xx: Stripe retries the event
+        world.payments.handle(PaymentEvent("evt_1", "checkout.session.expired", session))
+    assert job(world, job_id).status == JobStatus.EXPIRED
+    world.blobs.fail_keys = set()
+    assert world.payments.handle(PaymentEvent("evt_1", "checkout.session.expired", session)) == "ended"
+    assert isinstance(world.store.get_job(job_id), Tombstone)
+    assert list(world.blobs.list_keys(keys.job_prefix(job_id))) == []
+
+
+def test_a_payment_made_just_before_delete_is_refunded_by_the_delete(world: World) -> None:
+    job_id = accepted_job(world)
+    session_id = job(world, job_id).checkout_session_id or ""
+    paid = world.stripe.pay(session_id)  # its completed event is still on the way
+    world.payments.before_delete(job_id)
+    world.retention.purge(job_id, "user_request")
+    assert [amount for _, amount, _ in world.stripe.refunds] == [1290]
+    # The event arrives later: refunded with the same key, so not twice.
+    assert world.payments.handle(PaymentEvent("evt_1", "checkout.session.completed", paid)) == "refunded_stray"
+    assert len(world.stripe.refunds) == 1
+
+
+def test_a_free_checkout_starts_the_job_and_owes_no_refund(world: World) -> None:
+    job_id = accepted_job(world)
+    session_id = job(world, job_id).checkout_session_id or ""
+    free = dataclasses.replace(
+        world.stripe.pay(session_id, discount=1290),
+        payment_status="no_payment_required",
+        payment_intent=None,
+    )
+    assert world.payments.handle(PaymentEvent("evt_1", "checkout.session.completed", free)) == "started"
+    for _ in range(2 * world.settings.max_attempts_per_slot):
+        finish_all(world, job_id, status="failed")
+        run_queues(world)
+    assert job(world, job_id).status == JobStatus.FAILED
+    world.aftercare.reconcile()
+    assert world.stripe.refunds == [] and not job(world, job_id).aftercare_due

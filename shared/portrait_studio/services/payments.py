@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from portrait_studio.config import Settings
 from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
-from portrait_studio.models import Job, JobStatus, Payment, Refund
+from portrait_studio.models import Job, JobStatus, Payment, Refund, Tombstone
 from portrait_studio.ports import CheckoutSession, Clock, JobStore, Metrics, NullMetrics, PaymentEvent, Payments, Price
 from portrait_studio.ports import Queue as QueuePort
 from portrait_studio.services.lifecycle import Lifecycle
@@ -32,6 +32,8 @@ from portrait_studio.services.retention import RetentionService
 log = logging.getLogger(__name__)
 
 PAID_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
+# A promotion code can make a job free: Stripe then completes the session with no payment to collect.
+SETTLED = frozenset({"paid", "no_payment_required"})
 EXPIRED_EVENT = "checkout.session.expired"
 PRICE_CACHE_S = 300
 # An unpaid job quiet this long has its session looked up (a lost `completed` or `expired` event).
@@ -95,7 +97,7 @@ class PaymentsService:
         if session is None or not session.job_id:
             return "ignored"
         if event.type in PAID_EVENTS:
-            if session.payment_status != "paid":
+            if session.payment_status not in SETTLED:
                 return "not_paid_yet"  # a delayed method: `async_payment_succeeded` follows
             return self._paid(session)
         if event.type == EXPIRED_EVENT:
@@ -106,21 +108,29 @@ class PaymentsService:
         job_id = session.job_id or ""
         if self._start(job_id, session):
             return "started"
-        job = self.store.get_job(job_id)
-        if isinstance(job, Job) and job.payment and job.payment.checkout_session_id == session.session_id:
+        record = self.store.get_job(job_id)
+        if isinstance(record, Job) and record.payment and record.payment.checkout_session_id == session.session_id:
             return "duplicate"
+        if isinstance(record, Tombstone) and record.paid_session == session.session_id:
+            return "duplicate"  # the deleted job's own payment: its refunds were settled before it went
         # Paid for a job that is gone, or a second payment for one job: it is given back whole.
+        self._refund_stray(session, job_id)
+        return "refunded_stray"
+
+    def _refund_stray(self, session: CheckoutSession, job_id: str) -> None:
+        """The whole payment back; the key is the session's, so the event and a DELETE never refund it twice."""
         if session.payment_intent and session.amount_total > 0:
             key = f"refund:stray:{session.session_id}"
             self.payments.refund(session.payment_intent, session.amount_total, key, job_id)
             self.metrics.count("StrayPaymentsRefunded")
             self.metrics.count("RefundedCents", session.amount_total)
-        return "refunded_stray"
 
     def _start(self, job_id: str, session: CheckoutSession) -> bool:
         """awaiting_payment → generating with this payment, if it is the job's own session."""
         job = self.store.get_job(job_id)
-        if not isinstance(job, Job) or job.status != JobStatus.AWAITING_PAYMENT or not session.payment_intent:
+        if not isinstance(job, Job) or job.status != JobStatus.AWAITING_PAYMENT:
+            return False
+        if session.amount_total > 0 and not session.payment_intent:
             return False
         if job.checkout_session_id not in (None, session.session_id):
             return False
@@ -146,10 +156,13 @@ class PaymentsService:
 
     def _expired(self, session: CheckoutSession) -> str:
         job = self.store.get_job(session.job_id or "")
-        if not isinstance(job, Job) or job.status != JobStatus.AWAITING_PAYMENT:
+        if not isinstance(job, Job) or job.checkout_session_id not in (None, session.session_id):
+            return "ignored"  # gone already, or a spare session of a race, already closed
+        # Awaiting payment; or ended by this very expiry whose deletion failed halfway (Stripe retries the event):
+        # the purge is idempotent and finishes it.
+        unpaid_end = job.status == JobStatus.EXPIRED and job.payment is None
+        if job.status != JobStatus.AWAITING_PAYMENT and not unpaid_end:
             return "ignored"
-        if job.checkout_session_id not in (None, session.session_id):
-            return "ignored"  # a spare session of a race, already closed
         self.retention.purge(job.job_id, "checkout_expired")
         self.metrics.count("CheckoutsExpired")
         return "ended"
@@ -159,6 +172,8 @@ class PaymentsService:
         """Make the refund a finished job is owed, once (Stripe idempotency key per job). True when made now."""
         job = self.store.get_job(job_id)
         if not isinstance(job, Job) or job.refund or job.refund_due <= 0 or job.payment is None:
+            return False
+        if job.payment.payment_intent is None:  # free (a 100 % promotion code): nothing was paid
             return False
         refund_id = self.payments.refund(job.payment.payment_intent, job.refund_due, f"refund:{job_id}", job_id)
         refund = Refund(
@@ -182,8 +197,12 @@ class PaymentsService:
             return
         if job.status == JobStatus.AWAITING_PAYMENT and job.checkout_session_id:
             self.payments.expire_checkout(job.checkout_session_id)
+            # Paid just now, its event still on the way: nobody would record this payment once the job is gone.
+            session = self.payments.get_checkout(job.checkout_session_id)
+            if session.payment_status == "paid":
+                self._refund_stray(session, job_id)
             return
-        if job.payment is None or job.refund is not None:
+        if job.payment is None or job.refund is not None or job.payment.amount_total <= 0:
             return
         made = sum(s.images_collected for s in self.store.list_slots(job_id))
         if made == 0 and self.lifecycle.owe_refund(job_id, job.payment.amount_total, "deleted"):

@@ -64,6 +64,7 @@ class RetentionService:
             deleted_at=self.clock.now(),
             objects_deleted=deleted,
             receipt_id="del_" + secrets.token_hex(12),
+            paid_session=record.payment.checkout_session_id if isinstance(record, Job) and record.payment else None,
         )
         self.store.delete_job(tombstone, self.clock.now() + timedelta(days=self.settings.tombstone_days))
         self.metrics.count(PURGE_METRIC[reason])
