@@ -9,6 +9,7 @@ exactly as they do against R2). Screenshots of each step: test-artifacts/browser
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -646,6 +647,26 @@ def private_link(page: Any) -> tuple[str, str, str]:
     return link, match.group(2), match.group(3)
 
 
+def emailed_link(stack: dict[str, Any], job_id: str, timeout_s: float = 90.0) -> str | None:
+    """The private link in the job's outcome email, as the local stack captured it (GET /_local/mail); None
+    when this stack has no mail capture."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.get(f"{stack['api_url']}/_local/mail", timeout=30)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        for mail in response.json():
+            links = [html.unescape(href) for href in re.findall(r'href="([^"]+)"', mail.get("html") or "")]
+            mine = [link for link in links if f"#job={job_id}&" in link]
+            if mine:
+                assert "buyer@example.com" in str(mail["to"]), mail["to"]
+                return mine[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no email with the private link of {job_id} after {timeout_s:.0f}s")
+        time.sleep(1)
+
+
 def results_shown(page: Any) -> list[str]:
     return list(page.locator("#gallery img").evaluate_all("(images) => images.map((i) => new URL(i.src).pathname)"))
 
@@ -699,6 +720,16 @@ def test_private_link_to_come_back_later(
     assert private_link(other)[0] == link
     shoot(other, "opened-elsewhere")
 
+    # The outcome email's link (its own token, in the fragment) opens the same job too.
+    mailed = emailed_link(stack, job_id)
+    if mailed is not None:
+        inbox, inbox_watch = open_page(viewport=PHONE, is_mobile=True, has_touch=True)
+        inbox.goto(mailed)
+        wait_until_ready(inbox)
+        assert inbox.evaluate("() => window.location.hash") == ""
+        expect(inbox.locator("#gallery img")).to_have_count(len(shown))
+        inbox_watch.assert_clean()
+
     # Copy with the keyboard: Tab from the link to "Copy link", Enter.
     page.get_by_label("Private link to this job").focus()
     page.keyboard.press("Tab")
@@ -739,6 +770,11 @@ def test_private_link_to_come_back_later(
     # The first browser still holds the old token: its next look says the link no longer works.
     other.reload()
     expect(other.get_by_role("heading", name="This job is gone")).to_be_visible()
+    if mailed is not None:  # a new link kills the emailed one too
+        emailed_again, emailed_watch = open_page(viewport=DESKTOP)
+        emailed_again.goto(mailed)
+        expect(emailed_again.get_by_role("heading", name="This link no longer works")).to_be_visible()
+        emailed_watch.assert_clean()
 
     # The new link, in a fresh browser: the job.
     fresh, fresh_watch = open_page(viewport=DESKTOP)
