@@ -238,7 +238,7 @@ class MemoryJobStore:
             current = self.files.get(job_id, {}).get(file_id)
             if not isinstance(job, Job) or job.status != JobStatus.COLLECTING or current is None:
                 return False
-            if current.status not in ("awaiting_upload", "refused"):
+            if current.status == "queued":
                 return False
             del self.files[job_id][file_id]
             return True

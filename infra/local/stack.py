@@ -507,7 +507,7 @@ class LocalStack:
                 "to": list(m.destinations.get("ToAddresses", [])),
                 "subject": m.subject,
                 "html": m.body,  # SES keeps the HTML part when a message has both
-                "text": html.unescape(re.sub(r"<[^>]+>", "\n", m.body)).strip(),
+                "text": _as_text(m.body),
             }
             for m in ses_backends[ACCOUNT][REGION].sent_messages
         ]
@@ -726,6 +726,12 @@ def _cron_field(spec: str, value: int) -> bool:
     if spec.startswith("*/"):
         return value % int(spec[2:]) == 0
     return value in {int(part) for part in spec.split(",")}
+
+
+def _as_text(body: str) -> str:
+    """The HTML part read as text, links spelled out (SES in moto keeps only the HTML of a two-part message)."""
+    spelled = re.sub(r'<a\s[^>]*href="([^"]+)"[^>]*>(.*?)</a>', r"\2: \1", body, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "\n", spelled)).strip()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,3 +101,8 @@ def test_photos_of_three_different_people_are_refused_as_a_whole(world: World, n
     job = world.store.get_job(job_id)
     assert job.status == JobStatus.COLLECTING and job.intake_problem == "no_single_person"
     assert world.stripe.sessions == {} and world.queue.take(DISPATCH) == []
+    # The photos that are not of the person can go (accepted ones too), to be replaced by more of the person.
+    others = [f for f in world.store.list_files(job_id) if f.name != "person-a-1.jpg"]
+    for f in others:
+        world.store.remove_file(job_id, f.file_id)
+    assert [f.name for f in world.store.list_files(job_id)] == ["person-a-1.jpg"]

@@ -212,9 +212,10 @@ class DynamoJobStore:
                 "Delete": {
                     "TableName": self._table_name,
                     "Key": {"pk": _pk(job_id), "sk": f"FILE#{file_id}"},
-                    "ConditionExpression": "#status IN (:awaiting, :refused)",
+                    # Not while it is being checked (queued): its verdict would count for a file that is gone.
+                    "ConditionExpression": "#status <> :queued",
                     "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":awaiting": "awaiting_upload", ":refused": "refused"},
+                    "ExpressionAttributeValues": {":queued": "queued"},
                 }
             },
         ]

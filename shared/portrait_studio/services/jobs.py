@@ -142,10 +142,11 @@ class JobsService:
         return [self._ticket(job, f, now) for f in files]
 
     def remove_file(self, job_id: str, token: str | None, file_id: str) -> None:
-        """Drop a photo that never arrived (an expired upload link) or was refused, to make room."""
+        """Drop a photo while collecting: one that never arrived (an expired upload link), was refused, or was
+        accepted but is not wanted (e.g. not of the person, after `no_single_person`)."""
         self.authorize(job_id, token)
         if not keys.is_valid_id(file_id) or not self.store.remove_file(job_id, file_id):
-            raise JobStateConflict("Only photos that were refused or never arrived can be removed, while collecting.")
+            raise JobStateConflict("Photos can be removed only while you are adding photos, not while checked.")
         self.blobs.delete([keys.upload(job_id, file_id), keys.reference(job_id, file_id)])
 
     def _new_files(self, specs: Sequence[FileSpec], round: int) -> list[UploadFile]:
