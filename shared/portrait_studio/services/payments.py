@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,13 +22,20 @@ from datetime import datetime, timedelta
 from portrait_studio.config import Settings
 from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
 from portrait_studio.models import Job, JobStatus, Payment, Refund, Tombstone
-from portrait_studio.ports import CheckoutSession, Clock, JobStore, Metrics, NullMetrics, PaymentEvent, Payments, Price
-from portrait_studio.ports import Queue as QueuePort
+from portrait_studio.ports import (
+    CheckoutSession,
+    Clock,
+    JobStore,
+    Metrics,
+    NullMetrics,
+    PaymentEvent,
+    Payments,
+    Price,
+    Queue,
+)
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import base_plan, prediction_budget
 from portrait_studio.services.retention import RetentionService
-
-log = logging.getLogger(__name__)
 
 PAID_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 # A promotion code can make a job free: Stripe then completes the session with no payment to collect.
@@ -44,7 +50,7 @@ LOOKUP_AFTER_S = 120
 class PaymentsService:
     settings: Settings
     store: JobStore
-    queue: QueuePort
+    queue: Queue
     payments: Payments
     clock: Clock
     retention: RetentionService
