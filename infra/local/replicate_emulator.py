@@ -14,19 +14,15 @@ On request it also models capacity (instances, cold boots, queueing, run times) 
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import copy
 import hashlib
-import heapq
 import hmac
 import io
-import itertools
 import json
 import logging
 import math
-import queue
 import random
 import re
 import secrets
@@ -39,7 +35,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -47,6 +42,7 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from infra.local.emulator_http import LoopbackEmulator, Reply, cli_parser, parse_cli, utc_now
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 log = logging.getLogger("replicate_emulator")
@@ -126,10 +122,6 @@ JSONDict = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -722,77 +714,6 @@ def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-# --------------------------------------------------------------------------- background work
-
-
-class _Runner:
-    """A timer thread plus a few daemon workers, so no HTTP thread ever waits on a prediction."""
-
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
-        self._cond = threading.Condition()
-        self._seq = itertools.count()
-        self._threads: list[threading.Thread] = []
-        self.stopping = threading.Event()
-
-    def start(self) -> None:
-        targets = [self._timer_loop] + [self._worker_loop] * self._workers
-        for n, target in enumerate(targets):
-            thread = threading.Thread(target=target, name=f"replicate-emulator-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def submit(self, task: Callable[[], None]) -> None:
-        if not self.stopping.is_set():
-            self._tasks.put(task)
-
-    def call_later(self, delay_s: float, task: Callable[[], None]) -> None:
-        if delay_s <= 0:
-            self.submit(task)
-            return
-        with self._cond:
-            heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._seq), task))
-            self._cond.notify()
-
-    def stop(self, timeout_s: float) -> None:
-        self.stopping.set()
-        with self._cond:
-            self._cond.notify_all()
-        for _ in range(self._workers):
-            self._tasks.put(None)
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = [t.name for t in self._threads if t.is_alive()]
-        if stuck:
-            log.warning("threads still busy after stop (daemon, left behind): %s", stuck)
-
-    def _timer_loop(self) -> None:
-        while not self.stopping.is_set():
-            with self._cond:
-                if not self._timers:
-                    self._cond.wait()
-                    continue
-                wait_s = self._timers[0][0] - time.monotonic()
-                if wait_s > 0:
-                    self._cond.wait(wait_s)
-                    continue
-                _, _, task = heapq.heappop(self._timers)
-            self.submit(task)
-
-    def _worker_loop(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None or self.stopping.is_set():
-                return
-            try:
-                task()
-            except Exception:
-                log.exception("emulator task failed")
-
-
 # --------------------------------------------------------------------------- predictions
 
 
@@ -852,16 +773,8 @@ class _Request:
     params: dict[str, str]
 
 
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
-    return _Reply(status, _dumps(payload), headers=headers)
+def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    return Reply(status, _dumps(payload), headers=headers)
 
 
 _NOT_FOUND: Final = _json_reply(404, {"detail": "Not found.", "status": 404})
@@ -878,11 +791,16 @@ _THROTTLED: Final = _json_reply(
     headers=(("Retry-After", "1"),),
 )
 
-Handler = Callable[[_Request], _Reply]
+Handler = Callable[[_Request], Reply]
 
 
-class ReplicateEmulator:
+class ReplicateEmulator(LoopbackEmulator):
     """Replicate's prediction API on loopback, with PhotoMaker's input schema and injectable faults."""
+
+    server_name = "replicate-emulator"
+    title = "Replicate emulator"
+    max_body_bytes = _MAX_BODY_BYTES
+    logger = log
 
     def __init__(
         self,
@@ -893,68 +811,21 @@ class ReplicateEmulator:
         step_delay_s: float = 0.2,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self._host = host
-        self._port = port
+        super().__init__(host, port, _WORKERS)
         self._token = api_token
         self.webhook_secret = webhook_secret or new_webhook_secret()
         self._step_delay_s = step_delay_s
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self._emulated = _EmulatedClock(self._clock)
         self._capacity = _CapacityModel()
         self._capacity_tick_at: float | None = None  # time.monotonic() of the pending look at the model
-        self.url = ""
         self._lock = threading.Lock()
         self._records: dict[str, _Prediction] = {}
         self._faults: JSONDict = dict(_FAULT_DEFAULTS)
         self._rng = random.Random()
         self._renders: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._deployments: dict[str, JSONDict] = {}
-        self._runner = _Runner(_WORKERS)
-        self._server: ThreadingHTTPServer | None = None
-        self._server_thread: threading.Thread | None = None
-        self._http: httpx.Client | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler, bool]] = self._route_table()
-
-    # ----------------------------------------------------------------------- lifecycle
-
-    def start(self) -> None:
-        if self._server is not None or self.stopped:
-            raise RuntimeError("an emulator starts once; create a new one to run again")
-        self._http = httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0), trust_env=False)
-        server = _Server((self._host, self._port), _RequestHandler)
-        server.emulator = self
-        self._server = server
-        host, port = server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        self._runner.start()
-        self._server_thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="replicate-emulator-http", daemon=True
-        )
-        self._server_thread.start()
-        log.info("Replicate emulator listening on %s", self.url)
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        self._runner.stop(timeout_s=5.0)
-        if self._server_thread is not None:
-            self._server_thread.join(2.0)
-        if self._http is not None:
-            self._http.close()
-
-    @property
-    def stopped(self) -> bool:
-        return self._runner.stopping.is_set()
-
-    def __enter__(self) -> ReplicateEmulator:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------------- inspection and faults
 
@@ -1024,7 +895,10 @@ class ReplicateEmulator:
         ]
         return [(method, re.compile(rf"{path}/?"), handler, auth) for method, path, handler, auth in routes]
 
-    def handle(self, method: str, target: str, headers: Message, body: bytes) -> _Reply:
+    def _error_reply(self, status: int, message: str) -> Reply:
+        return _json_reply(status, {"detail": message, "status": status})
+
+    def handle(self, method: str, target: str, headers: Message, body: bytes) -> Reply:
         path = urlsplit(target).path
         allowed: list[str] = []
         for route_method, pattern, handler, needs_auth in self._routes:
@@ -1049,7 +923,7 @@ class ReplicateEmulator:
 
     # ----------------------------------------------------------------------- API handlers
 
-    def _create(self, request: _Request, deployment: str | None = None) -> _Reply:
+    def _create(self, request: _Request, deployment: str | None = None) -> Reply:
         if self._take_rate_limit():
             return _THROTTLED
         try:
@@ -1073,21 +947,21 @@ class ReplicateEmulator:
         self._prefer_wait(record, request.headers.get("Prefer"))
         return _json_reply(201, self._snapshot(record))
 
-    def _create_on_deployment(self, request: _Request) -> _Reply:
+    def _create_on_deployment(self, request: _Request) -> Reply:
         return self._create(request, f"{request.params['owner']}/{request.params['name']}")
 
-    def _get_deployment(self, request: _Request) -> _Reply:
+    def _get_deployment(self, request: _Request) -> Reply:
         return _json_reply(200, self._deployment(f"{request.params['owner']}/{request.params['name']}"))
 
-    def _get(self, request: _Request) -> _Reply:
+    def _get(self, request: _Request) -> Reply:
         record = self._find(request.params["pid"])
         return _NOT_FOUND if record is None else _json_reply(200, self._snapshot(record))
 
-    def _list(self, _request: _Request) -> _Reply:
+    def _list(self, _request: _Request) -> Reply:
         results = list(reversed(self.predictions()))  # newest first, as Replicate lists them
         return _json_reply(200, {"previous": None, "next": None, "results": results})
 
-    def _cancel(self, request: _Request) -> _Reply:
+    def _cancel(self, request: _Request) -> Reply:
         record = self._find(request.params["pid"])
         if record is None:
             return _NOT_FOUND
@@ -1100,10 +974,10 @@ class ReplicateEmulator:
         self._send(record, hooks)
         return _json_reply(200, snapshot)
 
-    def _secret(self, _request: _Request) -> _Reply:
+    def _secret(self, _request: _Request) -> Reply:
         return _json_reply(200, {"key": self.webhook_secret})
 
-    def _file(self, request: _Request) -> _Reply:
+    def _file(self, request: _Request) -> Reply:
         record = self._find(request.params["pid"])
         index = int(request.params["n"])
         if record is None:
@@ -1115,32 +989,32 @@ class ReplicateEmulator:
         if not listed:
             return _NOT_FOUND
         png = cached if cached is not None else self._render_again(record, index)
-        return _Reply(200, png, content_type="image/png")
+        return Reply(200, png, content_type="image/png")
 
-    def _get_faults(self, _request: _Request) -> _Reply:
+    def _get_faults(self, _request: _Request) -> Reply:
         return _json_reply(200, self.faults())
 
-    def _put_faults(self, request: _Request) -> _Reply:
+    def _put_faults(self, request: _Request) -> Reply:
         try:
             profile = self.set_faults(json.loads(request.body or b"{}"))
         except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             return _json_reply(400, {"title": "Invalid fault profile", "detail": str(exc), "status": 400})
         return _json_reply(200, profile)
 
-    def _delete_faults(self, _request: _Request) -> _Reply:
+    def _delete_faults(self, _request: _Request) -> Reply:
         return _json_reply(200, self.reset_faults())
 
-    def _get_capacity(self, _request: _Request) -> _Reply:
+    def _get_capacity(self, _request: _Request) -> Reply:
         return _json_reply(200, self.capacity())
 
-    def _put_capacity(self, request: _Request) -> _Reply:
+    def _put_capacity(self, request: _Request) -> Reply:
         try:
             view = self.set_capacity(json.loads(request.body or b"{}"))
         except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             return _json_reply(400, {"title": "Invalid capacity profile", "detail": str(exc), "status": 400})
         return _json_reply(200, view)
 
-    def _delete_capacity(self, _request: _Request) -> _Reply:
+    def _delete_capacity(self, _request: _Request) -> Reply:
         return _json_reply(200, self.reset_capacity())
 
     # ----------------------------------------------------------------------- prediction state
@@ -1488,79 +1362,14 @@ def _validation_error(problems: list[JSONDict]) -> JSONDict:
     return {"title": "Input validation failed", "detail": detail, "status": 422, "invalid_fields": problems}
 
 
-# --------------------------------------------------------------------------- HTTP plumbing
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    emulator: ReplicateEmulator
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # idle keep-alive connections must not pin a thread forever
-    server_version = "replicate-emulator/1.0"
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= _MAX_BODY_BYTES:
-            self.close_connection = True
-            self._reply(_json_reply(413, {"detail": "Missing or oversized request body.", "status": 413}))
-            return
-        body = self.rfile.read(length) if length else b""
-        emulator = self.server.emulator
-        if emulator.stopped:  # a kept-alive connection can outlive stop(); do not serve on it
-            self.close_connection = True
-            self._reply(_json_reply(503, {"detail": "The emulator has stopped.", "status": 503}))
-            return
-        try:
-            reply = emulator.handle(method, self.path, self.headers, body)
-        except Exception:
-            log.exception("emulator request failed: %s %s", method, self.path)
-            reply = _json_reply(500, {"detail": "Internal server error.", "status": 500})
-        self._reply(reply)
-
-    def _reply(self, reply: _Reply) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-
 # --------------------------------------------------------------------------- CLI
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Local Replicate emulator (PhotoMaker, labelled previews).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8788)
+    parser = cli_parser("Local Replicate emulator (PhotoMaker, labelled previews).", port=8788)
     parser.add_argument("--api-token", default=DEFAULT_API_TOKEN)
-    parser.add_argument("--webhook-secret", default=None, help="whsec_...; random when omitted")
     parser.add_argument("--step-delay", type=float, default=0.2, help="seconds per lifecycle step")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse_cli(parser)
     emulator = ReplicateEmulator(
         host=args.host,
         port=args.port,
@@ -1570,12 +1379,7 @@ def main() -> None:
     )
     emulator.start()
     print(f"Replicate emulator on {emulator.url}\nwebhook secret: {emulator.webhook_secret}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    emulator.serve_until_interrupted()
 
 
 if __name__ == "__main__":

@@ -26,19 +26,15 @@ Test hooks live under `/_emulator/` (no API key): `GET events|refunds|sessions|w
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import contextlib
 import copy
 import hashlib
-import heapq
 import hmac
 import html
-import itertools
 import json
 import logging
-import queue
 import re
 import secrets
 import string
@@ -46,13 +42,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+
+from infra.local.emulator_http import LoopbackEmulator, Reply, cli_parser, parse_cli, utc_now
 
 log = logging.getLogger("stripe_emulator")
 
@@ -87,10 +84,6 @@ JSONDict = dict[str, Any]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _random_id(prefix: str, length: int = 24) -> str:
@@ -257,77 +250,6 @@ def _list_page(items: list[JSONDict], params: JSONDict, url: str) -> JSONDict:
     return {"object": "list", "data": ordered[:limit], "has_more": len(ordered) > limit, "url": url}
 
 
-# --------------------------------------------------------------------------- background work
-
-
-class _Runner:
-    """A timer thread plus a few daemon workers, so no HTTP thread ever waits on a webhook delivery."""
-
-    def __init__(self, workers: int) -> None:
-        self._workers = workers
-        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
-        self._cond = threading.Condition()
-        self._seq = itertools.count()
-        self._threads: list[threading.Thread] = []
-        self.stopping = threading.Event()
-
-    def start(self) -> None:
-        targets = [self._timer_loop] + [self._worker_loop] * self._workers
-        for n, target in enumerate(targets):
-            thread = threading.Thread(target=target, name=f"stripe-emulator-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def submit(self, task: Callable[[], None]) -> None:
-        if not self.stopping.is_set():
-            self._tasks.put(task)
-
-    def call_later(self, delay_s: float, task: Callable[[], None]) -> None:
-        if delay_s <= 0:
-            self.submit(task)
-            return
-        with self._cond:
-            heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._seq), task))
-            self._cond.notify()
-
-    def stop(self, timeout_s: float) -> None:
-        self.stopping.set()
-        with self._cond:
-            self._cond.notify_all()
-        for _ in range(self._workers):
-            self._tasks.put(None)
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = [t.name for t in self._threads if t.is_alive()]
-        if stuck:
-            log.warning("threads still busy after stop (daemon, left behind): %s", stuck)
-
-    def _timer_loop(self) -> None:
-        while not self.stopping.is_set():
-            with self._cond:
-                if not self._timers:
-                    self._cond.wait()
-                    continue
-                wait_s = self._timers[0][0] - time.monotonic()
-                if wait_s > 0:
-                    self._cond.wait(wait_s)
-                    continue
-                _, _, task = heapq.heappop(self._timers)
-            self.submit(task)
-
-    def _worker_loop(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None or self.stopping.is_set():
-                return
-            try:
-                task()
-            except Exception:
-                log.exception("emulator task failed")
-
-
 # --------------------------------------------------------------------------- state
 
 
@@ -353,7 +275,7 @@ class _Saved:
     params: JSONDict
     created: float
     request_id: str
-    reply: _Reply | None = None  # None while the first request is still executing
+    reply: Reply | None = None  # None while the first request is still executing
 
 
 @dataclass(frozen=True)
@@ -368,20 +290,12 @@ class _Request:
     body: bytes = b""
 
 
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: tuple[tuple[str, str], ...] = ()
+def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    return Reply(status, json.dumps(payload, indent=2).encode(), headers=headers)
 
 
-def _json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
-    return _Reply(status, json.dumps(payload, indent=2).encode(), headers=headers)
-
-
-def _html_reply(status: int, page: str) -> _Reply:
-    return _Reply(status, page.encode(), content_type="text/html; charset=utf-8")
+def _html_reply(status: int, page: str) -> Reply:
+    return Reply(status, page.encode(), content_type="text/html; charset=utf-8")
 
 
 class _CheckoutRefused(Exception):
@@ -394,7 +308,7 @@ class _CheckoutRefused(Exception):
         self.code = code
 
 
-Handler = Callable[[_Request], _Reply]
+Handler = Callable[[_Request], Reply]
 
 _SESSION_PARAMS: Final = frozenset(
     {
@@ -423,8 +337,13 @@ _REFUND_PARAMS: Final = frozenset({"payment_intent", "charge", "amount", "metada
 _REFUND_REASONS: Final = ("duplicate", "fraudulent", "requested_by_customer")
 
 
-class StripeEmulator:
+class StripeEmulator(LoopbackEmulator):
     """Stripe's Checkout, refunds and webhooks on loopback, seeded with the product's price and the SAVE3 code."""
+
+    server_name = "stripe-emulator"
+    title = "Stripe emulator"
+    max_body_bytes = _MAX_BODY_BYTES
+    logger = log
 
     def __init__(
         self,
@@ -439,17 +358,15 @@ class StripeEmulator:
         webhook_backoff_s: float = 0.25,
         sweep_interval_s: float = 1.0,
     ) -> None:
-        self._host = host
-        self._port = port
+        super().__init__(host, port, _WORKERS)
         self._api_key = api_key
         self._webhook_url = webhook_url
         self.webhook_secret = webhook_secret or new_webhook_secret()
-        self._clock = clock or _utc_now
+        self._clock = clock or utc_now
         self.price_id = price_id
         self._webhook_events = frozenset(webhook_events)
         self._backoff_s = webhook_backoff_s
         self._sweep_interval_s = sweep_interval_s
-        self.url = ""
         self._lock = threading.Lock()
         self._sessions: dict[str, JSONDict] = {}
         self._line_items: dict[str, list[JSONDict]] = {}
@@ -462,53 +379,16 @@ class StripeEmulator:
         self._coupon: JSONDict = {}
         self._promotion_code: JSONDict = {}
         self._seed()
-        self._runner = _Runner(_WORKERS)
-        self._server: ThreadingHTTPServer | None = None
-        self._server_thread: threading.Thread | None = None
-        self._http: httpx.Client | None = None
         self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = self._route_table()
 
     # ----------------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
-        if self._server is not None or self.stopped:
-            raise RuntimeError("an emulator starts once; create a new one to run again")
-        self._http = httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0), trust_env=False)
-        server = _Server((self._host, self._port), _RequestHandler)
-        server.emulator = self
-        self._server = server
-        host, port = server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        self._runner.start()
+    def _started(self) -> None:
         self._runner.call_later(self._sweep_interval_s, self._sweep)
-        self._server_thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="stripe-emulator-http", daemon=True
-        )
-        self._server_thread.start()
-        log.info("Stripe emulator listening on %s", self.url)
 
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        self._runner.stop(timeout_s=5.0)
-        if self._server_thread is not None:
-            self._server_thread.join(2.0)
-        if self._http is not None:
-            self._http.close()
-
-    @property
-    def stopped(self) -> bool:
-        return self._runner.stopping.is_set()
-
-    def __enter__(self) -> StripeEmulator:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+    def _error_reply(self, status: int, message: str) -> Reply:
+        kind = "invalid_request_error" if status < 500 else "api_error"
+        return _json_reply(status, {"error": {"type": kind, "message": message}})
 
     # ----------------------------------------------------------------------- inspection and test hooks
 
@@ -682,7 +562,7 @@ class StripeEmulator:
         ]
         return [(method, re.compile(rf"{path}/?"), handler, kind) for method, path, handler, kind in routes]
 
-    def handle(self, method: str, target: str, headers: Message, body: bytes) -> _Reply:
+    def handle(self, method: str, target: str, headers: Message, body: bytes) -> Reply:
         self._expire_due()
         parts = urlsplit(target)
         request_id = _random_id("req_", 14)
@@ -704,7 +584,7 @@ class StripeEmulator:
 
     def _plain(
         self, handler: Handler, method: str, path: str, headers: Message, body: bytes, query: str, ids: dict[str, str]
-    ) -> _Reply:
+    ) -> Reply:
         raw = body.decode("utf-8", "replace") if method == "POST" else query
         params = decode_form(raw) if "json" not in (headers.get("Content-Type") or "") else {}
         return handler(_Request(method, path, headers, params, ids, "", None, body))
@@ -719,7 +599,7 @@ class StripeEmulator:
         query: str,
         ids: dict[str, str],
         request_id: str,
-    ) -> _Reply:
+    ) -> Reply:
         auth_error = self._authenticate(headers.get("Authorization"))
         if auth_error is not None:
             return self._api_error(auth_error, request_id)
@@ -739,11 +619,9 @@ class StripeEmulator:
         if saved is not None:
             assert saved.reply is not None
             replayed = (("Idempotent-Replayed", "true"), ("Original-Request", saved.request_id))
-            return _Reply(
-                saved.reply.status, saved.reply.body, saved.reply.content_type, saved.reply.headers + replayed
-            )
+            return Reply(saved.reply.status, saved.reply.body, saved.reply.content_type, saved.reply.headers + replayed)
         reply, keep = self._execute_saving(handler, _Request(method, path, headers, params, ids, request_id, key))
-        reply = _Reply(reply.status, reply.body, reply.content_type, (*reply.headers, ("Idempotency-Key", key)))
+        reply = Reply(reply.status, reply.body, reply.content_type, (*reply.headers, ("Idempotency-Key", key)))
         with self._lock:
             slot = self._idempotency.get((self._api_key, key))
             if slot is not None and slot.request_id == request_id:
@@ -787,18 +665,18 @@ class StripeEmulator:
                 return None, _StripeError(409, message, kind="idempotency_error")
             return slot, None
 
-    def _execute(self, handler: Handler, request: _Request) -> _Reply:
+    def _execute(self, handler: Handler, request: _Request) -> Reply:
         return self._execute_saving(handler, request)[0]
 
-    def _execute_saving(self, handler: Handler, request: _Request) -> tuple[_Reply, bool]:
+    def _execute_saving(self, handler: Handler, request: _Request) -> tuple[Reply, bool]:
         try:
             reply = handler(request)
         except _StripeError as error:
             return self._api_error(error, request.request_id), error.saved
         headers = (("Request-Id", request.request_id), ("Stripe-Version", self._version(request.headers)))
-        return _Reply(reply.status, reply.body, reply.content_type, reply.headers + headers), True
+        return Reply(reply.status, reply.body, reply.content_type, reply.headers + headers), True
 
-    def _api_error(self, error: _StripeError, request_id: str) -> _Reply:
+    def _api_error(self, error: _StripeError, request_id: str) -> Reply:
         headers: tuple[tuple[str, str], ...] = (("Request-Id", request_id), ("Stripe-Should-Retry", "false"))
         if error.status == 409:
             headers = (("Request-Id", request_id),)  # the library retries a 409 on its own
@@ -831,7 +709,7 @@ class StripeEmulator:
 
     # ----------------------------------------------------------------------- checkout sessions
 
-    def _create_session(self, request: _Request) -> _Reply:
+    def _create_session(self, request: _Request) -> Reply:
         params = request.params
         _unknown_params(params, _SESSION_PARAMS)
         mode = _string(params, "mode")
@@ -961,11 +839,11 @@ class StripeEmulator:
             raise _missing("checkout.session", session_id, "session")
         return session
 
-    def _get_session(self, request: _Request) -> _Reply:
+    def _get_session(self, request: _Request) -> Reply:
         with self._lock:
             return _json_reply(200, copy.deepcopy(self._session(request.ids["id"])))
 
-    def _list_sessions(self, request: _Request) -> _Reply:
+    def _list_sessions(self, request: _Request) -> Reply:
         with self._lock:
             sessions = list(self._sessions.values())
             for name in ("payment_intent", "status", "customer_details"):
@@ -975,7 +853,7 @@ class StripeEmulator:
             page = _list_page(copy.deepcopy(sessions), request.params, "/v1/checkout/sessions")
         return _json_reply(200, page)
 
-    def _get_line_items(self, request: _Request) -> _Reply:
+    def _get_line_items(self, request: _Request) -> Reply:
         with self._lock:
             session = self._session(request.ids["id"])
             items = []
@@ -999,7 +877,7 @@ class StripeEmulator:
                 )
         return _json_reply(200, _list_page(items, request.params, f"/v1/checkout/sessions/{session['id']}/line_items"))
 
-    def _expire_session(self, request: _Request) -> _Reply:
+    def _expire_session(self, request: _Request) -> Reply:
         with self._lock:
             session = self._session(request.ids["id"])
             if session["status"] != "open":
@@ -1130,7 +1008,7 @@ class StripeEmulator:
 
     # ----------------------------------------------------------------------- hosted checkout page
 
-    def _page(self, request: _Request) -> _Reply:
+    def _page(self, request: _Request) -> Reply:
         session_id = request.ids["id"]
         with self._lock:
             try:
@@ -1139,7 +1017,7 @@ class StripeEmulator:
                 return _html_reply(refused.status, _error_page(refused.message))
         return _html_reply(200, self._checkout_page(session, email="", code="", discount=0, message=None))
 
-    def _page_submit(self, request: _Request) -> _Reply:
+    def _page_submit(self, request: _Request) -> Reply:
         session_id = request.ids["id"]
         form = request.params
         email = form.get("email") if isinstance(form.get("email"), str) else ""
@@ -1174,7 +1052,7 @@ class StripeEmulator:
         if not success_url:
             return _html_reply(200, _done_page(paid))
         location = str(success_url).replace("{CHECKOUT_SESSION_ID}", paid["id"])
-        return _Reply(303, b"", content_type="text/html; charset=utf-8", headers=(("Location", location),))
+        return Reply(303, b"", content_type="text/html; charset=utf-8", headers=(("Location", location),))
 
     def _checkout_page(
         self, session: JSONDict, email: str, code: str, discount: int, message: str | None, problem: str = ""
@@ -1217,7 +1095,7 @@ class StripeEmulator:
 
     # ----------------------------------------------------------------------- refunds and payment intents
 
-    def _create_refund(self, request: _Request) -> _Reply:
+    def _create_refund(self, request: _Request) -> Reply:
         params = request.params
         _unknown_params(params, _REFUND_PARAMS)
         intent_id = _string(params, "payment_intent")
@@ -1287,7 +1165,7 @@ class StripeEmulator:
     def _refunded_locked(self, intent_id: str) -> int:
         return sum(int(r["amount"]) for r in self._refunds.values() if r["payment_intent"] == intent_id)
 
-    def _list_refunds(self, request: _Request) -> _Reply:
+    def _list_refunds(self, request: _Request) -> Reply:
         with self._lock:
             refunds = list(self._refunds.values())
             for name in ("payment_intent", "charge"):
@@ -1297,14 +1175,14 @@ class StripeEmulator:
             page = _list_page(copy.deepcopy(refunds), request.params, "/v1/refunds")
         return _json_reply(200, page)
 
-    def _get_refund(self, request: _Request) -> _Reply:
+    def _get_refund(self, request: _Request) -> Reply:
         with self._lock:
             refund = self._refunds.get(request.ids["id"])
             if refund is None:
                 raise _missing("refund", request.ids["id"], "id")
             return _json_reply(200, copy.deepcopy(refund))
 
-    def _get_payment_intent(self, request: _Request) -> _Reply:
+    def _get_payment_intent(self, request: _Request) -> Reply:
         with self._lock:
             intent = self._payment_intents.get(request.ids["id"])
             if intent is None:
@@ -1313,31 +1191,31 @@ class StripeEmulator:
 
     # ----------------------------------------------------------------------- seeded catalogue
 
-    def _get_price(self, request: _Request) -> _Reply:
+    def _get_price(self, request: _Request) -> Reply:
         if request.ids["id"] != self.price_id:
             raise _missing("price", request.ids["id"], "price")
         with self._lock:
             return _json_reply(200, copy.deepcopy(self._price))
 
-    def _get_product(self, request: _Request) -> _Reply:
+    def _get_product(self, request: _Request) -> Reply:
         if request.ids["id"] != PRODUCT_ID:
             raise _missing("product", request.ids["id"], "id")
         with self._lock:
             return _json_reply(200, copy.deepcopy(self._product))
 
-    def _get_coupon(self, request: _Request) -> _Reply:
+    def _get_coupon(self, request: _Request) -> Reply:
         if request.ids["id"] != COUPON_ID:
             raise _missing("coupon", request.ids["id"], "coupon")
         with self._lock:
             return _json_reply(200, copy.deepcopy(self._coupon))
 
-    def _get_promotion_code(self, request: _Request) -> _Reply:
+    def _get_promotion_code(self, request: _Request) -> Reply:
         if request.ids["id"] != PROMOTION_CODE_ID:
             raise _missing("promotion_code", request.ids["id"], "promotion_code")
         with self._lock:
             return _json_reply(200, copy.deepcopy(self._promotion_code))
 
-    def _list_promotion_codes(self, request: _Request) -> _Reply:
+    def _list_promotion_codes(self, request: _Request) -> Reply:
         params = request.params
         with self._lock:
             promo = copy.deepcopy(self._promotion_code)
@@ -1422,7 +1300,7 @@ class StripeEmulator:
         log.info("event %s (%s) attempt %d failed (%s); retrying in %.2fs", event_id, kind, attempt, outcome, delay)
         self._runner.call_later(delay, lambda: self._attempt(event_id, cycle, attempt + 1))
 
-    def _list_events(self, request: _Request) -> _Reply:
+    def _list_events(self, request: _Request) -> Reply:
         with self._lock:
             events = [copy.deepcopy(event.data) for event in self._events.values()]
         kind = request.params.get("type")
@@ -1431,7 +1309,7 @@ class StripeEmulator:
             events = [e for e in events if (e["type"].startswith(prefix) if kind.endswith("*") else e["type"] == kind)]
         return _json_reply(200, _list_page(events, request.params, "/v1/events"))
 
-    def _get_event(self, request: _Request) -> _Reply:
+    def _get_event(self, request: _Request) -> Reply:
         with self._lock:
             event = self._events.get(request.ids["id"])
             if event is None:
@@ -1440,22 +1318,22 @@ class StripeEmulator:
 
     # ----------------------------------------------------------------------- /_emulator hooks
 
-    def _hook_events(self, _request: _Request) -> _Reply:
+    def _hook_events(self, _request: _Request) -> Reply:
         return _json_reply(200, self.events())
 
-    def _hook_refunds(self, _request: _Request) -> _Reply:
+    def _hook_refunds(self, _request: _Request) -> Reply:
         return _json_reply(200, self.refunds())
 
-    def _hook_sessions(self, _request: _Request) -> _Reply:
+    def _hook_sessions(self, _request: _Request) -> Reply:
         return _json_reply(200, self.sessions())
 
-    def _hook_resend(self, request: _Request) -> _Reply:
+    def _hook_resend(self, request: _Request) -> Reply:
         try:
             return _json_reply(202, self.resend(request.ids["id"]))
         except KeyError:
             return self._api_error(_missing("event", request.ids["id"], "id"), "")
 
-    def _hook_pay(self, request: _Request) -> _Reply:
+    def _hook_pay(self, request: _Request) -> Reply:
         try:
             payload = self._json_body(request)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -1472,10 +1350,10 @@ class StripeEmulator:
                 error["param"] = refused.code
             return _json_reply(refused.status, {"error": error})
 
-    def _hook_get_webhook(self, _request: _Request) -> _Reply:
+    def _hook_get_webhook(self, _request: _Request) -> Reply:
         return _json_reply(200, {"url": self.webhook_url, "secret": self.webhook_secret})
 
-    def _hook_put_webhook(self, request: _Request) -> _Reply:
+    def _hook_put_webhook(self, request: _Request) -> Reply:
         try:
             payload = self._json_body(request)
             url = payload.get("url")
@@ -1486,7 +1364,7 @@ class StripeEmulator:
             return _json_reply(400, {"error": {"type": "invalid_request_error", "message": str(exc)}})
         return self._hook_get_webhook(request)
 
-    def _hook_reset(self, _request: _Request) -> _Reply:
+    def _hook_reset(self, _request: _Request) -> Reply:
         self.reset()
         return _json_reply(200, {"reset": True})
 
@@ -1524,81 +1402,15 @@ def _done_page(session: JSONDict) -> str:
     return _layout("Paid — Portrait Studio", f"<h1>Thank you</h1>\n<p>Payment of {total} complete.</p>")
 
 
-# --------------------------------------------------------------------------- HTTP plumbing
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    emulator: StripeEmulator
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # idle keep-alive connections must not pin a thread forever
-    server_version = "stripe-emulator/1.0"
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= _MAX_BODY_BYTES:
-            self.close_connection = True
-            error = {"error": {"type": "invalid_request_error", "message": "Missing or oversized request body."}}
-            self._reply(_json_reply(413, error))
-            return
-        body = self.rfile.read(length) if length else b""
-        emulator = self.server.emulator
-        if emulator.stopped:  # a kept-alive connection can outlive stop(); do not serve on it
-            self.close_connection = True
-            self._reply(_json_reply(503, {"error": {"type": "api_error", "message": "The emulator has stopped."}}))
-            return
-        try:
-            reply = emulator.handle(method, self.path, self.headers, body)
-        except Exception:
-            log.exception("emulator request failed: %s %s", method, self.path)
-            reply = _json_reply(500, {"error": {"type": "api_error", "message": "Internal server error."}})
-        self._reply(reply)
-
-    def _reply(self, reply: _Reply) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-
 # --------------------------------------------------------------------------- CLI
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Local Stripe emulator (Checkout, refunds, signed webhooks).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8789)
+    parser = cli_parser("Local Stripe emulator (Checkout, refunds, signed webhooks).", port=8789)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--webhook-url", default=None, help="where events are POSTed; none when omitted")
-    parser.add_argument("--webhook-secret", default=None, help="whsec_...; random when omitted")
     parser.add_argument("--price-id", default=DEFAULT_PRICE_ID)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse_cli(parser)
     emulator = StripeEmulator(
         host=args.host,
         port=args.port,
@@ -1613,12 +1425,7 @@ def main() -> None:
         f"webhook secret: {emulator.webhook_secret}\nwebhook url: {emulator.webhook_url}",
         flush=True,
     )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
+    emulator.serve_until_interrupted()
 
 
 if __name__ == "__main__":

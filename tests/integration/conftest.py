@@ -1,23 +1,28 @@
-"""Integration tier: the real adapters against a moto server (S3 standing in for R2, SQS, DynamoDB, SSM)."""
+"""Integration tier: the real adapters against a moto server (S3 standing in for R2, SQS, DynamoDB, SSM), and the
+local emulators (Replicate, Stripe) with a webhook receiver."""
 
 from __future__ import annotations
 
 import logging
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
 
+from infra.local.emulator_http import LoopbackEmulator
+from infra.local.replicate_emulator import ReplicateEmulator
 from infra.local.template import LocalTemplate
 from portrait_studio import wiring
 from portrait_studio.config import Settings
 from tests.fakes import FixedClock
+from tests.integration.emulators import REPLICATE_TOKEN, Receiver, serving
 
 REGION = "us-east-1"
+EmulatorT = TypeVar("EmulatorT", bound=LoopbackEmulator)
 
 
 def _free_port() -> int:
@@ -92,3 +97,42 @@ def cloud(moto_url: str) -> Cloud:
     container = wiring.Container(settings=settings, clock=clock)
     table = boto3.resource("dynamodb", region_name=REGION, endpoint_url=moto_url).Table(table_name)
     return Cloud(settings, clock, container, s3, table)
+
+
+# --------------------------------------------------------------------------- the emulators' tests
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (tests/integration/emulators.py)."""
+    receiver = Receiver()
+    with serving(receiver.handler()) as base:
+        receiver.base = base
+        yield receiver
+
+
+@pytest.fixture
+def start_emulator() -> Iterator[Callable[[EmulatorT], EmulatorT]]:
+    """Starts an emulator for the test and stops it when the test ends."""
+    started: list[LoopbackEmulator] = []
+
+    def start(emulator: EmulatorT) -> EmulatorT:
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def make_replicate(
+    start_emulator: Callable[[ReplicateEmulator], ReplicateEmulator],
+) -> Callable[..., ReplicateEmulator]:
+    """Started Replicate emulators taking REPLICATE_TOKEN, stepping every 0.05 s unless `step_delay_s` says so."""
+
+    def make(**kwargs: Any) -> ReplicateEmulator:
+        return start_emulator(ReplicateEmulator(api_token=REPLICATE_TOKEN, **{"step_delay_s": 0.05, **kwargs}))
+
+    return make

@@ -8,7 +8,7 @@ import base64
 import io
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,12 +22,13 @@ from standardwebhooks import Webhook
 
 from infra.local.replicate_emulator import IDLE_SHUTDOWN_S, NSFW_ERROR, ReplicateEmulator
 from portrait_studio.clock import MovableClock
-from tests.integration.test_replicate_emulator import PREDICTION_SCHEMA, Delivery, Receiver, _receiver_handler, _serve
+from tests.integration.emulators import PHOTOMAKER_VERSION as VERSION
+from tests.integration.emulators import REPLICATE_TOKEN as TOKEN
+from tests.integration.emulators import Delivery, Receiver, replicate_client
+from tests.integration.test_replicate_emulator import PREDICTION_SCHEMA
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "r8_test_token"
-VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
 EVENTS = ["start", "completed"]
 PUBLISHED_RUN_S = 73.0  # PhotoMaker's published run time, taken as 4 outputs of 50 steps
 SECONDS_PER_OUTPUT = PUBLISHED_RUN_S / 4
@@ -63,39 +64,13 @@ REFERENCE = _reference_uri()
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    server, receiver.base = _serve(_receiver_handler(receiver))
-    yield receiver
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def make_emulator() -> Iterator[Callable[..., ReplicateEmulator]]:
-    started: list[ReplicateEmulator] = []
-
-    def make(**kwargs: Any) -> ReplicateEmulator:
-        emulator = ReplicateEmulator(api_token=TOKEN, **{"step_delay_s": 0.05, **kwargs})
-        emulator.start()
-        started.append(emulator)
-        return emulator
-
-    yield make
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def emulator(make_emulator: Callable[..., ReplicateEmulator]) -> ReplicateEmulator:
-    return make_emulator()
+def emulator(make_replicate: Callable[..., ReplicateEmulator]) -> ReplicateEmulator:
+    return make_replicate()
 
 
 @pytest.fixture
 def client(emulator: ReplicateEmulator) -> Client:
-    client = Client(api_token=TOKEN, base_url=emulator.url)
-    client.poll_interval = 0.02
-    return client
+    return replicate_client(emulator, poll_interval_s=0.02)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -312,11 +287,11 @@ def test_faults_still_apply_under_capacity(emulator: ReplicateEmulator, client: 
 
 
 def test_emulated_time_runs_time_scale_times_faster_from_the_injected_clock(
-    make_emulator: Callable[..., ReplicateEmulator],
+    make_replicate: Callable[..., ReplicateEmulator],
 ) -> None:
     start = datetime(2030, 1, 1, tzinfo=UTC)
     clock = MovableClock(start)
-    emulator = make_emulator(clock=clock.now)
+    emulator = make_replicate(clock=clock.now)
     assert _t(_view(emulator)["now"]) - clock.now() < timedelta(seconds=1)  # off: the injected clock as is
 
     real_start = time.monotonic()

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,6 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
-from replicate.client import Client
 from replicate.prediction import Prediction
 
 from infra.local.replicate_emulator import (
@@ -25,43 +24,23 @@ from infra.local.replicate_emulator import (
     _load_reference,
     render_preview,
 )
+from tests.integration.emulators import PHOTOMAKER_VERSION as VERSION
+from tests.integration.emulators import replicate_client
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "r8_test_token"
-VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
 PROMPT = "a professional headshot of a man img, studio lighting"
 STYLE = "Photographic (Default)"
 SEED = 1234
 REFERENCE = Path(__file__).resolve().parents[2] / "samples" / "person-a-1.jpg"
 BANNER = (12, 12, 12)  # the banner's fill, drawn after the tint: exact on every output
 SAME_PERSON = 0.6  # dlib's descriptor distance below which two faces are one person
+STEP_DELAY_S = 0.02
 
 
 @pytest.fixture
-def make_emulator() -> Iterator[Callable[..., ReplicateEmulator]]:
-    started: list[ReplicateEmulator] = []
-
-    def make() -> ReplicateEmulator:
-        emulator = ReplicateEmulator(api_token=TOKEN, step_delay_s=0.02)
-        emulator.start()
-        started.append(emulator)
-        return emulator
-
-    yield make
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def emulator(make_emulator: Callable[..., ReplicateEmulator]) -> ReplicateEmulator:
-    return make_emulator()
-
-
-def _client(emulator: ReplicateEmulator) -> Client:
-    client = Client(api_token=TOKEN, base_url=emulator.url)
-    client.poll_interval = 0.02
-    return client
+def emulator(make_replicate: Callable[..., ReplicateEmulator]) -> ReplicateEmulator:
+    return make_replicate(step_delay_s=STEP_DELAY_S)
 
 
 def _input(**overrides: Any) -> dict[str, Any]:
@@ -70,7 +49,7 @@ def _input(**overrides: Any) -> dict[str, Any]:
 
 
 def _run(emulator: ReplicateEmulator, **overrides: Any) -> tuple[Prediction, list[bytes]]:
-    client = _client(emulator)
+    client = replicate_client(emulator, poll_interval_s=0.02)
     prediction = client.predictions.create(version=VERSION, input=_input(**overrides))
     deadline = time.monotonic() + 20
     while prediction.status not in ("succeeded", "failed", "canceled"):
@@ -166,10 +145,10 @@ def test_faceless_rate_one_gives_outputs_without_a_face(emulator: ReplicateEmula
 
 
 def test_the_faults_are_drawn_per_output_and_a_seed_replays_them(
-    make_emulator: Callable[..., ReplicateEmulator],
+    make_replicate: Callable[..., ReplicateEmulator],
 ) -> None:
     def run() -> list[str]:
-        emulator = make_emulator()
+        emulator = make_replicate(step_delay_s=STEP_DELAY_S)
         emulator.set_faults({"identity_drift_rate": 0.4, "faceless_rate": 0.3, "seed": 5})
         outputs = [data for _ in range(3) for data in _run(emulator)[1]]
         return [hashlib.sha256(data).hexdigest() for data in outputs]
@@ -178,7 +157,7 @@ def test_the_faults_are_drawn_per_output_and_a_seed_replays_them(
     assert first == run()
 
     # The same run, told apart by what each output shows: a mix, not one fault for the whole prediction.
-    emulator = make_emulator()
+    emulator = make_replicate(step_delay_s=STEP_DELAY_S)
     emulator.set_faults({"identity_drift_rate": 0.4, "faceless_rate": 0.3, "seed": 5})
     reference = _descriptor(_rgb(REFERENCE.read_bytes()))
     kinds = []

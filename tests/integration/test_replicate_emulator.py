@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -26,11 +23,12 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from infra.local.replicate_emulator import NSFW_ERROR, ReplicateEmulator
 from portrait_studio.adapters.replicate_http import ReplicateHttpGenerator
 from portrait_studio.errors import GeneratorRateLimited
+from tests.integration.emulators import PHOTOMAKER_VERSION as VERSION
+from tests.integration.emulators import REPLICATE_TOKEN as TOKEN
+from tests.integration.emulators import Delivery, Receiver, replicate_client, serving
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "r8_test_token"
-VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
 PROMPT = "a professional headshot of a woman img, studio lighting"
 EVENTS = ["start", "completed"]
 
@@ -87,13 +85,6 @@ PREDICTION_SCHEMA: dict[str, Any] = {
 # --------------------------------------------------------------------------- loopback helpers
 
 
-def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
 def _reference_jpeg() -> bytes:
     image = Image.new("RGB", (900, 600), (180, 150, 120))
     draw = ImageDraw.Draw(image)
@@ -101,68 +92,6 @@ def _reference_jpeg() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
-
-
-@dataclass(frozen=True)
-class Delivery:
-    tag: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self.body)
-        return result
-
-
-class Receiver:
-    """Records every webhook POST under /hooks/<tag>; can answer the first few of a tag with an error."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[Delivery] = []
-        self.errors: dict[str, list[int]] = {}
-        self._cond = threading.Condition()
-        self.base = ""
-
-    def url(self, tag: str) -> str:
-        return f"{self.base}/hooks/{tag}?job=j1&slot=corporate%230"
-
-    def record(self, tag: str, headers: dict[str, str], body: bytes) -> int:
-        with self._cond:
-            self.deliveries.append(Delivery(tag, headers, body))
-            self._cond.notify_all()
-            planned = self.errors.get(tag)
-            return planned.pop(0) if planned else 204
-
-    def of(self, tag: str) -> list[Delivery]:
-        with self._cond:
-            return [d for d in self.deliveries if d.tag == tag]
-
-    def wait_for(self, tag: str, count: int, timeout_s: float = 5.0) -> list[Delivery]:
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while len([d for d in self.deliveries if d.tag == tag]) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-        return self.of(tag)
-
-
-def _receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            tag = self.path.split("?")[0].removeprefix("/hooks/")
-            status = receiver.record(tag, {k.lower(): v for k, v in self.headers.items()}, body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -185,45 +114,17 @@ def reference_url() -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server, url = _serve(Handler)
-    yield f"{url}/ref.jpg?X-Amz-Signature=abc"
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        yield f"{url}/ref.jpg?X-Amz-Signature=abc"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    server, receiver.base = _serve(_receiver_handler(receiver))
-    yield receiver
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def make_emulator() -> Iterator[Callable[..., ReplicateEmulator]]:
-    started: list[ReplicateEmulator] = []
-
-    def make(**kwargs: Any) -> ReplicateEmulator:
-        emulator = ReplicateEmulator(api_token=TOKEN, **{"step_delay_s": 0.05, **kwargs})
-        emulator.start()
-        started.append(emulator)
-        return emulator
-
-    yield make
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def emulator(make_emulator: Callable[..., ReplicateEmulator]) -> ReplicateEmulator:
-    return make_emulator()
+def emulator(make_replicate: Callable[..., ReplicateEmulator]) -> ReplicateEmulator:
+    return make_replicate()
 
 
 def _client(emulator: ReplicateEmulator) -> Client:
-    client = Client(api_token=TOKEN, base_url=emulator.url)
-    client.poll_interval = 0.05
-    return client
+    return replicate_client(emulator, poll_interval_s=0.05)
 
 
 @pytest.fixture
@@ -350,9 +251,9 @@ def test_official_client_runs_a_prediction_and_webhooks_verify(
 
 
 def test_cancel_sends_the_completed_webhook(
-    make_emulator: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
+    make_replicate: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
 ) -> None:
-    emulator = make_emulator(step_delay_s=1.0)  # slow enough that the cancel surely lands first
+    emulator = make_replicate(step_delay_s=1.0)  # slow enough that the cancel surely lands first
     client = _client(emulator)
     prediction = _create(client, receiver, "cancel", _input(reference_url))
 
@@ -374,10 +275,10 @@ def _schema_errors(prediction: Any) -> list[str]:
 
 
 def test_every_prediction_object_matches_replicates_schema(
-    make_emulator: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
+    make_replicate: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
 ) -> None:
     Draft202012Validator.check_schema(PREDICTION_SCHEMA)
-    emulator = make_emulator(step_delay_s=0.3)  # slow enough to see `starting` and `processing`
+    emulator = make_replicate(step_delay_s=0.3)  # slow enough to see `starting` and `processing`
     seen: list[dict[str, Any]] = []
 
     def checked(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -749,9 +650,9 @@ def test_fault_profile_http_api_validates_and_resets(emulator: ReplicateEmulator
     assert httpx.get(url).json() == zero
 
 
-def test_seeded_faults_replay_identically(make_emulator: Callable[..., ReplicateEmulator], reference_url: str) -> None:
+def test_seeded_faults_replay_identically(make_replicate: Callable[..., ReplicateEmulator], reference_url: str) -> None:
     def run() -> list[tuple[str, int]]:
-        emulator = make_emulator(step_delay_s=0.01)
+        emulator = make_replicate(step_delay_s=0.01)
         emulator.set_faults({"fail_rate": 0.5, "nsfw_drop_rate": 0.3, "seed": 11})
         client = _client(emulator)
         ids = [client.predictions.create(version=VERSION, input=_input(reference_url, num_outputs=2)).id]
@@ -764,10 +665,10 @@ def test_seeded_faults_replay_identically(make_emulator: Callable[..., Replicate
 
 
 def test_injected_clock_drives_timestamps(
-    make_emulator: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
+    make_replicate: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
 ) -> None:
     frozen = datetime(2020, 1, 1, tzinfo=UTC)
-    emulator = make_emulator(clock=lambda: frozen)
+    emulator = make_replicate(clock=lambda: frozen)
     client = _client(emulator)
     done = _finished(client, _create(client, receiver, "clock", _input(reference_url)))
     assert done.created_at == "2020-01-01T00:00:00.000000Z"
@@ -779,9 +680,9 @@ def test_injected_clock_drives_timestamps(
 
 
 def test_stop_is_prompt_with_predictions_in_flight(
-    make_emulator: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
+    make_replicate: Callable[..., ReplicateEmulator], receiver: Receiver, reference_url: str
 ) -> None:
-    emulator = make_emulator(step_delay_s=0.5)
+    emulator = make_replicate(step_delay_s=0.5)
     client = _client(emulator)
     for n in range(3):
         _create(client, receiver, f"stop{n}", _input(reference_url))

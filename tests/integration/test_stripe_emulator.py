@@ -6,12 +6,9 @@ import hashlib
 import hmac
 import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -27,6 +24,7 @@ from infra.local.stripe_emulator import (
     decode_form,
     sign_payload,
 )
+from tests.integration.emulators import Delivery, Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +32,7 @@ API_KEY = "sk_test_emulator_tests"
 SECRET = "whsec_test_secret_for_the_emulator"
 SUCCESS_URL = "https://studio.test/jobs/j1/paid?session={CHECKOUT_SESSION_ID}"
 CANCEL_URL = "https://studio.test/jobs/j1"
+HOOK = "stripe"  # the receiver's tag for the webhook endpoint
 
 
 class Clock:
@@ -49,63 +48,11 @@ class Clock:
         self.current += timedelta(seconds=seconds)
 
 
-# --------------------------------------------------------------------------- the webhook receiver
+# --------------------------------------------------------------------------- the webhook receiver (conftest.py)
 
 
-@dataclass(frozen=True)
-class Delivery:
-    headers: dict[str, str]
-    body: bytes
-
-    def verified(self) -> stripe.Event:
-        return stripe.Webhook.construct_event(self.body.decode(), self.headers["stripe-signature"], SECRET)
-
-
-class Receiver:
-    """Records every POST; answers the planned statuses first, then 200."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[Delivery] = []
-        self.planned: list[int] = []
-        self._cond = threading.Condition()
-        self.url = ""
-
-    def record(self, headers: dict[str, str], body: bytes) -> int:
-        with self._cond:
-            self.deliveries.append(Delivery(headers, body))
-            self._cond.notify_all()
-            return self.planned.pop(0) if self.planned else 200
-
-    def wait_for(self, count: int, timeout_s: float = 5.0) -> list[Delivery]:
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while len(self.deliveries) < count and (remaining := deadline - time.monotonic()) > 0:
-                self._cond.wait(remaining)
-            return list(self.deliveries)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status = receiver.record({k.lower(): v for k, v in self.headers.items()}, body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/webhooks/stripe"
-    yield receiver
-    server.shutdown()
-    server.server_close()
+def _verified(delivery: Delivery) -> stripe.Event:
+    return stripe.Webhook.construct_event(delivery.body.decode(), delivery.headers["stripe-signature"], SECRET)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -117,25 +64,20 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make_emulator(clock: Clock, receiver: Receiver) -> Iterator[Callable[..., StripeEmulator]]:
-    started: list[StripeEmulator] = []
-
+def make_emulator(
+    clock: Clock, receiver: Receiver, start_emulator: Callable[[StripeEmulator], StripeEmulator]
+) -> Callable[..., StripeEmulator]:
     def make(**kwargs: Any) -> StripeEmulator:
         options: dict[str, Any] = {
             "api_key": API_KEY,
-            "webhook_url": receiver.url,
+            "webhook_url": receiver.url(HOOK),
             "webhook_secret": SECRET,
             "clock": clock.now,
             "webhook_backoff_s": 0.02,
         }
-        emulator = StripeEmulator(**{**options, **kwargs})
-        emulator.start()
-        started.append(emulator)
-        return emulator
+        return start_emulator(StripeEmulator(**{**options, **kwargs}))
 
-    yield make
-    for emulator in started:
-        emulator.stop()
+    return make
 
 
 @pytest.fixture
@@ -245,10 +187,10 @@ def test_a_session_is_created_paid_on_the_hosted_page_and_the_signed_event_verif
     assert done.customer_details.name is None
     assert done.url is None
 
-    [delivery] = receiver.wait_for(1)
+    [delivery] = receiver.wait_for(HOOK, 1)
     assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", delivery.headers["stripe-signature"])
     assert delivery.headers["content-type"].startswith("application/json")
-    event = delivery.verified()
+    event = _verified(delivery)
     assert event.id.startswith("evt_")
     assert event.object == "event"
     assert event.type == "checkout.session.completed"
@@ -301,7 +243,7 @@ def test_paying_without_a_code_charges_the_full_price_and_a_paid_session_cannot_
     assert "already been paid" in _text(again.text)
     assert httpx.get(f"{emulator.url}/c/pay/{session.id}").status_code == 409
     assert httpx.get(f"{emulator.url}/c/pay/cs_test_unknown").status_code == 404
-    assert len(receiver.wait_for(1)) == 1
+    assert len(receiver.wait_for(HOOK, 1)) == 1
 
 
 def test_promotion_codes_are_refused_where_the_session_does_not_allow_them(
@@ -450,8 +392,8 @@ def test_expiring_an_open_session_sends_its_event_and_a_second_expire_is_refused
     expired = client.v1.checkout.sessions.expire(session.id, options={"idempotency_key": "expire-j1"})
     assert (expired.status, expired.payment_status, expired.url) == ("expired", "unpaid", None)
 
-    [delivery] = receiver.wait_for(1)
-    event = delivery.verified()
+    [delivery] = receiver.wait_for(HOOK, 1)
+    event = _verified(delivery)
     assert event.type == "checkout.session.expired"
     assert event.data.object.id == session.id
     assert event.request.idempotency_key == "expire-j1"
@@ -484,8 +426,8 @@ def test_sessions_expire_when_the_clock_passes_expires_at(
     clock.advance(1799)
     assert client.v1.checkout.sessions.retrieve(soon.id).status == "open"
     clock.advance(1)  # no request: the periodic sweep notices
-    [delivery] = receiver.wait_for(1)
-    event = delivery.verified()
+    [delivery] = receiver.wait_for(HOOK, 1)
+    event = _verified(delivery)
     assert (event.type, event.data.object.id, event.data.object.status) == (
         "checkout.session.expired",
         soon.id,
@@ -496,7 +438,7 @@ def test_sessions_expire_when_the_clock_passes_expires_at(
 
     clock.advance(1800)
     assert client.v1.checkout.sessions.retrieve(later.id).status == "expired"
-    assert len(receiver.wait_for(2)) == 2
+    assert len(receiver.wait_for(HOOK, 2)) == 2
     assert httpx.post(f"{emulator.url}/c/pay/{later.id}", data={"email": "ada@example.com"}).status_code == 410
 
 
@@ -560,12 +502,12 @@ def test_errors_come_in_stripes_envelope(client: stripe.StripeClient, clock: Clo
 def test_failed_deliveries_are_retried_with_backoff(
     emulator: StripeEmulator, client: stripe.StripeClient, clock: Clock, receiver: Receiver
 ) -> None:
-    receiver.planned = [500, 400]
+    receiver.errors[HOOK] = [500, 400]
     _paid(client, emulator, clock)
-    deliveries = receiver.wait_for(3)
+    deliveries = receiver.wait_for(HOOK, 3)
     assert len(deliveries) == 3
     assert len({d.body for d in deliveries}) == 1  # the same event, re-signed each time
-    assert len({d.verified().id for d in deliveries}) == 1
+    assert len({_verified(d).id for d in deliveries}) == 1
     deadline = time.monotonic() + 5
     while (hook := emulator.events()[0])["delivery"]["status"] != "delivered":
         assert time.monotonic() < deadline
@@ -593,13 +535,13 @@ def test_an_event_can_be_resent_with_the_same_id(
     emulator: StripeEmulator, client: stripe.StripeClient, clock: Clock, receiver: Receiver
 ) -> None:
     _paid(client, emulator, clock)
-    [first] = receiver.wait_for(1)
-    event_id = first.verified().id
+    [first] = receiver.wait_for(HOOK, 1)
+    event_id = _verified(first).id
     clock.advance(5)
     resent = httpx.post(f"{emulator.url}/_emulator/events/{event_id}/resend")
     assert resent.status_code == 202
-    deliveries = receiver.wait_for(2)
-    assert [d.verified().id for d in deliveries] == [event_id, event_id]
+    deliveries = receiver.wait_for(HOOK, 2)
+    assert [_verified(d).id for d in deliveries] == [event_id, event_id]
     assert deliveries[0].body == deliveries[1].body
     assert deliveries[0].headers["stripe-signature"] != deliveries[1].headers["stripe-signature"]
     assert httpx.post(f"{emulator.url}/_emulator/events/evt_unknown/resend").status_code == 404
@@ -615,12 +557,12 @@ def test_the_webhook_url_can_be_changed_or_absent(
     assert unsent["delivery"]["status"] == "not_sent"
     assert unsent["event"]["pending_webhooks"] == 0
 
-    answer = httpx.put(f"{emulator.url}/_emulator/webhook", json={"url": receiver.url})
-    assert answer.json() == {"url": receiver.url, "secret": SECRET}
-    assert emulator.webhook_url == receiver.url
+    answer = httpx.put(f"{emulator.url}/_emulator/webhook", json={"url": receiver.url(HOOK)})
+    assert answer.json() == {"url": receiver.url(HOOK), "secret": SECRET}
+    assert emulator.webhook_url == receiver.url(HOOK)
     _paid(client, emulator, clock)
-    [delivery] = receiver.wait_for(1)
-    assert delivery.verified().type == "checkout.session.completed"
+    [delivery] = receiver.wait_for(HOOK, 1)
+    assert _verified(delivery).type == "checkout.session.completed"
     assert httpx.put(f"{emulator.url}/_emulator/webhook", json={"url": "ftp://x"}).status_code == 400
 
 
@@ -639,7 +581,7 @@ def test_the_pay_hook_pays_like_the_form_and_reset_keeps_the_seeds(
     assert paid.status_code == 200
     assert (paid.json()["status"], paid.json()["amount_total"]) == ("complete", 990)
     assert httpx.post(hook, json={"email": "ada@example.com"}).status_code == 409
-    assert receiver.wait_for(1)[0].verified().data.object.id == session.id
+    assert _verified(receiver.wait_for(HOOK, 1)[0]).data.object.id == session.id
     assert client.v1.promotion_codes.retrieve(PROMOTION_CODE_ID).times_redeemed == 1
 
     sessions = httpx.get(f"{emulator.url}/_emulator/sessions").json()
