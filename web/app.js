@@ -5,6 +5,8 @@
  * per style and results as they land → gallery, "download all" (GET /jobs/{id}/archive), countdown to
  * deletion, "delete everything now" (DELETE /jobs/{id}) and its receipt. If fewer than 3 photos are usable
  * the job goes back to collecting: add replacements (POST /jobs/{id}/files), upload them, submit again.
+ * While it collects, photos already checked (accepted or refused) can be removed (DELETE /jobs/{id}/files/{file_id}),
+ * e.g. the ones that are not of the person after `no_single_person`.
  *
  * Payment: the price (GET /price) shows before upload. Once the photos are accepted the job waits for payment
  * (awaiting_payment) and the page offers "Pay $12.90", a link to the job's Stripe Checkout page in this same tab.
@@ -66,6 +68,7 @@
     filesTitle: $('files-title'),
     filesBox: $('files-box'),
     fileList: $('file-list'),
+    filesStatus: $('files-status'),
     pickSummary: $('pick-summary'),
     options: $('options'),
     priceLine: $('price-line'),
@@ -134,6 +137,7 @@
     styleGroups: new Map(), // style → {section, list, count}
     lastRefresh: 0,
     fromLink: false, // opened from a private link and not yet seen to work
+    removedFileIds: new Set(), // uploaded photos removed from the job (DELETE …/files/{id}): never shown again
   };
 
   /* ---------------------------------------------------------------- helpers */
@@ -421,7 +425,7 @@
     remove.className = 'button button-small button-secondary remove';
     remove.textContent = 'Remove';
     remove.setAttribute('aria-label', `Remove ${item.name}`);
-    remove.addEventListener('click', () => removeItem(item));
+    remove.addEventListener('click', () => (item.fileId ? removeUploaded(item) : removeItem(item)));
 
     li.append(thumb, body, remove);
     item.el = { li, progress, status, hint, remove, meta };
@@ -447,18 +451,88 @@
 
   function removeItem(item) {
     if (item.fileId) return;
+    dropItem(item);
+    updatePickSummary();
+    ui.fileInput.focus();
+  }
+
+  function dropItem(item) {
     state.items = state.items.filter((other) => other !== item);
     if (item.objectUrl) URL.revokeObjectURL(item.objectUrl);
     item.el?.li.remove();
+  }
+
+  /** Can this photo's line offer "Remove"? Chosen ones while choosing; uploaded ones that were checked
+   * (accepted or refused) while the job is collecting (DELETE /jobs/{id}/files/{file_id}). */
+  function canRemove(item) {
+    if (!item.fileId) return state.phase === 'pick' || state.phase === 'replace';
+    return (
+      state.phase === 'replace' &&
+      state.view?.status === 'collecting' &&
+      (item.verdict === 'accepted' || item.verdict === 'refused')
+    );
+  }
+
+  function announceFiles(message) {
+    // Cleared first, so that the same words said twice are announced again.
+    ui.filesStatus.textContent = '';
+    if (message) setTimeout(() => { ui.filesStatus.textContent = message; }, 50);
+  }
+
+  /** Remove an uploaded photo from the job (e.g. not of you, after no_single_person). */
+  async function removeUploaded(item) {
+    if (!state.job || !canRemove(item) || item.removing) return;
+    const jobId = state.job.jobId;
+    const { remove } = item.el;
+    showPickError('');
+    item.removing = true;
+    remove.disabled = true;
+    remove.setAttribute('aria-busy', 'true');
+    remove.textContent = 'Removing…';
+    try {
+      await api('DELETE', `/jobs/${jobId}/files/${encodeURIComponent(item.fileId)}`);
+    } catch (error) {
+      item.removing = false;
+      remove.disabled = false;
+      remove.removeAttribute('aria-busy');
+      remove.textContent = 'Remove';
+      if (state.job?.jobId !== jobId) return;
+      if (error.status === 404 || error.status === 410) {
+        jobGone();
+        return;
+      }
+      showPickError(error.message);
+      remove.focus();
+      if (error.status === 409) poll(); // the job moved on (being checked): show where it is
+      return;
+    }
+    if (state.job?.jobId !== jobId) return;
+    state.removedFileIds.add(item.fileId);
+    // Where the focus goes once the line is gone: the next photo's Remove, else the previous one's, else "Choose photos".
+    const rows = state.items.filter((other) => other.el && !other.el.remove.hidden);
+    const index = rows.indexOf(item);
+    const next = rows[index + 1] || rows[index - 1];
+    dropItem(item);
+    if (state.view) {
+      state.view = {
+        ...state.view,
+        files: state.view.files.filter((f) => f.file_id !== item.fileId),
+        usable_files: Math.max(0, (state.view.usable_files || 0) - (item.verdict === 'accepted' ? 1 : 0)),
+      };
+      renderFileCounts(state.view);
+    }
     updatePickSummary();
-    ui.fileInput.focus();
+    if (next?.el) next.el.remove.focus();
+    else ui.fileInput.focus();
+    announceFiles(`${item.name} removed.`);
+    poll(); // the job as the API now sees it
   }
 
   /** One place that says what a photo's line shows. */
   function setItemState(item, kind, detail = {}) {
     const { li, progress, status, hint, remove } = item.el;
     li.dataset.state = kind;
-    remove.hidden = Boolean(item.fileId) || !(state.phase === 'pick' || state.phase === 'replace');
+    remove.hidden = !canRemove(item);
     progress.hidden = !(kind === 'uploading' || kind === 'uploaded' || kind === 'upload-failed');
     hint.hidden = true;
     switch (kind) {
@@ -539,7 +613,7 @@
     show(ui.dangerZone, Boolean(state.job) && phase !== 'deleted' && phase !== 'uploading');
     show(ui.pickSection, phase !== 'deleted');
     show(ui.deletedSection, phase === 'deleted');
-    for (const item of state.items) if (item.el) item.el.remove.hidden = Boolean(item.fileId) || !choosing;
+    for (const item of state.items) if (item.el) item.el.remove.hidden = !canRemove(item);
     updatePickSummary();
     renderPrivateLink();
   }
@@ -806,6 +880,7 @@
   function renderFiles(view) {
     const byId = new Map(state.items.filter((item) => item.fileId).map((item) => [item.fileId, item]));
     for (const file of view.files) {
+      if (state.removedFileIds.has(file.file_id)) continue; // a look that left before the removal
       let item = byId.get(file.file_id);
       if (!item) {
         // Known to the server but not to this page (it was reloaded): show what the API says.
@@ -833,8 +908,13 @@
       }
     }
     show(ui.filesBox, state.items.length > 0);
-    const usable = view.files.filter((f) => f.status === 'accepted').length;
-    const refused = view.files.filter((f) => f.status === 'refused').length;
+    renderFileCounts(view);
+  }
+
+  function renderFileCounts(view) {
+    const files = view.files.filter((f) => !state.removedFileIds.has(f.file_id));
+    const usable = files.filter((f) => f.status === 'accepted').length;
+    const refused = files.filter((f) => f.status === 'refused').length;
     ui.filesTitle.textContent =
       usable || refused ? `Your photos: ${usable} usable${refused ? `, ${refused} refused` : ''}` : 'Your photos';
   }
@@ -860,7 +940,7 @@
           show(ui.uploadRetry, true);
           show(ui.retryButton, false);
         } else if (intakeProblem(view) && state.phase !== 'interrupted') {
-          status = 'Your photos seem to show more than one person: add photos of yourself and submit again.';
+          status = 'Your photos seem to show more than one person: remove the ones that are not of you or add photos of yourself, then submit again.';
           if (state.phase !== 'replace') {
             setPhase('replace');
             ui.fileInput.focus();
@@ -1473,7 +1553,9 @@
     state.items = [];
     state.gallery.clear();
     state.styleGroups.clear();
+    state.removedFileIds.clear();
     ui.fileList.replaceChildren();
+    ui.filesStatus.textContent = '';
     ui.filesTitle.textContent = 'Your photos';
     ui.filesBox.open = true;
     ui.gallery.replaceChildren();

@@ -576,6 +576,41 @@ def test_identity_refusals_and_results_by_likeness(
     assert page.evaluate(no_sideways_scroll)
     shoot(page, "no-single-person")
 
+    # The photos already checked can be removed too (DELETE /jobs/{id}/files/{file_id}): gone on 204, announced;
+    # a refusal (409 while the job is being checked) is said in the API's words and the photo stays.
+    deletes: list[tuple[str, str, str | None]] = []
+    conflict = "Photos can be removed only while you are adding photos, not while checked."
+
+    def on_delete(route: Any) -> None:
+        request = route.request
+        deletes.append((request.method, request.url.rsplit("/", 1)[-1], request.headers.get("authorization")))
+        if request.url.endswith("/f2"):
+            error = {"error": {"code": "job_state_conflict", "message": conflict}}
+            route.fulfill(status=409, content_type="application/json", body=json.dumps(error))
+            return
+        body = current["body"]
+        current["body"] = {**body, "files": [f for f in body["files"] if f["file_id"] != "f3"], "usable_files": 2}
+        route.fulfill(status=204)
+
+    page.route("**/jobs/job_page_identity/files/*", on_delete)
+    for name in ("photo-1.jpg", "photo-2.jpg", "photo-3.jpg"):
+        expect(file_row(page, name)).to_contain_text("Accepted")
+        expect(page.get_by_role("button", name=f"Remove {name}")).to_be_visible()
+    page.get_by_role("button", name="Remove photo-3.jpg").click()
+    expect(file_row(page, "photo-3.jpg")).to_have_count(0)
+    expect(page.locator("#files-status")).to_have_text("photo-3.jpg removed.")
+    expect(page.locator("#files-status")).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#files-title")).to_have_text("Your photos: 2 usable")
+    page.get_by_role("button", name="Remove photo-2.jpg").click()
+    expect(page.locator("#pick-error")).to_have_text(conflict)
+    expect(file_row(page, "photo-2.jpg")).to_contain_text("Accepted")
+    assert deletes == [("DELETE", "f3", "Bearer t0ken"), ("DELETE", "f2", "Bearer t0ken")]
+    page.wait_for_timeout(300)  # a look after the removal: photo-3 stays gone
+    expect(file_row(page, "photo-3.jpg")).to_have_count(0)
+    expect(file_row(page, "person-a-2.jpg")).to_contain_text("Ready to upload")
+    shoot(page, "removed-uploaded")
+    page.unroute("**/jobs/job_page_identity/files/*")
+
     # Somebody else's photo: refused like any other, with its message and hint.
     files = [
         {"file_id": "f1", "name": "photo-1.jpg", "status": "accepted"},
@@ -599,6 +634,7 @@ def test_identity_refusals_and_results_by_likeness(
     page.reload()
     other = file_row(page, "photo-3.jpg")
     expect(other).to_contain_text("Refused: This photo seems to show somebody else than your other photos.")
+    expect(other.get_by_role("button", name="Remove photo-3.jpg")).to_be_visible()  # refused: removable too
     expect(other.locator(".file-hint")).to_have_text(re.compile(r"^Use only photos of yourself"))
     expect(other).to_have_attribute("data-code", "different_person")
     expect(page.locator("#intake-error")).to_be_hidden()
@@ -613,6 +649,8 @@ def test_identity_refusals_and_results_by_likeness(
     current["body"] = _view("ready", styles=[style], images_done=4, images_expected=4)
     page.reload()
     expect(page.locator("#job-status")).to_have_text("Your 4 headshots are ready.")
+    expect(page.locator("#file-list button")).to_have_count(3)
+    expect(page.locator("#file-list button:visible")).to_have_count(0)  # nothing removable once it is made
     rows = page.locator("#gallery li")
     expect(rows).to_have_count(4)
     shown = gallery_by_style(page)["corporate"]
@@ -632,6 +670,61 @@ def test_identity_refusals_and_results_by_likeness(
     shoot(page, "by-likeness")
     assert_no_raw_json(page)
     watch.assert_clean()
+
+
+CORPUS_FACES = Path("/work/shared/corpus/faces")
+
+
+def test_remove_photos_of_somebody_else_then_submit_again(
+    stack: dict[str, Any], open_page: Callable[..., Any], shoot: Callable[..., Path]
+) -> None:
+    """Photos of three people: the job comes back to collecting (no_single_person). Remove the two that are not
+    of you (uploaded and checked: DELETE /jobs/{id}/files/{file_id}), add two of yourself, submit: accepted."""
+    astronaut = CORPUS_FACES / "astronaut.png"
+    if not astronaut.exists():
+        pytest.skip(f"the face corpus is absent ({astronaut})")
+    page, watch = open_page(viewport=DESKTOP)
+    page.goto(stack["web_url"])
+    page.get_by_label("Choose photos").set_input_files(
+        [str(SAMPLES / "person-a-1.jpg"), str(SAMPLES / "person-b.png"), str(astronaut)]
+    )
+    expect(page.locator("#file-list li")).to_have_count(3)
+    page.get_by_role("button", name="Upload and create my headshots").click()
+
+    alert = page.locator("#intake-error")
+    expect(alert).to_contain_text("different people", timeout=60_000)
+    expect(alert).to_contain_text("Remove the photos that are not of you")
+    expect(page.get_by_role("heading", name="1. Add more photos")).to_be_visible()
+    for name in ("person-a-1.jpg", "person-b.png", "astronaut.png"):
+        expect(page.get_by_role("button", name=f"Remove {name}")).to_be_visible()
+    shoot(page, "no-single-person")
+
+    announced = page.locator("#files-status")
+    for name in ("person-b.png", "astronaut.png"):
+        page.get_by_role("button", name=f"Remove {name}").click()
+        expect(file_row(page, name)).to_have_count(0)
+        expect(announced).to_have_text(f"{name} removed.")
+    expect(page.locator("#pick-error")).to_be_hidden()
+    job = saved_job(page)
+    assert job
+    headers = {"Authorization": f"Bearer {job['token']}"}
+    view = httpx.get(f"{stack['api_url']}/jobs/{job['jobId']}", headers=headers, timeout=30).json()
+    assert [f["name"] for f in view["files"]] == ["person-a-1.jpg"], view["files"]
+    shoot(page, "removed")
+
+    page.get_by_label("Choose photos").set_input_files([str(SAMPLES / "person-a-2.jpg"), str(SAMPLES / "person-a-3.heic")])
+    expect(file_row(page, "person-a-3.heic")).to_contain_text("Ready to upload")
+    page.get_by_role("button", name="Upload and submit again").click()
+    expect(page.get_by_role("link", name="Pay $12.90")).to_be_visible(timeout=60_000)
+    expect(alert).to_be_hidden()
+    for name in ("person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic"):
+        expect(file_row(page, name)).to_contain_text("Accepted")
+    expect(page.locator("#file-list li")).to_have_count(3)
+    expect(page.locator("#file-list button:visible")).to_have_count(0)  # nothing removable once accepted
+    shoot(page, "accepted")
+    assert_no_raw_json(page)
+    watch.assert_clean()
+    httpx.delete(f"{stack['api_url']}/jobs/{job['jobId']}", headers=headers, timeout=30)
 
 
 PRIVATE_LINK = re.compile(r"^(http://[^/?#]+)/#job=([0-9a-f]+)&token=([A-Za-z0-9_-]+)$")
