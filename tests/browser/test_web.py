@@ -712,7 +712,9 @@ def test_remove_photos_of_somebody_else_then_submit_again(
     assert [f["name"] for f in view["files"]] == ["person-a-1.jpg"], view["files"]
     shoot(page, "removed")
 
-    page.get_by_label("Choose photos").set_input_files([str(SAMPLES / "person-a-2.jpg"), str(SAMPLES / "person-a-3.heic")])
+    page.get_by_label("Choose photos").set_input_files(
+        [str(SAMPLES / "person-a-2.jpg"), str(SAMPLES / "person-a-3.heic")]
+    )
     expect(file_row(page, "person-a-3.heic")).to_contain_text("Ready to upload")
     page.get_by_role("button", name="Upload and submit again").click()
     expect(page.get_by_role("link", name="Pay $12.90")).to_be_visible(timeout=60_000)
