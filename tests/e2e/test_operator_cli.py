@@ -37,6 +37,7 @@ def test_operator_commands_find_the_local_stack(stack: dict[str, Any], tmp_path:
         "jobs_by_status": {},
         "oldest_object_age_h": None,
         "orphans": 0,
+        "jobs_holding_email": 0,
         "promise_kept": True,
     }
     assert report.stderr.strip() == f"using the local stack at {stack['api_url']} ({tmp_path / '.local/stack.json'})"
