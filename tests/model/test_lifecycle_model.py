@@ -3,9 +3,19 @@
 late and missing webhooks, a failure at any store, queue, bucket or Replicate call (before or after it took
 effect; SQS then redelivers), reconciler runs and clock jumps at production settings, DELETE at any moment.
 
+Payments: buyers pay a job's checkout (with or without a discount) or another session of it, Stripe's events are
+delivered, duplicated, replayed under another id or lost (the payment reconciler then finds what they said),
+checkouts expire, Stripe is down for any call (opening a checkout, closing one, refunding).
+
 After every step: never two live predictions for one slot's current claim, none for a deleted job, none
-beyond the job's budget; every owed slot is terminal, in flight, or queued; `ready` has at least 30 images.
-At the end, with the faults over: every job is terminal within `max_generating_s` of its start.
+beyond the job's budget, none without a payment recorded on its job before it was made; one start of generation
+per job, by the payment that stays recorded; refunds never beyond what was paid, never for a `ready` job; every
+owed slot is terminal, in flight, or queued; `ready` has at least 30 images; a tombstone leaves no object, and
+an expired checkout's job never paid nor generated.
+At the end, with the faults over: every job is terminal within `max_generating_s` of its start of generation;
+every unpaid checkout ended its job; every payment is refunded exactly as its job's outcome says (`failed` in
+full, `partial` pro rata, deleted with nothing made in full, `ready` not at all), once; a stray or second
+payment in full, once.
 """
 
 from __future__ import annotations
@@ -19,10 +29,12 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from portrait_studio import keys
 from portrait_studio.config import Settings
-from portrait_studio.models import JobStatus
+from portrait_studio.models import JobStatus, Payment, Tombstone
+from portrait_studio.services.finishing import refund_owed
 from tests.model.test_pacing import most_in_a_minute
-from tests.model.world import COLLECT, DISPATCH, NORMALIZE, World
+from tests.model.world import COLLECT, DISPATCH, KNOWN_BUGS, NORMALIZE, World, job_of_email
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "500"))
 TARGETS = ("store", "queue", "blobs", "replicate")
@@ -37,6 +49,8 @@ class ModelStats:
     worst_to_terminal_s: float = 0.0
     predictions_per_job: list[int] = field(default_factory=list)
     faults_fired: Counter[str] = field(default_factory=Counter)
+    known_bug_hits: Counter[str] = field(default_factory=Counter)  # world.py KNOWN_BUGS, stepped around
+    gap_second_payment_unheard: int = 0  # the allowance in `payments_settled`, how often it was used
 
 
 STATS = ModelStats()
@@ -53,14 +67,72 @@ class LifecycleModel(RuleBasedStateMachine):
     # --- users -------------------------------------------------------------------------------------
     @precondition(lambda self: len(self.world.started) < 3)
     @rule()
-    def a_job_starts_generating(self) -> None:
-        self.world.start_job()
+    def a_job_awaits_payment(self) -> None:
+        """Its photos accepted: the job waits for payment, its checkout opened (or not: Stripe was down)."""
+        self.world.start_job(pay=False)
 
     @precondition(lambda self: self.world.started)
     @rule(pick=st.integers(0, 2))
     def the_user_deletes_a_job(self, pick: int) -> None:
+        """DELETE /jobs/{id}. An awaiting job whose checkout was just paid (its event still on the way) has that
+        payment refunded in full by the DELETE itself, before the job is gone."""
+        world = self.world
+        job_id = sorted(world.started)[pick % len(world.started)]
+        job = world.job(job_id)
+        awaiting = job is not None and job.status == JobStatus.AWAITING_PAYMENT and job.checkout_session_id
+        session = world.stripe.sessions[job.checkout_session_id] if awaiting else None  # type: ignore[union-attr,index]
+        if world.delete(job_id) and session is not None:
+            paid = world.stripe.sessions[session.session_id]
+            if paid.status == "complete" and paid.payment_intent:
+                assert world.stripe.refunded(paid.payment_intent) == [paid.amount_total], (paid, world.stripe.refunds)
+
+    @precondition(lambda self: self._payable())
+    @rule(pick=st.integers(0, 2), discount=st.sampled_from([0, 0, 300, 645, 1290]))
+    def the_buyer_pays(self, pick: int, discount: int) -> None:
+        """On the checkout page of an awaiting job (optionally with a promotion code; 1290 off: free)."""
+        sessions = self._payable()
+        self.world.stripe.pay(sessions[pick % len(sessions)], discount=discount)
+
+    @precondition(lambda self: self.world.started)
+    @rule(pick=st.integers(0, 2))
+    def another_session_of_a_job_is_paid(self, pick: int) -> None:
+        """A second payment for one job (another session: a second tab, a race's escaped loser)."""
         jobs = sorted(self.world.started)
-        self.world.delete(jobs[pick % len(jobs)])
+        spare = self.world.stripe.open_spare(jobs[pick % len(jobs)])
+        self.world.stripe.pay(spare.session_id)
+
+    # --- Stripe ------------------------------------------------------------------------------------
+    @precondition(lambda self: self.world.stripe.outbox)
+    @rule(pick=st.integers(0, 20), fate=st.sampled_from(["deliver", "deliver", "duplicate", "replay", "drop"]))
+    def a_stripe_event_arrives(self, pick: int, fate: str) -> None:
+        if fate == "drop":
+            self.world.drop_stripe_event(pick)
+        else:
+            self.world.deliver_stripe_event(pick, fate)
+
+    @precondition(lambda self: self.world.stripe.open_sessions())
+    @rule(pick=st.integers(0, 5), lost=st.booleans())
+    def a_checkout_expires(self, pick: int, lost: bool) -> None:
+        """Its time came (or the buyer left): Stripe expires it; the event may never come."""
+        sessions = self.world.stripe.open_sessions()
+        self.world.stripe.expire(sessions[pick % len(sessions)].session_id)
+        if lost:
+            self.world.drop_stripe_event(-1)
+
+    @rule(calls=st.integers(1, 4))
+    def stripe_is_down(self, calls: int) -> None:
+        """The next calls to Stripe fail: opening a checkout, looking one up, closing one, refunding."""
+        self.world.stripe.fail_next += calls
+
+    @rule()
+    def the_reconciler_runs(self) -> None:
+        """generation's reconciler, payments', then the aftercare's (refunds and emails not done yet)."""
+        self.world.reconcile()
+
+    @rule(sends=st.integers(1, 2))
+    def ses_refuses(self, sends: int) -> None:
+        """The next outcome emails bounce or are refused: counted, never sent twice, never failing a job."""
+        self.world.notifier.fail_next += sends
 
     # --- AWS ---------------------------------------------------------------------------------------
     @rule(queue=st.sampled_from([DISPATCH, COLLECT]))
@@ -197,6 +269,175 @@ class LifecycleModel(RuleBasedStateMachine):
             if job is not None and job.status == JobStatus.READY:
                 assert self.world.results(job_id) >= self.world.settings.images_minimum
 
+    # --- payments ----------------------------------------------------------------------------------
+    def _payable(self) -> list[str]:
+        """The open sessions a buyer can reach: the checkout_url of an awaiting job."""
+        sessions = []
+        for job_id in sorted(self.world.started):
+            job = self.world.job(job_id)
+            if job is None or job.status != JobStatus.AWAITING_PAYMENT or not job.checkout_session_id:
+                continue
+            if self.world.stripe.sessions[job.checkout_session_id].status == "open":
+                sessions.append(job.checkout_session_id)
+        return sessions
+
+    def _payment_of(self, job_id: str) -> Payment | None:
+        """The payment recorded on the job, or on it when its owner deleted it."""
+        job = self.world.job(job_id)
+        if job is not None:
+            return job.payment
+        deleted = self.world.deleted_as.get(job_id)
+        return deleted.job.payment if deleted and deleted.job else None
+
+    @invariant()
+    def no_prediction_without_a_recorded_payment(self) -> None:
+        world = self.world
+        assert not world.unpaid_creates, world.unpaid_creates
+        for record in world.replicate.records.values():
+            payment = self._payment_of(record.job_id) or world.store.paid.get(record.job_id)
+            assert payment is not None, record
+            assert record.created_at >= payment.paid_at, (record, payment)
+            if record.job_id not in world.deleted_as:  # an unpaid end (expiry) has no prediction at all
+                assert world.job(record.job_id) is not None, (record, world.store.jobs.get(record.job_id))
+        for job_id in world.started:
+            job = world.job(job_id)
+            if job is None:
+                continue
+            if any(s.prediction_id for s in world.store.list_slots(job_id)) or job.status.is_finished:
+                assert job.payment is not None, job
+            if job.status == JobStatus.AWAITING_PAYMENT:
+                assert job.payment is None and not world.store.list_slots(job_id), job
+
+    @invariant()
+    def started_once_per_payment(self) -> None:
+        """One start of generation per job (the plan written once, one dispatch start), by the payment that stays
+        recorded on it."""
+        world = self.world
+        assert all(n == 1 for n in world.store.starts.values()), world.store.starts
+        assert all(n <= 1 for n in world.payment_queue.starts.values()), world.payment_queue.starts
+        assert set(world.payment_queue.starts) <= set(world.store.starts)
+        for job_id, payment in world.store.paid.items():
+            recorded = self._payment_of(job_id)
+            assert recorded is None or recorded == payment, (recorded, payment)
+            session = world.stripe.sessions[payment.checkout_session_id]
+            assert session.status == "complete" and session.payment_intent == payment.payment_intent
+            assert (session.amount_total, session.job_id) == (payment.amount_total, job_id)
+
+    @invariant()
+    def refunds_never_exceed_payments(self) -> None:
+        stripe = self.world.stripe
+        paid: Counter[str] = Counter()
+        for session in stripe.sessions.values():
+            if session.payment_intent:
+                paid[session.payment_intent] += session.amount_total
+        refunded: Counter[str] = Counter()
+        for payment_intent, amount, _ in stripe.refunds:
+            assert amount > 0
+            refunded[payment_intent] += amount
+        assert all(refunded[pi] <= paid[pi] for pi in refunded), (refunded, paid)
+        assert len({key for _, _, key in stripe.refunds}) == len(stripe.refunds)  # one refund per key
+
+    @invariant()
+    def a_ready_job_is_never_refunded(self) -> None:
+        for job_id in self.world.started:
+            job = self.world.job(job_id)
+            if job is not None and job.status == JobStatus.READY:
+                assert job.payment is not None and job.refund is None and job.refund_due == 0, job
+                assert not self.world.stripe.refunded(job.payment.payment_intent), job
+
+    @invariant()
+    def a_job_that_ended_left_nothing(self) -> None:
+        """A tombstone has no object under its prefix; an expired checkout's job never paid, never generated."""
+        world = self.world
+        for job_id in world.started:
+            record = world.store.jobs.get(job_id)
+            if not isinstance(record, Tombstone):
+                continue
+            assert not list(world.blobs.list_keys(keys.job_prefix(job_id))), record
+            if record.reason == "checkout_expired":
+                assert job_id not in world.store.paid, record
+                assert not any(r.job_id == job_id for r in world.replicate.records.values()), record
+
+    @invariant()
+    def one_email_per_outcome_at_most(self) -> None:
+        """An outcome email only for a job that ended (or was deleted after it ended), at most one per job, to its
+        buyer, with its outcome and its refund."""
+        world = self.world
+        emailed = Counter(job_of_email(m["text"]) for m in world.notifier.sent)
+        assert all(n == 1 for n in emailed.values()), emailed
+        for job_id in emailed:
+            job = world.job(job_id)
+            deleted = world.deleted_as.get(job_id)
+            ended = job if job is not None else (deleted.job if deleted else None)
+            if job is not None:
+                assert job.status.is_finished and job.notified_outcome is not None, job
+            if ended is not None and ended.status.is_finished:
+                (email,) = world.notifier.emails_of(job_id)
+                assert email["to"] == "buyer@example.com"
+                refunded = ended.refund_due and ended.payment and ended.payment.payment_intent
+                assert ("We have refunded" in email["text"]) == bool(refunded), (ended, email["text"])
+
+    def aftercare_done(self) -> None:
+        """At the end: every finished job had its aftercare: refund made, one email (none if SES refused it), its
+        address forgotten."""
+        world = self.world
+        for job_id in world.started:
+            job = world.job(job_id)
+            if job is None or not job.status.is_finished:
+                continue
+            assert not job.aftercare_due and job.email is None, job
+            assert job.refund_due == 0 or job.refund is not None or not job.payment.payment_intent, job  # type: ignore[union-attr]
+            sent = len(world.notifier.emails_of(job_id))
+            assert sent == (0 if world.notifier.refused[job_id] else 1), (job, sent, world.notifier.refused)
+
+    def _expected_refund(self, job_id: str, payment: Payment) -> int:
+        """What the job's own payment gets back, by the job's end: `failed` all of it, `partial` pro rata, `ready`
+        nothing; deleted by its owner with no headshot made all of it."""
+        world, target = self.world, self.world.settings.images_target
+        job = world.job(job_id)
+        if job is not None:
+            images = sum(s.images_collected for s in world.store.list_slots(job_id))
+            return refund_owed(job.status, images, payment, target)
+        deleted = world.deleted_as.get(job_id)
+        assert deleted is not None and deleted.job is not None, (job_id, world.store.jobs.get(job_id))
+        if deleted.images == 0:
+            return payment.amount_total
+        return refund_owed(deleted.job.status, deleted.images, payment, target)
+
+    def payments_settled(self) -> None:
+        """At the end, with Stripe up and the reconciler run: every paid session is a job's recorded payment,
+        refunded exactly as its outcome says (once), or a stray payment, refunded in full (once)."""
+        world, stripe = self.world, self.world.stripe
+        for session in stripe.sessions.values():
+            if session.status == "open":
+                assert (
+                    session.job_id not in world.started
+                    or world.job(session.job_id or "") is None
+                    or (
+                        world.job(session.job_id or "").status != JobStatus.AWAITING_PAYMENT  # type: ignore[union-attr]
+                    )
+                ), session
+            if session.status != "complete" or not session.payment_intent:
+                continue
+            job_id = session.job_id or ""
+            payment = self._payment_of(job_id) or world.store.paid.get(job_id)
+            refunds = stripe.refunded(session.payment_intent)
+            if payment is not None and payment.checkout_session_id == session.session_id:
+                owed = self._expected_refund(job_id, payment)
+                assert refunds == ([owed] if owed else []), (job_id, session, owed, refunds, world.job(job_id))
+                job = world.job(job_id)
+                if job is not None and owed:
+                    assert job.refund is not None and job.refund.amount == owed, job
+            elif session.session_id in stripe.dropped and session.session_id not in stripe.heard:
+                # GAP (still open, reported; the only allowance): a second session's payment whose every
+                # `completed` event is lost forever is found by nobody — the reconciler looks up only the session
+                # recorded on an awaiting job. In production Stripe retries an event for 3 days, so "lost forever"
+                # needs 3 days of 5xx; a job's own session is always found (reconciler, DELETE).
+                assert refunds in ([], [session.amount_total]), (job_id, session, refunds)
+                STATS.gap_second_payment_unheard += 1
+            else:
+                assert refunds == [session.amount_total], (job_id, session, refunds, world.store.jobs.get(job_id))
+
     # --- the end: faults over, every job terminal within the bound ---------------------------------
     def teardown(self) -> None:
         world = self.world
@@ -204,13 +445,24 @@ class LifecycleModel(RuleBasedStateMachine):
         STATS.faults_fired.update(world.faults.fired)
         world.run_to_quiescence()
         assert not world.unexpected, world.unexpected
+        self.payments_settled()
+        self.aftercare_done()
         bound = timedelta(seconds=world.settings.max_generating_s)
-        for job_id, started in world.started.items():
+        swept = []
+        for job_id in world.started:
             job = world.job(job_id)
             if job is None:
-                continue  # deleted
+                continue  # deleted, or its checkout expired unpaid
+            if job.status.is_tombstone and not KNOWN_BUGS:
+                # KNOWN GAP (reported): an expiry found by the payment reconciler (its event lost) whose purge
+                # failed halfway is left `expired` with its photos: it is no longer awaiting payment, and no event
+                # comes again. Only the retention sweep finishes it, at its expiry (48 h): checked below.
+                world.known_bug_hits["expiry_half_purged_by_the_reconciler"] += 1
+                swept.append(job_id)
+                continue
             assert job.status.is_finished, (job_id, job.status)
-            took = world.finished[job_id] - started
+            assert job.generating_since is not None, job
+            took = world.finished[job_id] - job.generating_since
             assert took <= bound, (job_id, took)
             STATS.jobs[job.status.value] += 1
             STATS.worst_to_terminal_s = max(STATS.worst_to_terminal_s, took.total_seconds())
@@ -221,6 +473,13 @@ class LifecycleModel(RuleBasedStateMachine):
                 assert job.failure_reason, job
             assert all(s.status.is_terminal for s in world.store.list_slots(job_id))
         assert not world.replicate.live(), world.replicate.live()
+        STATS.known_bug_hits.update(world.known_bug_hits)
+        if swept:  # the hourly sweep, once their expiry came
+            world.clock.current = max(world.store.jobs[j].expires_at for j in swept) + timedelta(minutes=1)  # type: ignore[union-attr]
+            world.retention.sweep()
+            for job_id in swept:
+                assert isinstance(world.store.jobs.get(job_id), Tombstone), world.store.jobs.get(job_id)
+                assert not list(world.blobs.list_keys(keys.job_prefix(job_id))), job_id
 
 
 class TightBudgetModel(LifecycleModel):

