@@ -51,6 +51,7 @@ class ModelStats:
     faults_fired: Counter[str] = field(default_factory=Counter)
     known_bug_hits: Counter[str] = field(default_factory=Counter)  # world.py KNOWN_BUGS, stepped around
     gap_second_payment_unheard: int = 0  # the allowance in `payments_settled`, how often it was used
+    checks: Counter[str] = field(default_factory=Counter)  # how often the rarer checks had something to check
 
 
 STATS = ModelStats()
@@ -85,6 +86,7 @@ class LifecycleModel(RuleBasedStateMachine):
             paid = world.stripe.sessions[session.session_id]
             if paid.status == "complete" and paid.payment_intent:
                 assert world.stripe.refunded(paid.payment_intent) == [paid.amount_total], (paid, world.stripe.refunds)
+                STATS.checks["DELETE refunded a just-paid checkout at once"] += 1
 
     @precondition(lambda self: self._payable())
     @rule(pick=st.integers(0, 2), discount=st.sampled_from([0, 0, 300, 645, 1290]))
@@ -388,6 +390,7 @@ class LifecycleModel(RuleBasedStateMachine):
             assert not job.aftercare_due and job.email is None, job
             assert job.refund_due == 0 or job.refund is not None or not job.payment.payment_intent, job  # type: ignore[union-attr]
             sent = len(world.notifier.emails_of(job_id))
+            STATS.checks[f"{job.status.value} job emailed {sent}x"] += 1
             assert sent == (0 if world.notifier.refused[job_id] else 1), (job, sent, world.notifier.refused)
 
     def _expected_refund(self, job_id: str, payment: Payment) -> int:

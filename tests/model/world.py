@@ -733,7 +733,7 @@ class World:
         checkouts expire). Until every job is terminal and owes nothing (or `limit_s` of model time passed)."""
         self.faults.enabled = False
         self.replicate.throttled = self.replicate.unavailable = 0
-        self.stripe.fail_next = 0
+        self.stripe.fail_next = self.notifier.fail_next = 0
         end = self.clock.now() + timedelta(seconds=limit_s)
         while self.clock.now() < end:
             progressed = True
