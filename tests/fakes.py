@@ -406,6 +406,9 @@ class MemoryJobStore:
     def jobs_awaiting_payment(self) -> list[str]:
         return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.status == JobStatus.AWAITING_PAYMENT]
 
+    def jobs_purging(self) -> list[str]:
+        return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.status.is_tombstone]
+
     def jobs_in_aftercare(self) -> list[str]:
         return [j.job_id for j in self.jobs.values() if isinstance(j, Job) and j.aftercare_due]
 

@@ -175,6 +175,8 @@ class Job(BaseModel):
     notified_outcome: str | None = None  # the outcome an email was sent (or attempted) for: at most one each
     # Set with the outcome: the refund and the email still to do (services/aftercare.py clears it).
     aftercare_due: bool = False
+    # Why it is being deleted, while a purge is under way (status deleted/expired, not yet a tombstone).
+    deletion_reason: Literal["expired", "user_request", "checkout_expired"] | None = None
     # Tokens minted for emailed private links; rotating the link (a new token_hash) empties it.
     link_token_hashes: list[str] = Field(default_factory=list)
 

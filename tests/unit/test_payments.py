@@ -8,7 +8,7 @@ import json
 import pytest
 
 from portrait_studio import keys
-from portrait_studio.errors import PaymentWebhookRejected
+from portrait_studio.errors import PaymentProviderUnavailable, PaymentWebhookRejected
 from portrait_studio.models import Job, JobStatus, Tombstone
 from portrait_studio.ports import PaymentEvent
 from portrait_studio.services.retention import PrefixNotEmpty
@@ -253,3 +253,40 @@ def test_a_free_checkout_starts_the_job_and_owes_no_refund(world: World) -> None
     assert job(world, job_id).status == JobStatus.FAILED
     world.aftercare.reconcile()
     assert world.stripe.refunds == [] and not job(world, job_id).aftercare_due
+
+
+def test_a_delete_that_stripe_refused_leaves_nothing_owed(world: World) -> None:
+    job_id = paid_generating_job(world)
+    world.stripe.fail_next = 3
+    with pytest.raises(PaymentProviderUnavailable):  # the DELETE answers 503 and deletes nothing
+        world.payments.before_delete(job_id)
+    assert job(world, job_id).refund_due == 0 and job(world, job_id).refund is None
+    finish_all(world, job_id)
+    run_queues(world)
+    world.aftercare.reconcile()
+    assert job(world, job_id).status == JobStatus.READY and world.stripe.refunds == []
+
+
+def test_a_free_checkout_whose_event_was_lost_is_started_by_the_reconciler(world: World) -> None:
+    job_id = accepted_job(world)
+    session_id = job(world, job_id).checkout_session_id or ""
+    world.stripe.sessions[session_id] = dataclasses.replace(
+        world.stripe.pay(session_id, discount=1290), payment_status="no_payment_required", payment_intent=None
+    )
+    world.clock.advance(seconds=121)
+    assert world.payments.reconcile()["payments_found"] == 1
+    assert job(world, job_id).status == JobStatus.GENERATING
+
+
+def test_an_expiry_found_by_the_reconciler_whose_deletion_failed_is_finished_next_minute(world: World) -> None:
+    job_id = accepted_job(world)
+    world.stripe.expire(job(world, job_id).checkout_session_id or "")  # its event is lost
+    world.blobs.put(keys.reference(job_id, "f" * 32), b"a checked photo", "image/jpeg")
+    world.blobs.fail_keys = set(world.blobs.list_keys(keys.job_prefix(job_id)))
+    world.clock.advance(seconds=121)
+    assert world.payments.reconcile()["errors"] == 1  # the bucket failed; the reconciler went on
+    world.blobs.fail_keys = set()
+    assert world.retention.finish_interrupted() == 1
+    record = world.store.get_job(job_id)
+    assert isinstance(record, Tombstone) and record.reason == "checkout_expired"
+    assert list(world.blobs.list_keys(keys.job_prefix(job_id))) == []

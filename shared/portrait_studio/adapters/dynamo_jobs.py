@@ -14,9 +14,11 @@ from portrait_studio.ports import Clock
 
 META = "META"
 # Jobs with work owed carry `active_status` (a sparse index the reconciler queries): these statuses, and
-# AFTERCARE for a finished job whose refund or email is still to do.
+# AFTERCARE for a finished job whose refund or email is still to do, PURGING for one being deleted (a record
+# still, not a tombstone yet).
 ACTIVE = (JobStatus.NORMALIZING, JobStatus.AWAITING_PAYMENT, JobStatus.GENERATING)
 AFTERCARE = "aftercare"
+PURGING = "purging"
 # The TTL is only the last backstop behind the sweep: DynamoDB deletes expired items up to days late.
 TTL_MARGIN = timedelta(hours=1)
 MAX_TURN_ATTEMPTS = 20
@@ -141,6 +143,8 @@ class DynamoJobStore:
             status = JobStatus(fields["status"])
             aftercare = bool(fields.get("aftercare_due"))
             fields["active_status"] = status.value if status in ACTIVE else (AFTERCARE if aftercare else None)
+            if status.is_tombstone:
+                fields["active_status"] = PURGING
         elif "aftercare_due" in fields:
             fields["active_status"] = AFTERCARE if fields["aftercare_due"] else None
         fields.setdefault("updated_at", self._clock.now())
@@ -526,6 +530,9 @@ class DynamoJobStore:
 
     def jobs_in_aftercare(self) -> list[str]:
         return self._query_index("by_active_status", "active_status", AFTERCARE)
+
+    def jobs_purging(self) -> list[str]:
+        return self._query_index("by_active_status", "active_status", PURGING)
 
     def _query_index(self, index: str, attribute: str, value: str) -> list[str]:
         ids: list[str] = []

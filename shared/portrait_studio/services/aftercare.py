@@ -125,5 +125,10 @@ class Aftercare:
         """Every minute: finish the aftercare of jobs whose end was not followed through (a crash, an outage)."""
         summary = {"aftercare_done": 0, "aftercare_left": 0}
         for job_id in self.store.jobs_in_aftercare():
-            summary["aftercare_done" if self.run(job_id) else "aftercare_left"] += 1
+            try:
+                done = self.run(job_id)
+            except Exception:  # one job's trouble never stops the others: tried again next minute
+                log.exception("aftercare failed")
+                done = False
+            summary["aftercare_done" if done else "aftercare_left"] += 1
         return summary

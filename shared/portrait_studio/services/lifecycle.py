@@ -143,19 +143,16 @@ class Lifecycle:
         """Not a status change: refund and email done; the address is forgotten with it."""
         return self.store.update_job(job_id, expect_fields={"aftercare_due": True}, aftercare_due=False, email=None)
 
-    def owe_refund(self, job_id: str, amount: int, reason: str) -> bool:
-        """Not a status change: a refund owed outside an outcome (DELETE before any headshot), once."""
-        return self.store.update_job(job_id, expect_fields={"refund": None}, refund_due=amount, refund_reason=reason)
-
     def record_refund(self, job_id: str, refund: Refund) -> bool:
         """Not a status change: the refund Stripe made (recorded once)."""
         return self.store.update_job(job_id, expect_fields={"refund": None}, refund=refund)
 
-    def begin_deletion(self, job_id: str, tombstone: JobStatus) -> bool:
+    def begin_deletion(self, job_id: str, tombstone: JobStatus, reason: str) -> bool:
         """Any state → deleted/expired, first of all: late webhooks and queued collects then drop their results.
-        The record itself becomes a tombstone when everything is gone (retention)."""
+        The record itself becomes a tombstone when everything is gone (retention); until then the reconciler
+        finds it (a purge interrupted halfway is finished within a minute)."""
         assert tombstone in TOMBSTONES
-        return self.store.update_job(job_id, status=tombstone)
+        return self.store.update_job(job_id, status=tombstone, deletion_reason=reason)
 
     def defer_dispatch(self, job_id: str, until: datetime) -> bool:
         """Not a status change: tells the reconciler that the job's planned slots have a dispatch coming."""

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from portrait_studio.config import Settings
-from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
 from portrait_studio.models import Job, JobStatus, Payment, Refund, Tombstone
 from portrait_studio.ports import (
     CheckoutSession,
@@ -211,8 +210,22 @@ class PaymentsService:
         if job.payment is None or job.refund is not None or job.payment.amount_total <= 0:
             return
         made = sum(s.images_collected for s in self.store.list_slots(job_id))
-        if made == 0 and self.lifecycle.owe_refund(job_id, job.payment.amount_total, "deleted"):
-            self.settle_refund(job_id)
+        if made > 0 or job.payment.payment_intent is None:
+            return
+        # Stripe first: if it cannot be reached nothing is written, the DELETE answers 503 and the job goes on
+        # as it was (no refund left owed to a job that may still end ready).
+        amount = job.payment.amount_total
+        refund_id = self.payments.refund(job.payment.payment_intent, amount, f"refund:deleted:{job_id}", job_id)
+        refund = Refund(
+            refund_id=refund_id,
+            amount=amount,
+            currency=job.payment.currency,
+            reason="deleted",
+            refunded_at=self.clock.now(),
+        )
+        if self.lifecycle.record_refund(job_id, refund):
+            self.metrics.count("Refunds")
+            self.metrics.count("RefundedCents", amount)
 
     # --- repair --------------------------------------------------------------------------------------
     def reconcile(self) -> dict[str, int]:
@@ -223,7 +236,7 @@ class PaymentsService:
         for job_id in self.store.jobs_awaiting_payment():
             try:
                 self._reconcile_unpaid(job_id, now, summary)
-            except (PaymentProviderUnavailable, PaymentProviderError):
+            except Exception:  # Stripe, the store, a purge halfway: tried again next minute, the others go on
                 summary["errors"] += 1
         if summary["errors"]:
             self.metrics.count("PaymentReconcileErrors", summary["errors"])
@@ -240,7 +253,7 @@ class PaymentsService:
             return  # the webhook normally comes within seconds
         # Lost webhook? Stripe's word on the session decides.
         session = self.payments.get_checkout(job.checkout_session_id)
-        if session.status == "complete" and session.payment_status == "paid":
+        if session.status == "complete" and session.payment_status in SETTLED:
             summary["payments_found"] += int(self._paid(session) == "started")
         elif session.status == "expired":
             summary["expired"] += int(self._expired(session) == "ended")

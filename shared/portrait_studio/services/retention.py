@@ -54,7 +54,7 @@ class RetentionService:
         status = JobStatus.DELETED if reason == "user_request" else JobStatus.EXPIRED
         if isinstance(record, Job) and not record.status.is_tombstone:
             # First make the job unreachable, so late webhooks and queued collects drop their results.
-            Lifecycle(self.store, self.clock).begin_deletion(job_id, status)
+            Lifecycle(self.store, self.clock).begin_deletion(job_id, status, reason)
             self._cancel_predictions(job_id)
         deleted = self.delete_prefix(keys.job_prefix(job_id))
         tombstone = Tombstone(
@@ -91,6 +91,19 @@ class RetentionService:
         if any(True for _ in self.blobs.list_keys(prefix)):
             raise PrefixNotEmpty(prefix)
         return deleted
+
+    def finish_interrupted(self) -> int:
+        """Every minute: purges that stopped halfway (a crash, a bucket error) are done again. Returns how many."""
+        done = 0
+        for job_id in self.store.jobs_purging():
+            record = self.store.get_job(job_id)
+            if isinstance(record, Job) and record.status.is_tombstone:
+                try:
+                    self.purge(job_id, record.deletion_reason or "user_request")
+                    done += 1
+                except PrefixNotEmpty:
+                    self.metrics.count("PurgesUnfinished")
+        return done
 
     def sweep(self) -> dict[str, int]:
         """The hourly run: purge every job whose expiry hour has come, found through the index."""
