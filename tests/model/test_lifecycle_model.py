@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -33,8 +33,9 @@ from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.models import JobStatus, Payment, Tombstone
 from portrait_studio.services.finishing import refund_owed
+from portrait_studio.services.payments import LOOKUP_AFTER_S
 from tests.model.test_pacing import most_in_a_minute
-from tests.model.world import COLLECT, DISPATCH, KNOWN_BUGS, NORMALIZE, World, job_of_email
+from tests.model.world import COLLECT, DISPATCH, NORMALIZE, World, job_of_email
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "500"))
 TARGETS = ("store", "queue", "blobs", "replicate")
@@ -49,7 +50,6 @@ class ModelStats:
     worst_to_terminal_s: float = 0.0
     predictions_per_job: list[int] = field(default_factory=list)
     faults_fired: Counter[str] = field(default_factory=Counter)
-    known_bug_hits: Counter[str] = field(default_factory=Counter)  # world.py KNOWN_BUGS, stepped around
     gap_second_payment_unheard: int = 0  # the allowance in `payments_settled`, how often it was used
     checks: Counter[str] = field(default_factory=Counter)  # how often the rarer checks had something to check
 
@@ -76,24 +76,33 @@ class LifecycleModel(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 2))
     def the_user_deletes_a_job(self, pick: int) -> None:
         """DELETE /jobs/{id}. An awaiting job whose checkout was just paid (its event still on the way) has that
-        payment refunded in full by the DELETE itself, before the job is gone."""
+        payment refunded in full by the DELETE itself, before the job is gone. With Stripe down for that refund
+        the DELETE answers 503 having written nothing: the job goes on as it was, owing nothing."""
         world = self.world
         job_id = sorted(world.started)[pick % len(world.started)]
         job = world.job(job_id)
         awaiting = job is not None and job.status == JobStatus.AWAITING_PAYMENT and job.checkout_session_id
         session = world.stripe.sessions[job.checkout_session_id] if awaiting else None  # type: ignore[union-attr,index]
-        if world.delete(job_id) and session is not None:
+        before = world.store.jobs.get(job_id)
+        deleted = world.delete(job_id)
+        if not deleted:
+            assert world.store.jobs.get(job_id) == before, (before, world.store.jobs.get(job_id))
+            STATS.checks["DELETE answered 503 (Stripe down), nothing written"] += 1
+        elif session is not None:
             paid = world.stripe.sessions[session.session_id]
             if paid.status == "complete" and paid.payment_intent:
                 assert world.stripe.refunded(paid.payment_intent) == [paid.amount_total], (paid, world.stripe.refunds)
                 STATS.checks["DELETE refunded a just-paid checkout at once"] += 1
 
     @precondition(lambda self: self._payable())
-    @rule(pick=st.integers(0, 2), discount=st.sampled_from([0, 0, 300, 645, 1290]))
-    def the_buyer_pays(self, pick: int, discount: int) -> None:
-        """On the checkout page of an awaiting job (optionally with a promotion code; 1290 off: free)."""
+    @rule(pick=st.integers(0, 2), discount=st.sampled_from([0, 0, 300, 645, 1290]), lost=st.booleans())
+    def the_buyer_pays(self, pick: int, discount: int, lost: bool) -> None:
+        """On the checkout page of an awaiting job (optionally with a promotion code; 1290 off: free); its
+        `completed` event may never come (the reconciler then finds the payment, free or not)."""
         sessions = self._payable()
         self.world.stripe.pay(sessions[pick % len(sessions)], discount=discount)
+        if lost:
+            self.world.drop_stripe_event(-1)
 
     @precondition(lambda self: self.world.started)
     @rule(pick=st.integers(0, 2))
@@ -121,14 +130,33 @@ class LifecycleModel(RuleBasedStateMachine):
         if lost:
             self.world.drop_stripe_event(-1)
 
+    @precondition(lambda self: self._payable())
+    @rule(pick=st.integers(0, 2), after_calls=st.integers(0, 2), mode=st.sampled_from(["before", "after"]))
+    def an_expiry_is_found_by_the_reconciler(self, pick: int, after_calls: int, mode: str) -> None:
+        """A checkout expires and its event never comes: the reconciler finds it and ends the job, its purge
+        failing halfway at a bucket call (job marked expired, photos still there): the next run finishes it."""
+        sessions = self._payable()
+        self.world.stripe.expire(sessions[pick % len(sessions)])
+        self.world.drop_stripe_event(-1)
+        self.world.faults.arm("blobs", after_calls, mode)  # type: ignore[arg-type]
+        self.world.advance_clock(LOOKUP_AFTER_S + 2 * self.world.settings.reconcile_every_s)
+
     @rule(calls=st.integers(1, 4))
     def stripe_is_down(self, calls: int) -> None:
         """The next calls to Stripe fail: opening a checkout, looking one up, closing one, refunding."""
         self.world.stripe.fail_next += calls
 
-    @rule()
-    def the_reconciler_runs(self) -> None:
-        """generation's reconciler, payments', then the aftercare's (refunds and emails not done yet)."""
+    @rule(
+        fault=st.one_of(
+            st.none(),
+            st.tuples(st.sampled_from(["store", "blobs"]), st.integers(0, 8), st.sampled_from(["before", "after"])),
+        )
+    )
+    def the_reconciler_runs(self, fault: tuple[str, int, str] | None) -> None:
+        """generation's reconciler, payments', the aftercare's (refunds and emails not done yet), then the purges
+        left halfway; a store or bucket call of the run may fail (an expiry it found purged halfway)."""
+        if fault is not None:
+            self.world.faults.arm(*fault)  # type: ignore[arg-type]
         self.world.reconcile()
 
     @rule(sends=st.integers(1, 2))
@@ -420,6 +448,12 @@ class LifecycleModel(RuleBasedStateMachine):
                         world.job(session.job_id or "").status != JobStatus.AWAITING_PAYMENT  # type: ignore[union-attr]
                     )
                 ), session
+            free = session.status == "complete" and session.payment_status == "no_payment_required"
+            if free and session.session_id in stripe.dropped and session.session_id not in stripe.heard:
+                # A free checkout whose `completed` event never came: the reconciler found it and started the job
+                # (or its owner deleted it first).
+                assert session.job_id in world.store.paid or session.job_id in world.deleted_as, session
+                STATS.checks["free checkout unheard, started by the reconciler"] += 1
             if session.status != "complete" or not session.payment_intent:
                 continue
             job_id = session.job_id or ""
@@ -441,28 +475,40 @@ class LifecycleModel(RuleBasedStateMachine):
             else:
                 assert refunds == [session.amount_total], (job_id, session, refunds, world.store.jobs.get(job_id))
 
+    def purges_finished(self, halfway: list[str], stopped: datetime) -> None:
+        """At the end: a purge that stopped halfway (job marked deleted/expired, objects left) is finished by the
+        next reconciler run once the faults are over — within a minute, not at the 48 h sweep — as the tombstone
+        its deletion began with (a DELETE's `user_request`, an unpaid expiry's `checkout_expired`)."""
+        world = self.world
+        assert not world.store.jobs_purging(), world.store.jobs_purging()
+        for job_id in halfway:
+            STATS.checks["purge stopped halfway at the end, finished within a minute"] += 1
+            tombstone = world.store.jobs.get(job_id)
+            assert isinstance(tombstone, Tombstone), tombstone
+            assert not list(world.blobs.list_keys(keys.job_prefix(job_id))), job_id
+            took = tombstone.deleted_at - stopped
+            assert took <= timedelta(seconds=world.settings.reconcile_every_s), (job_id, took)
+            expected = "user_request" if job_id in world.deleted_as else "checkout_expired"
+            assert tombstone.reason == expected, (tombstone, job_id in world.deleted_as)
+
     # --- the end: faults over, every job terminal within the bound ---------------------------------
     def teardown(self) -> None:
         world = self.world
         STATS.examples += 1
         STATS.faults_fired.update(world.faults.fired)
+        halfway = world.store.jobs_purging()  # purges that stopped halfway (a fault): the reconciler finishes them
+        stopped = world.clock.now()
         world.run_to_quiescence()
         assert not world.unexpected, world.unexpected
         self.payments_settled()
         self.aftercare_done()
+        self.purges_finished(halfway, stopped)
+        STATS.checks["purge stopped halfway, finished by the reconciler"] += world.purges_finished
         bound = timedelta(seconds=world.settings.max_generating_s)
-        swept = []
         for job_id in world.started:
             job = world.job(job_id)
             if job is None:
                 continue  # deleted, or its checkout expired unpaid
-            if job.status.is_tombstone and not KNOWN_BUGS:
-                # KNOWN GAP (reported): an expiry found by the payment reconciler (its event lost) whose purge
-                # failed halfway is left `expired` with its photos: it is no longer awaiting payment, and no event
-                # comes again. Only the retention sweep finishes it, at its expiry (48 h): checked below.
-                world.known_bug_hits["expiry_half_purged_by_the_reconciler"] += 1
-                swept.append(job_id)
-                continue
             assert job.status.is_finished, (job_id, job.status)
             assert job.generating_since is not None, job
             took = world.finished[job_id] - job.generating_since
@@ -476,13 +522,6 @@ class LifecycleModel(RuleBasedStateMachine):
                 assert job.failure_reason, job
             assert all(s.status.is_terminal for s in world.store.list_slots(job_id))
         assert not world.replicate.live(), world.replicate.live()
-        STATS.known_bug_hits.update(world.known_bug_hits)
-        if swept:  # the hourly sweep, once their expiry came
-            world.clock.current = max(world.store.jobs[j].expires_at for j in swept) + timedelta(minutes=1)  # type: ignore[union-attr]
-            world.retention.sweep()
-            for job_id in swept:
-                assert isinstance(world.store.jobs.get(job_id), Tombstone), world.store.jobs.get(job_id)
-                assert not list(world.blobs.list_keys(keys.job_prefix(job_id))), job_id
 
 
 class TightBudgetModel(LifecycleModel):

@@ -73,9 +73,6 @@ for _module in (dispatch_handler, collect_handler):
 LIVE = ("starting", "processing")
 Mode = Literal["before", "after"]
 STRIPE_DOWN = (PaymentProviderUnavailable, PaymentProviderError)
-# Bugs found by the model and reported, not fixed yet: the world steps around each (counted in
-# `World.known_bug_hits`) unless LIFECYCLE_KNOWN_BUGS=1, which lets the model fail on them.
-KNOWN_BUGS = bool(os.environ.get("LIFECYCLE_KNOWN_BUGS"))
 
 
 class InjectedFault(Exception):
@@ -432,9 +429,13 @@ class World:
         self.generation: GenerationService = self.container.generation
         assert self.generation.after_finish is not None
         self.replicate.on_create = self._check_paid
+        # The payment and aftercare reconcilers go on past any one job's error (counted, tried next minute): the
+        # model still sees every error that is neither an injected fault nor Stripe down.
+        self._watch(self.payments, "_reconcile_unpaid")
+        self._watch(self.container.aftercare, "run")
         self.unpaid_creates: list[RemoteRecord] = []
         self.deleted_as: dict[str, Deleted] = {}  # job → how its owner's DELETE found it
-        self.known_bug_hits: Counter[str] = Counter()
+        self.purges_finished = 0  # purges found halfway and finished by the reconciler
         self.reconcile_every = timedelta(seconds=s.reconcile_every_s)
         self.next_reconcile = self.clock.now() + self.reconcile_every
         self.started: dict[str, datetime] = {}
@@ -547,13 +548,6 @@ class World:
     def drop_stripe_event(self, index: int) -> None:
         """An event Stripe never manages to deliver: the reconciler must find what it said."""
         event = self.stripe.outbox[index % len(self.stripe.outbox)]
-        free = event.session is not None and event.session.payment_status == "no_payment_required"
-        if free and event.type == "checkout.session.completed" and not KNOWN_BUGS:
-            # KNOWN BUG (reported): the payment reconciler takes only payment_status "paid" for a payment
-            # (payments.py, _reconcile_unpaid), so a free checkout whose `completed` event is lost leaves its job
-            # awaiting payment for ever. Stepped around: that event is not lost.
-            self.known_bug_hits["free_checkout_unheard"] += 1
-            return
         self.stripe.outbox.remove(event)
         if event.session is not None and event.type == "checkout.session.completed":
             self.stripe.dropped.add(event.session.session_id)
@@ -586,12 +580,19 @@ class World:
         self.advance_clock(max(0.0, (end - self.clock.now()).total_seconds()))
 
     def reconcile(self) -> None:
-        """One run of functions/reconcile: generation's reconciler, then payments' (a failed run: the next one
-        tries again)."""
+        """One run of functions/reconcile: generation's reconciler, payments', the aftercare's, then the purges
+        that stopped halfway (a failed run: the next one tries again)."""
+        fired = sum(self.faults.fired.values())
         with contextlib.suppress(InjectedFault):
             self.generation.reconcile()
             self.payments.reconcile()
             self.container.aftercare.reconcile()  # refunds not made yet, emails not sent (services/aftercare.py)
+            # Jobs marked deleted/expired, not yet tombstones: an earlier purge, or one this run's payment
+            # reconciler began (an unpaid expiry) and a fault stopped halfway.
+            self.purges_finished += self.retention.finish_interrupted()
+        # A run nothing broke leaves no purge halfway.
+        if sum(self.faults.fired.values()) == fired and (halfway := self.store.jobs_purging()):
+            self.unexpected.append(AssertionError(f"purges left halfway by a whole run: {halfway}"))
         self._note_finished()
 
     def delete(self, job_id: str) -> bool:
@@ -614,18 +615,6 @@ class World:
                 with self.faults_off():
                     request()
         except STRIPE_DOWN:
-            job = self.job(job_id)
-            if job and job.refund_reason == "deleted" and job.refund is None and not KNOWN_BUGS:
-                # KNOWN BUG (reported): before_delete writes the full refund as owed (owe_refund) before Stripe
-                # makes it; with Stripe down the API answers 503 and the job goes on, still owing it: if it then
-                # ends `ready`, the aftercare refunds it in full. Stepped around: the person tries again at once
-                # and Stripe answers.
-                self.known_bug_hits["refund_owed_by_a_failed_delete"] += 1
-                down, self.stripe.fail_next = self.stripe.fail_next, 0
-                try:
-                    return self.delete(job_id)
-                finally:
-                    self.stripe.fail_next = down
             return False
         self.deleted.setdefault(job_id, len(self.replicate.records))
         self._note_finished()
@@ -655,6 +644,20 @@ class World:
                 wiring.use(None)
 
         return _Installed()
+
+    def _watch(self, service: Any, method: str) -> None:
+        inner = getattr(service, method)
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return inner(*args, **kwargs)
+            except (InjectedFault, *STRIPE_DOWN):
+                raise
+            except Exception as error:
+                self.unexpected.append(error)
+                raise
+
+        setattr(service, method, watched)
 
     def _check_errors(self, raised: BaseException | None, record_errors: list[BaseException]) -> None:
         for error in [raised, *record_errors]:
@@ -730,7 +733,8 @@ class World:
 
     def run_to_quiescence(self, step: Callable[[], None] | None = None, limit_s: float = 6 * 3600) -> None:
         """Faults stop; Replicate and Stripe answer; everything is delivered; time moves to the next event (unpaid
-        checkouts expire). Until every job is terminal and owes nothing (or `limit_s` of model time passed)."""
+        checkouts expire). Until every job is terminal, owes nothing and no purge is left halfway (or `limit_s` of
+        model time passed)."""
         self.faults.enabled = False
         self.replicate.throttled = self.replicate.unavailable = 0
         self.stripe.fail_next = self.notifier.fail_next = 0
@@ -755,7 +759,8 @@ class World:
                     progressed = True
                 if step:
                     step()
-            if not (self.generating() or self.awaiting_payment() or self.owing() or self.store.jobs_in_aftercare()):
+            owed = self.generating() or self.awaiting_payment() or self.owing() or self.store.jobs_in_aftercare()
+            if not (owed or self.store.jobs_purging()):
                 return
             due = [t for t in (self.sqs.next_visible_at(DISPATCH), self.sqs.next_visible_at(COLLECT)) if t]
             wait = min([*due, self.next_reconcile]) - self.clock.now()
