@@ -52,10 +52,11 @@ class RetentionService:
         if isinstance(record, Tombstone):
             return record
         status = JobStatus.DELETED if reason == "user_request" else JobStatus.EXPIRED
-        if isinstance(record, Job) and not record.status.is_tombstone:
-            # First make the job unreachable, so late webhooks and queued collects drop their results.
-            Lifecycle(self.store, self.clock).begin_deletion(job_id, status, reason)
-            self._cancel_predictions(job_id)
+        if isinstance(record, Job):
+            if not record.status.is_tombstone:
+                # First make the job unreachable, so late webhooks and queued collects drop their results.
+                Lifecycle(self.store, self.clock).begin_deletion(job_id, status, reason)
+            self._cancel_predictions(job_id)  # again when a purge stopped halfway is finished
         deleted = self.delete_prefix(keys.job_prefix(job_id))
         tombstone = Tombstone(
             job_id=job_id,
