@@ -82,7 +82,10 @@ class PortraitClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no checkout opened for {job.job_id}")
             time.sleep(0.25)  # Stripe was unreachable: the reconciler opens it
-            view = self.get(job).json()
+            response = self.get(job)
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {job.job_id}: {response.status_code} {response.text[:500]}")
+            view = response.json()
         if view["status"] != "awaiting_payment":
             return view
         form = {"email": email, "action": "pay"}
