@@ -96,7 +96,7 @@ def main() -> int:
     from portrait_studio.config import Settings
     from portrait_studio.errors import PhotoRejected
     from portrait_studio.services import identity
-    from portrait_studio.services.faces import _decode_rgb, _detect_faces, assess_photo
+    from portrait_studio.services.faces import assess_photo, decode_rgb, detect_faces
     from portrait_studio.services.photos import check_photo
 
     settings = Settings(min_short_side_px=1)  # the corpus's 128 px portraits still go through the whole gate
@@ -123,19 +123,19 @@ def main() -> int:
     # --- time per face: every job once per round, rounds repeated, so a load spike hits them all alike -------
     face = reference.quality.face
     ref_jpeg = reference.normalized.jpeg
-    ref_rgb, out_rgb = _decode_rgb(ref_jpeg), identity._decode_output(output)
+    ref_rgb, out_rgb = decode_rgb(ref_jpeg), identity._decode_output(output)
     ref_rect = dlib.rectangle(face.left, face.top, face.left + face.width - 1, face.top + face.height - 1)
-    out_faces = _detect_faces(out_rgb, settings)
+    out_faces = detect_faces(out_rgb, settings)
     main = out_faces[0].clipped(out_rgb.shape[1], out_rgb.shape[0])
     out_rect = dlib.rectangle(main[0], main[1], main[2] - 1, main[3] - 1)
     ref_shape, out_shape = landmarks(ref_rgb, ref_rect), landmarks(out_rgb, out_rect)
     jobs: dict[str, Callable[[], object]] = {
-        "ref decode": lambda: _decode_rgb(ref_jpeg),
+        "ref decode": lambda: decode_rgb(ref_jpeg),
         "ref landmarks": lambda: landmarks(ref_rgb, ref_rect),
         "ref descriptor": lambda: resnet.compute_face_descriptor(ref_rgb, ref_shape),
         "ref total": lambda: identity.describe_photo(ref_jpeg, settings, face),
         "out decode": lambda: identity._decode_output(output),
-        "out detect": lambda: _detect_faces(out_rgb, settings),
+        "out detect": lambda: detect_faces(out_rgb, settings),
         "out landmarks": lambda: landmarks(out_rgb, out_rect),
         "out descriptor": lambda: resnet.compute_face_descriptor(out_rgb, out_shape),
         "out total": lambda: identity.judge_output(output, consensus, settings),

@@ -32,13 +32,21 @@ if TYPE_CHECKING:
 
     from portrait_studio.config import Settings
 
-__all__ = ["assess_photo", "find_duplicate", "hamming_distance", "perceptual_hash"]
+__all__ = [
+    "SECONDARY_FACE_MIN_RATIO",
+    "assess_photo",
+    "decode_rgb",
+    "detect_faces",
+    "find_duplicate",
+    "hamming_distance",
+    "perceptual_hash",
+]
 
 # HOG's sliding window is 80x80 px: smaller faces are only found after upsampling the image (4x the cost).
 _HOG_MIN_FACE_PX = 80
 # A second face counts only when it is at least this fraction of the main face's width: a group photo or
 # a friend beside you is refused, a stranger far behind you is not (corpus: real second faces >= 0.69).
-_SECONDARY_FACE_MIN_RATIO = 0.4
+SECONDARY_FACE_MIN_RATIO = 0.4
 # Sharpness is measured on the face resized to this size, so it does not depend on the photo's resolution.
 _SHARPNESS_FACE_PX = 128
 # dlib's HOG model has five sub-detectors: 0 frontal, 1 and 2 turned (checked on a mirrored portrait:
@@ -51,7 +59,7 @@ _PHASH_BITS = 8
 _PHASH_HEX_DIGITS = _PHASH_BITS * _PHASH_BITS // 4
 
 
-class _Face:
+class Face:
     """dlib's box as it came out: it may reach past the frame when the face is cut off.
 
     A plain class rather than a dataclass: each dataclass costs about a millisecond of cold start.
@@ -82,7 +90,7 @@ def assess_photo(jpeg: bytes, settings: Settings) -> PhotoQuality:
     a JPEG we can read); only `PhotoRejected` subclasses escape.
     """
     try:
-        rgb = _decode_rgb(jpeg)
+        rgb = decode_rgb(jpeg)
     except Exception as exc:
         raise CorruptImage() from exc
     try:
@@ -96,9 +104,9 @@ def assess_photo(jpeg: bytes, settings: Settings) -> PhotoQuality:
 def _assess(rgb: npt.NDArray[np.uint8], settings: Settings) -> PhotoQuality:
     height, width = rgb.shape[:2]
     short_side = min(width, height)
-    faces = _detect_faces(rgb, settings)
+    faces = detect_faces(rgb, settings)
     main = faces[0] if faces else None
-    counted = [face for face in faces if main is not None and face.size >= _SECONDARY_FACE_MIN_RATIO * main.size]
+    counted = [face for face in faces if main is not None and face.size >= SECONDARY_FACE_MIN_RATIO * main.size]
     details: dict[str, object] = {"width": width, "height": height, "faces": len(counted)}
     if main is None:
         raise NoFace(details=details)
@@ -135,7 +143,7 @@ def _assess(rgb: npt.NDArray[np.uint8], settings: Settings) -> PhotoQuality:
     )
 
 
-def _decode_rgb(jpeg: bytes) -> npt.NDArray[np.uint8]:
+def decode_rgb(jpeg: bytes) -> npt.NDArray[np.uint8]:
     import numpy as np
     from PIL import Image
 
@@ -151,7 +159,7 @@ def _detector() -> Any:
     return dlib.get_frontal_face_detector()
 
 
-def _detect_faces(rgb: npt.NDArray[np.uint8], settings: Settings) -> list[_Face]:
+def detect_faces(rgb: npt.NDArray[np.uint8], settings: Settings) -> list[Face]:
     """Faces scoring at least face_min_score, largest first."""
     # Upsample once only when an acceptable face could be smaller than HOG's window (4x the cost).
     height, width = rgb.shape[:2]
@@ -164,11 +172,11 @@ def _detect_faces(rgb: npt.NDArray[np.uint8], settings: Settings) -> list[_Face]
     return faces
 
 
-def _run_detector(rgb: npt.NDArray[np.uint8], upsample: int, settings: Settings) -> list[_Face]:
+def _run_detector(rgb: npt.NDArray[np.uint8], upsample: int, settings: Settings) -> list[Face]:
     height, width = rgb.shape[:2]
     rects, scores, kinds = _detector().run(rgb, upsample, settings.face_min_score)
     faces = [
-        _Face(
+        Face(
             left=int(rect.left()),
             top=int(rect.top()),
             right=int(rect.right()) + 1,
@@ -183,7 +191,7 @@ def _run_detector(rgb: npt.NDArray[np.uint8], upsample: int, settings: Settings)
     return sorted(faces, key=lambda face: (face.size, face.score), reverse=True)
 
 
-def _visible_area(face: _Face, width: int, height: int) -> int:
+def _visible_area(face: Face, width: int, height: int) -> int:
     left, top, right, bottom = face.clipped(width, height)
     return max(0, right - left) * max(0, bottom - top)
 

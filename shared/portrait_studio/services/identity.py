@@ -23,7 +23,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from portrait_studio.services.faces import _SECONDARY_FACE_MIN_RATIO, _decode_rgb, _detect_faces
+from portrait_studio.services.faces import SECONDARY_FACE_MIN_RATIO, decode_rgb, detect_faces
 
 if TYPE_CHECKING:
     import numpy as np
@@ -177,10 +177,10 @@ def describe_photo(jpeg: bytes, settings: Settings, box: FaceBox | None = None) 
     Pass the FaceBox the quality gate stored (PhotoQuality.face) to skip detection; otherwise the largest
     face the HOG detector finds is described.
     """
-    rgb = _decode_rgb(jpeg)
+    rgb = decode_rgb(jpeg)
     if box is not None:
         return describe_face(rgb, box, settings)
-    faces = _detect_faces(rgb, settings)
+    faces = detect_faces(rgb, settings)
     if not faces:
         return None
     height, width = rgb.shape[:2]
@@ -258,11 +258,11 @@ def judge_output(image_bytes: bytes, consensus: Descriptor, settings: Settings) 
     headshot. Raises ValueError when the image cannot be read as a PNG, JPEG or WebP.
     """
     rgb = _decode_output(image_bytes)
-    faces = _detect_faces(rgb, settings)
+    faces = detect_faces(rgb, settings)
     if not faces:
         return OutputJudgement(drop="no_face", faces=0, distance=None, likeness=None)
     main = faces[0]
-    counted = sum(1 for face in faces if face.size >= _SECONDARY_FACE_MIN_RATIO * main.size)
+    counted = sum(1 for face in faces if face.size >= SECONDARY_FACE_MIN_RATIO * main.size)
     if counted > 1:
         return OutputJudgement(drop="extra_faces", faces=counted, distance=None, likeness=None)
     height, width = rgb.shape[:2]
