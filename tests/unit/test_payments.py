@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
@@ -95,6 +96,8 @@ def test_a_checkout_stripe_could_not_open_is_opened_by_the_reconciler(world: Wor
     assert world.generation.lifecycle.submit(job_id, [f.file_id for f in files], 1)
     assert world.generation.lifecycle.await_payment(job_id)
     world.stripe.fail_next = 1
+    assert world.payments.reconcile()["checkouts_opened"] == 0  # normalization may be opening it right now
+    world.clock.advance(seconds=31)
     assert world.payments.reconcile()["errors"] == 1
     assert job(world, job_id).checkout_url is None
     assert world.payments.reconcile()["checkouts_opened"] == 1
@@ -290,3 +293,20 @@ def test_an_expiry_found_by_the_reconciler_whose_deletion_failed_is_finished_nex
     record = world.store.get_job(job_id)
     assert isinstance(record, Tombstone) and record.reason == "checkout_expired"
     assert list(world.blobs.list_keys(keys.job_prefix(job_id))) == []
+
+
+def test_two_workers_opening_one_checkout_at_once_leave_it_open(world: World) -> None:
+    """Normalization and the reconciler both open the job's checkout within one second: Stripe's idempotency
+    key gives both the same session, and the one whose record loses must not expire the job's own session."""
+    job_id = helpers.accepted_job(world)
+    create = world.stripe.create_checkout
+
+    def create_while_the_other_worker_records(*args: Any, **kwargs: Any) -> Any:
+        session = create(*args, **kwargs)
+        assert world.generation.lifecycle.record_checkout(job_id, session.session_id, session.url, session.expires_at)
+        return session
+
+    world.stripe.create_checkout = create_while_the_other_worker_records  # type: ignore[method-assign]
+    assert not world.payments.open_checkout(job_id)
+    recorded = job(world, job_id).checkout_session_id or ""
+    assert world.stripe.sessions[recorded].status == "open"

@@ -41,6 +41,8 @@ PAID_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_p
 SETTLED = frozenset({"paid", "no_payment_required"})
 EXPIRED_EVENT = "checkout.session.expired"
 PRICE_CACHE_S = 300
+# A job accepted this long ago with no session: normalization could not open it (Stripe down), the reconciler does.
+OPEN_AFTER_S = 30
 # An unpaid job quiet this long has its session looked up (a lost `completed` or `expired` event).
 LOOKUP_AFTER_S = 120
 
@@ -87,8 +89,11 @@ class PaymentsService:
         if self.lifecycle.record_checkout(job_id, session.session_id, session.url, session.expires_at):
             self.metrics.count("CheckoutsStarted")
             return True
-        # Another worker recorded its session first: this one must never be paid.
-        self.payments.expire_checkout(session.session_id)
+        # Another worker recorded a session first. The same one (the idempotency key gave us both the same
+        # session) is the job's; a different one must never be paid.
+        current = self.store.get_job(job_id)
+        if not isinstance(current, Job) or current.checkout_session_id != session.session_id:
+            self.payments.expire_checkout(session.session_id)
         return False
 
     def receive(self, payload: bytes, signature: str | None, once: Callable[[str, Callable[[], str]], str]) -> str:
@@ -247,7 +252,8 @@ class PaymentsService:
         if not isinstance(job, Job) or job.status != JobStatus.AWAITING_PAYMENT:
             return
         if not job.checkout_session_id:
-            summary["checkouts_opened"] += int(self.open_checkout(job_id))
+            if (now - job.updated_at).total_seconds() > OPEN_AFTER_S:  # else normalization is opening it now
+                summary["checkouts_opened"] += int(self.open_checkout(job_id))
             return
         if (now - job.updated_at).total_seconds() <= LOOKUP_AFTER_S:
             return  # the webhook normally comes within seconds
