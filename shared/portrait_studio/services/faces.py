@@ -10,6 +10,7 @@ blur_min_variance, duplicate_max_distance); README "Photos we accept" gives the 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from io import BytesIO
@@ -151,12 +152,19 @@ def decode_rgb(jpeg: bytes) -> npt.NDArray[np.uint8]:
         return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-@lru_cache(maxsize=1)
-def _detector() -> Any:
-    """dlib's HOG detector, built once per process (about 20 ms) and reused across invocations."""
-    import dlib
+_per_thread = threading.local()
 
-    return dlib.get_frontal_face_detector()
+
+def _detector() -> Any:
+    """dlib's HOG detector, built once per thread (about 20 ms) and reused across invocations. Not once per
+    process: a dlib detector is not thread-safe, and the local stack runs functions side by side in one process
+    (two at once found faces that were not there); a Lambda environment runs one invocation at a time."""
+    detector = getattr(_per_thread, "detector", None)
+    if detector is None:
+        import dlib
+
+        detector = _per_thread.detector = dlib.get_frontal_face_detector()
+    return detector
 
 
 def detect_faces(rgb: npt.NDArray[np.uint8], settings: Settings) -> list[Face]:

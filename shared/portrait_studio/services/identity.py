@@ -17,8 +17,8 @@ Thresholds live in `Settings` (identity_same_person_max_distance, identity_outpu
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Mapping
-from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -137,17 +137,24 @@ def face_models_dir(settings: Settings) -> Path:
     return Path(face_recognition_models.__file__).parent / "models"
 
 
-@lru_cache(maxsize=2)
-def _models(directory: Path) -> tuple[Any, Any]:
-    """(5-point shape predictor, ResNet), loaded once per process (about 0.1 s) and reused."""
-    import dlib
+_per_thread = threading.local()
 
-    for name in (LANDMARKS_MODEL, RESNET_MODEL):
-        if not (directory / name).is_file():
-            raise FileNotFoundError(f"face model {name} not found in {directory}")
-    landmarks = dlib.shape_predictor(str(directory / LANDMARKS_MODEL))
-    resnet = dlib.face_recognition_model_v1(str(directory / RESNET_MODEL))
-    return landmarks, resnet
+
+def _models(directory: Path) -> tuple[Any, Any]:
+    """(5-point shape predictor, ResNet), loaded once per thread (about 0.1 s) and reused: dlib's models are not
+    thread-safe, and the local stack runs functions side by side in one process (see faces._detector)."""
+    loaded: dict[Path, tuple[Any, Any]] = getattr(_per_thread, "models", None) or {}
+    if directory not in loaded:
+        import dlib
+
+        for name in (LANDMARKS_MODEL, RESNET_MODEL):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(f"face model {name} not found in {directory}")
+        landmarks = dlib.shape_predictor(str(directory / LANDMARKS_MODEL))
+        resnet = dlib.face_recognition_model_v1(str(directory / RESNET_MODEL))
+        loaded[directory] = (landmarks, resnet)
+        _per_thread.models = loaded
+    return loaded[directory]
 
 
 # --- descriptors --------------------------------------------------------------------------------------
