@@ -17,6 +17,7 @@ from portrait_studio.config import Settings
 from portrait_studio.errors import NotificationFailed, PaymentProviderError, PaymentProviderUnavailable
 from portrait_studio.models import Job, JobStatus
 from portrait_studio.ports import Clock, JobStore, Metrics, Notifier, NullMetrics
+from portrait_studio.services.finishing import images_of
 from portrait_studio.services.jobs import hash_token, new_token
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.payments import PaymentsService
@@ -110,7 +111,7 @@ class Aftercare:
         token = new_token()
         if not self.lifecycle.claim_notification(job, hash_token(token)):
             return  # another pass sent it
-        images = sum(s.images_collected for s in self.store.list_slots(job.job_id))
+        images = images_of(self.store.list_slots(job.job_id))
         email = outcome_email(job, images, private_link(self.settings, job.job_id, token), self.settings)
         try:
             self.notifier.send(job.email, email.subject, email.text, email.html)

@@ -226,17 +226,10 @@ class _PersonOnce:
         return self._consensus
 
     def _compute(self) -> Descriptor | None:
-        from portrait_studio.services.identity import check_one_person, describe_photo
+        from portrait_studio.services.identity import check_one_person, describe_references
         from portrait_studio.services.plan import select_references
 
         c = self._collector
-        descriptors: dict[str, Descriptor] = {}
-        for f in select_references(c.store.list_files(self._job.job_id)):
-            try:
-                jpeg = c.blobs.get(keys.reference(self._job.job_id, f.file_id))
-            except KeyError:
-                continue
-            found = describe_photo(jpeg, c.settings, f.quality.face if f.quality else None)
-            if found is not None:
-                descriptors[f.file_id] = found
+        references = select_references(c.store.list_files(self._job.job_id))
+        descriptors = describe_references(c.blobs, self._job.job_id, references, c.settings)
         return check_one_person(descriptors, c.settings).consensus

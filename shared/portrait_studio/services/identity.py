@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
+from portrait_studio import keys
 from portrait_studio.services.faces import SECONDARY_FACE_MIN_RATIO, decode_rgb, detect_faces
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from portrait_studio.config import Settings
-    from portrait_studio.models import FaceBox
+    from portrait_studio.models import FaceBox, UploadFile
+    from portrait_studio.ports import BlobStore
 
 __all__ = [
     "Descriptor",
@@ -39,6 +41,7 @@ __all__ = [
     "check_one_person",
     "describe_face",
     "describe_photo",
+    "describe_references",
     "face_models_dir",
     "judge_output",
     "likeness_score",
@@ -192,6 +195,23 @@ def describe_photo(jpeg: bytes, settings: Settings, box: FaceBox | None = None) 
         return None
     height, width = rgb.shape[:2]
     return describe_face(rgb, faces[0].clipped(width, height), settings)
+
+
+def describe_references(
+    blobs: BlobStore, job_id: str, files: Iterable[UploadFile], settings: Settings
+) -> dict[str, Descriptor]:
+    """The descriptors of these accepted photos' normalized copies, by file id (the stored face box spares a
+    detection). A copy that is gone or shows no readable face is left out: the others judge without it."""
+    descriptors: dict[str, Descriptor] = {}
+    for f in files:
+        try:
+            jpeg = blobs.get(keys.reference(job_id, f.file_id))
+        except KeyError:
+            continue
+        found = describe_photo(jpeg, settings, f.quality.face if f.quality else None)
+        if found is not None:
+            descriptors[f.file_id] = found
+    return descriptors
 
 
 # --- one person per job -------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.pacing import CreatePacer
 from portrait_studio.services.plan import expected_per_style
 
+# What a job sent back for photos of different people says, in its message and its intake_error.
+NO_SINGLE_PERSON = f"{NoSinglePerson.default_message} {NoSinglePerson.hint}"
 # The page marks this many results per style as the closest to the person (the ones to try first).
 CLOSEST_PER_STYLE = 2
 CONTENT_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/x-png": "image/png"}
@@ -312,7 +314,7 @@ class JobsService:
 def _intake_error(job: Job) -> ErrorDetail | None:
     if job.status != JobStatus.COLLECTING or job.intake_problem != NoSinglePerson.code:
         return None
-    return ErrorDetail(code=NoSinglePerson.code, message=f"{NoSinglePerson.default_message} {NoSinglePerson.hint}")
+    return ErrorDetail(code=NoSinglePerson.code, message=NO_SINGLE_PERSON)
 
 
 def _payment_view(job: Job) -> PaymentView | None:
@@ -381,7 +383,7 @@ def _file_view(f: UploadFile) -> FileView:
 def _status_message(job: Job, files: Sequence[UploadFile], in_flight: bool, settings: Settings) -> str | None:
     usable = sum(1 for f in files if f.status == FileStatus.ACCEPTED)
     if job.status == JobStatus.COLLECTING and job.intake_problem == NoSinglePerson.code:
-        return f"{NoSinglePerson.default_message} {NoSinglePerson.hint}"
+        return NO_SINGLE_PERSON
     if job.status == JobStatus.COLLECTING and job.round > 0:
         need = settings.min_files - usable
         if need > 0:

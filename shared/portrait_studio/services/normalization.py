@@ -131,19 +131,11 @@ class NormalizationService:
         """Compare the accepted photos' faces (descriptors in memory only, for this call): a photo far from the
         others' person is refused `different_person`; no majority person at all is the job's problem
         `no_single_person`. Returns every accepted file with its new verdict and distance, and the problem."""
-        from portrait_studio.services.identity import Descriptor, check_one_person, describe_photo
+        from portrait_studio.services.identity import check_one_person, describe_references
 
         if len(accepted) < 2:
             return accepted, None
-        descriptors: dict[str, Descriptor] = {}
-        for f in accepted:
-            try:
-                jpeg = self.blobs.get(keys.reference(job_id, f.file_id))
-            except KeyError:
-                continue  # judged by the others alone
-            found = describe_photo(jpeg, self.settings, f.quality.face if f.quality else None)
-            if found is not None:
-                descriptors[f.file_id] = found
+        descriptors = describe_references(self.blobs, job_id, accepted, self.settings)
         check = check_one_person(descriptors, self.settings)
         del descriptors
         if not check.single_person:

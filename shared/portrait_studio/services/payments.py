@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from portrait_studio.config import Settings
 from portrait_studio.models import Job, JobStatus, Payment, Refund, Tombstone
@@ -32,6 +33,7 @@ from portrait_studio.ports import (
     Price,
     Queue,
 )
+from portrait_studio.services.finishing import images_of
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import base_plan, prediction_budget
 from portrait_studio.services.retention import RetentionService
@@ -185,17 +187,7 @@ class PaymentsService:
             return False
         if job.payment.payment_intent is None:  # free (a 100 % promotion code): nothing was paid
             return False
-        refund_id = self.payments.refund(job.payment.payment_intent, job.refund_due, f"refund:{job_id}", job_id)
-        refund = Refund(
-            refund_id=refund_id,
-            amount=job.refund_due,
-            currency=job.payment.currency,
-            reason=job.refund_reason or "failed",
-            refunded_at=self.clock.now(),
-        )
-        if self.lifecycle.record_refund(job_id, refund):
-            self.metrics.count("Refunds")
-            self.metrics.count("RefundedCents", refund.amount)
+        self._refund(job, job.refund_due, f"refund:{job_id}", job.refund_reason or "failed")
         return True
 
     def before_delete(self, job_id: str) -> None:
@@ -214,21 +206,20 @@ class PaymentsService:
             return
         if job.payment is None or job.refund is not None or job.payment.amount_total <= 0:
             return
-        made = sum(s.images_collected for s in self.store.list_slots(job_id))
+        made = images_of(self.store.list_slots(job_id))
         if made > 0 or job.payment.payment_intent is None:
             return
         # Stripe first: if it cannot be reached nothing is written, the DELETE answers 503 and the job goes on
         # as it was (no refund left owed to a job that may still end ready).
-        amount = job.payment.amount_total
-        refund_id = self.payments.refund(job.payment.payment_intent, amount, f"refund:deleted:{job_id}", job_id)
-        refund = Refund(
-            refund_id=refund_id,
-            amount=amount,
-            currency=job.payment.currency,
-            reason="deleted",
-            refunded_at=self.clock.now(),
-        )
-        if self.lifecycle.record_refund(job_id, refund):
+        self._refund(job, job.payment.amount_total, f"refund:deleted:{job_id}", "deleted")
+
+    def _refund(self, job: Job, amount: int, key: str, reason: Literal["failed", "partial", "deleted"]) -> None:
+        """Stripe refunds `amount` of the job's payment (once per key), then the job records it."""
+        assert job.payment is not None and job.payment.payment_intent is not None
+        refund_id = self.payments.refund(job.payment.payment_intent, amount, key, job.job_id)
+        currency, now = job.payment.currency, self.clock.now()
+        refund = Refund(refund_id=refund_id, amount=amount, currency=currency, reason=reason, refunded_at=now)
+        if self.lifecycle.record_refund(job.job_id, refund):
             self.metrics.count("Refunds")
             self.metrics.count("RefundedCents", amount)
 
