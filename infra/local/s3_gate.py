@@ -11,8 +11,10 @@ for every request whose query carries it and answers S3's own 4xx XML errors whe
 - `AuthorizationQueryParametersError` (400): the SigV4 query parameters are missing or malformed;
 - `InvalidArgument` (400): both a query signature and an `Authorization` header.
 
-Requests with an `Authorization` header (the functions' own boto3 calls) and unsigned ones (CORS preflight)
-go to moto unchanged. Everything is forwarded verbatim — raw request target, headers but the hop-by-hop ones,
+Requests with an `Authorization` header (the functions' own boto3 calls) go to moto unchanged when their key
+id is one of `header_keys` (default: any; the local stack allows only the R2 key, as R2 knows no AWS role):
+`InvalidAccessKeyId` (403) otherwise. Unsigned ones (CORS preflight) go to moto unchanged.
+Everything is forwarded verbatim — raw request target, headers but the hop-by-hop ones,
 body — and moto's answer comes back as it is (CORS headers included). The gate logs nothing: presigned URLs
 carry signatures.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -299,7 +302,27 @@ class _GateHandler(BaseHTTPRequestHandler):
             if rejection is not None:
                 self._reject(rejection)
                 return
+        else:
+            rejection = self._check_header_key()
+            if rejection is not None:
+                self._reject(rejection)
+                return
         self._forward(body)
+
+    def _check_header_key(self) -> Rejection | None:
+        authorization = self.headers.get("Authorization")
+        if authorization is None or self.gate.header_keys is None:
+            return None
+        found = re.search(r"Credential=([^/,\s]+)/", authorization)
+        key = found.group(1) if found else ""
+        if key in self.gate.header_keys:
+            return None
+        return Rejection(
+            403,
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+            (("AWSAccessKeyId", key),),
+        )
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -517,6 +540,7 @@ class S3Gate:
         *,
         upstream_timeout_s: float = 60.0,
         on_forward: Callable[[str, str, Message], None] | None = None,
+        header_keys: frozenset[str] | None = None,
     ) -> None:
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -530,6 +554,7 @@ class S3Gate:
         self.host = host
         self.port = port
         self.credentials: Mapping[str, str] = dict(credentials)
+        self.header_keys = header_keys
         self.clock = clock
         # Told the method, raw target and headers of each request forwarded upstream (the local stack counts
         # R2 operations with it); never of a rejected one.

@@ -1,6 +1,10 @@
 """The local stack: every function of `template.yaml` running on 127.0.0.1, with no cloud account.
 
-- a moto server: S3 (standing in for R2), SQS, DynamoDB, SSM — resources created from the template;
+- a moto server: S3 (standing in for R2), SQS, DynamoDB, SSM, SES — resources created from the template;
+- an AWS gate in front of it that authorizes every call with the calling function's role as SAM deploys it
+  (`infra/local/aws_gate.py`; denials at `GET /_local/iam`; `PORTRAIT_LOCAL_IAM=off` only to debug), and an
+  S3 gate standing in for R2 that accepts only the R2 key (given to the functions the template gives it) and
+  presigned URLs;
 - an HTTP gateway that turns requests into API Gateway HTTP API v2 events for the template's routes;
 - pollers that feed each queue to its function in real SQS batch events (partial failures honoured);
 - a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;
@@ -40,6 +44,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from infra.local.c2pa_chain import make_local_chain
 from infra.local.crashes import CrashFaults, validate_crash_faults
+from infra.local.identities import ADMIN_KEY, LOCAL_SECRET, LocalIdentities, enforced
 from infra.local.template import ROOT, LocalTemplate, Route, Schedule
 from infra.local.usage import Usage
 from portrait_studio.config import PHOTOMAKER_VERSION
@@ -50,9 +55,9 @@ LOCAL_STRIPE_KEY = "sk_test_local_emulator"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 WEB_DIR = ROOT / "web"
-# moto accepts any credentials; fixed ones keep a developer's real AWS keys away from the local endpoints.
+# The stack's own (admin) credentials; fixed ones keep a developer's real AWS keys away from the local endpoints.
 LOCAL_AWS_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_ACCESS_KEY_ID": ADMIN_KEY,
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
@@ -95,8 +100,10 @@ class LocalStack:
         replicate_port: int = 0,
         visibility_timeout_s: int = 10,
         step_delay_s: float = 0.3,
+        template_path: Path | None = None,
     ) -> None:
-        self.template = LocalTemplate.read()
+        self.template_path = template_path
+        self.template = LocalTemplate.read(template_path)
         self.port = port or free_port()
         self.moto_port = moto_port or free_port()
         self.replicate_port = replicate_port or free_port()
@@ -110,6 +117,17 @@ class LocalStack:
         self.bucket = f"{self.prefix}-bucket"
         self.table_names = {logical: f"{self.prefix}-{logical}" for logical in self.template.tables}
         self.usage = Usage(self.template, self.table_names)
+        self.identities = LocalIdentities(
+            template_path,
+            list(self.template.functions),
+            {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "MailIdentity": MAIL_IDENTITY, "Environment": "local"},
+            names={**self.table_names, **{q: self._queue_url(q) for q in self.template.queues}},
+            arns={
+                **{t: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{n}" for t, n in self.table_names.items()},
+                **{q: self._queue_arn(q) for q in self.template.queues},
+            },
+        )
+        self.r2_credentials = {"LOCALR2KEY": uuid.uuid4().hex}  # the R2 API token's key pair (R2 is not IAM)
         self.queue_urls: dict[str, str] = {}
         self.handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
         self._stop = threading.Event()
@@ -121,6 +139,8 @@ class LocalStack:
         self.clock: Any = None
         self._moto: Any = None
         self._gate: Any = None
+        self._aws_gate: Any = None
+        self.aws_gate_url = ""
         self._gateway: ThreadingHTTPServer | None = None
         self.emulator: Any = None
         self.stripe: Any = None
@@ -129,7 +149,6 @@ class LocalStack:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         os.environ.update(LOCAL_AWS_ENVIRONMENT)
-        self.usage.install()  # before the first boto3 session: it counts the calls of every later one
         self._start_moto()
         self._provision()
         self._start_emulator()
@@ -157,6 +176,8 @@ class LocalStack:
             self.stripe.stop()
         if self._gate:
             self._gate.stop()
+        if self._aws_gate:
+            self._aws_gate.stop()
         if self._moto:
             self._moto.stop()
         state = self.state_dir / "stack.json"
@@ -177,9 +198,29 @@ class LocalStack:
         self._moto.start()
         # The object store as clients see it: moto behind a gate that checks presigned URLs like R2 does
         # (signature, expiry, signed Content-Type and Content-Length); moto itself checks none of them.
-        self._gate = S3Gate(upstream=self.aws_url, on_forward=self.usage.count_r2)
+        # Only the R2 key signs requests to it (as R2 knows no AWS role), by header or presigned URL.
+        self._gate = S3Gate(
+            upstream=self.aws_url,
+            credentials=self.r2_credentials,
+            header_keys=frozenset(self.r2_credentials),
+            on_forward=self.usage.count_r2,
+        )
         self._gate.start()
         self.r2_url = str(self._gate.url)
+        from infra.local.aws_gate import AwsGate
+
+        self._aws_gate = AwsGate(
+            self.aws_url,
+            self.identities.roles,
+            self.identities.callers(),
+            lambda: self.clock.now() if self.clock else datetime.now(UTC),
+            region=REGION,
+            account=ACCOUNT,
+            enforced=enforced(),
+            on_call=self.usage.count_aws,
+        )
+        self._aws_gate.start()
+        self.aws_gate_url = self._aws_gate.url
 
     def _client(self, service: str) -> Any:
         import boto3
@@ -250,7 +291,10 @@ class LocalStack:
         # A throwaway C2PA chain (a test root and its leaf): results verify, but no viewer trusts that root.
         chain = make_local_chain()
         ssm = self._client("ssm")
+        ((r2_key, r2_secret),) = self.r2_credentials.items()
         for name, value in (
+            (self._param("r2-access-key-id"), r2_key),
+            (self._param("r2-secret-access-key"), r2_secret),
             (self._param("replicate-api-token"), LOCAL_TOKEN),
             (self._param("replicate-webhook-secret"), secret),
             (self._param("c2pa-signing-key"), chain.private_key_pem),
@@ -277,11 +321,21 @@ class LocalStack:
     def _param(self, name: str) -> str:
         return f"/portrait-studio/local/{name}"
 
+    def _queue_url(self, logical: str) -> str:
+        return f"{self.aws_url}/{ACCOUNT}/{self.prefix}-{logical}"
+
+    def _queue_arn(self, logical: str) -> str:
+        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{logical}"
+
+    def credentials_for(self, function: str) -> dict[str, str]:
+        """The AWS credentials `function`'s process runs with: its own role's (see infra/local/identities.py)."""
+        return self.identities.credentials_for(function)
+
     def local_environment(self) -> dict[str, str]:
         """Every PORTRAIT_* variable the template sets, with its local value."""
         return {
             "PORTRAIT_ENVIRONMENT": "local",
-            "PORTRAIT_AWS_ENDPOINT_URL": self.aws_url,
+            "PORTRAIT_AWS_ENDPOINT_URL": self.aws_gate_url,
             "PORTRAIT_R2_ENDPOINT_URL": self.r2_url,
             "PORTRAIT_R2_REGION": REGION,
             "PORTRAIT_BUCKET": self.bucket,
@@ -294,8 +348,8 @@ class LocalStack:
             "PORTRAIT_WEBHOOK_SECRET_PARAM": self._param("replicate-webhook-secret"),
             "PORTRAIT_C2PA_SIGNING_KEY_PARAM": self._param("c2pa-signing-key"),
             "PORTRAIT_C2PA_CERTIFICATE_CHAIN_PARAM": self._param("c2pa-certificate-chain"),
-            "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": "",
-            "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": "",
+            "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": self._param("r2-access-key-id"),
+            "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": self._param("r2-secret-access-key"),
             "PORTRAIT_REPLICATE_API_URL": self.emulator.url,
             "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
             "PORTRAIT_WEB_ORIGIN": self.api_url,
@@ -379,6 +433,8 @@ class LocalStack:
         try:
             if split.path == "/_local/usage":
                 status, headers, payload = self.usage.route(method)
+            elif split.path == "/_local/iam":
+                status, headers, payload = self._aws_gate.route(method)
             elif split.path.startswith("/_local/"):
                 status, headers, payload = self._local_route(method, split.path, body)
             else:
@@ -531,10 +587,20 @@ class LocalStack:
     # --- queues ------------------------------------------------------------------------------------
     def _start_pollers(self) -> None:
         for source in self.template.queue_sources:
+            self.identities.check_event_source(source.function, self._queue_arn(source.queue))
             self._spawn(f"poll-{source.queue}", lambda s=source: self._poll(s.function, s.queue, s.batch_size))
 
     def _poll(self, function: str, queue: str, batch_size: int) -> None:
-        sqs = self._client("sqs")
+        import boto3
+
+        # Lambda's event source mapping polls with the function's role: through the AWS gate, as its own caller.
+        sqs = boto3.client(
+            "sqs",
+            region_name=REGION,
+            endpoint_url=self.aws_gate_url,
+            aws_access_key_id=self.identities.event_source_key_of(function),
+            aws_secret_access_key=LOCAL_SECRET,
+        )
         url = self.queue_urls[queue]
         arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{queue}"
         while not self._stop.is_set():
@@ -675,6 +741,7 @@ class LocalStack:
             "table": self.table_names.get("JobsTable"),
             "queues": self.queue_urls,
             "pid": os.getpid(),
+            "iam_enforced": self._aws_gate.enforced if self._aws_gate else False,
             # Everything an operator command needs to reach this stack (`portrait-studio` applies it as is).
             "environment": {**LOCAL_AWS_ENVIRONMENT, **self.local_environment()},
         }

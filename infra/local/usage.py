@@ -2,6 +2,7 @@
 
 - Lambda: invocations and GB-seconds per function (wall time of the handler × MemorySize / 1024, in whole ms);
 - DynamoDB: read and write request units (on-demand), estimated from each call's request and response;
+- DynamoDB, SQS, SSM, SES: every call the AWS gate (`infra/local/aws_gate.py`) forwards for a function;
 - SQS: requests (one per 64 KB of payload) of the functions, and apart from them the pollers' (Lambda's
   event-source mappings poll and delete too), whose empty receives are counted on their own;
 - R2: class A, class B and free operations of every request the S3 gate forwards — the functions' boto3
@@ -22,7 +23,6 @@ import traceback
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from email.message import Message
 from typing import TYPE_CHECKING, Any
@@ -32,12 +32,10 @@ from infra.local.s3_gate import is_presigned
 from infra.local.template import LocalTemplate
 
 if TYPE_CHECKING:
+    from infra.local.aws_gate import Caller
+    from infra.local.aws_requests import AwsRequest
     from infra.local.replicate_emulator import ReplicateEmulator
 
-# The function whose handler runs on this thread; AWS calls made outside any are the stack's own (the pollers').
-_FUNCTION: ContextVar[str | None] = ContextVar("local_usage_function", default=None)
-_REQUEST_BODY = "local_usage_request_body"  # where before-call leaves the wire request for after-call
-_POLLER_OPERATIONS = frozenset({"ReceiveMessage", "DeleteMessageBatch"})
 SQS_CHUNK_BYTES = 64 * 1024
 
 # Cloudflare's lists (developers.cloudflare.com/r2/pricing). DeleteObjects is on neither list: counted as
@@ -297,7 +295,6 @@ class Usage:
         self.memory_mb = {name: int(props.get("MemorySize", default_mb)) for name, props in template.functions.items()}
         self._shapes = {table_names[logical]: TableShape.of(props) for logical, props in template.tables.items()}
         self._lock = threading.Lock()
-        self._installed = False
         self.reset()
 
     def reset(self) -> None:
@@ -359,26 +356,15 @@ class Usage:
     # --- hooks ---------------------------------------------------------------------------------------
     @contextmanager
     def invocation(self, function: str) -> Iterator[None]:
-        """Around one handler call: its duration, and the AWS calls it makes are its own."""
-        token = _FUNCTION.set(function)
+        """Around one handler call: its duration (its AWS calls the AWS gate tells apart by their keys)."""
         started = time.perf_counter()
         try:
             yield
         finally:
             elapsed_ms = math.ceil((time.perf_counter() - started) * 1000)
-            _FUNCTION.reset(token)
             with self._lock:
                 self._invocations[function] += 1
                 self._billed_ms[function] += elapsed_ms
-
-    def install(self) -> None:
-        """Count every boto3 call of this process: handlers botocore registers on each session it creates
-        from now on (the adapters make their own sessions, so hooking one session would not do)."""
-        from botocore import handlers
-
-        if not self._installed:
-            handlers.BUILTIN_HANDLERS += [("before-call", self._before_call), ("after-call", self._after_call)]
-            self._installed = True
 
     def count_r2(self, method: str, target: str, headers: Message) -> None:
         """The S3 gate's observer: one request on its way to the bucket (rejected ones are not billed by R2)."""
@@ -403,35 +389,26 @@ class Usage:
 
         emulator.handle = counted  # type: ignore[method-assign]
 
-    def _before_call(self, params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
-        body = params.get("body")
-        if isinstance(body, str):
-            body = body.encode()
-        context[_REQUEST_BODY] = body if isinstance(body, bytes) else b""  # JSON-protocol calls send bytes
-
-    def _after_call(self, http_response: Any, model: Any, context: Mapping[str, Any], **_: Any) -> None:
-        service, operation = model.service_model.service_name, model.name
-        function = _FUNCTION.get()
-        if service == "s3":
-            return  # the S3 gate counts every R2 request, the functions' and the presigned ones alike
-        if function is None and not (service == "sqs" and operation in _POLLER_OPERATIONS):
-            return  # the stack's own set-up calls
+    def count_aws(self, caller: Caller, request: AwsRequest, sent: bytes, status: int, answer: bytes) -> None:
+        """The AWS gate's observer: one call a function (or its event source mapping) made, as moto answered it.
+        The stack's own set-up calls are not billed."""
+        if caller.kind == "admin":
+            return
         try:
-            self._count_call(service, operation, function, context.get(_REQUEST_BODY, b""), http_response)
+            self._count_call(request, caller.kind == "event_source", sent, status < 300, answer)
         except Exception:
             # A counting mistake must never fail the function's own call: say so, and count on.
             traceback.print_exc()
 
-    def _count_call(self, service: str, operation: str, function: str | None, sent: bytes, http_response: Any) -> None:
-        answer: bytes = http_response.content or b""
-        ok = http_response.status_code < 300
+    def _count_call(self, request: AwsRequest, poller: bool, sent: bytes, ok: bool, answer: bytes) -> None:
+        service, operation = request.service, request.operation
         with self._lock:
             if service == "dynamodb":
                 self._calls["dynamodb"][operation] += 1
                 reads, writes = self._dynamodb.units(operation, _json(sent), _json(answer), ok)
                 self._units["read"] += reads
                 self._units["write"] += writes
-            elif service == "sqs" and function is None:
+            elif service == "sqs" and poller:
                 self._calls["sqs_poller"][operation] += 1
                 if operation == "ReceiveMessage" and not _json(answer).get("Messages"):
                     self._sqs["poller_empty"] += 1
