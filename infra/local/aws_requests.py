@@ -66,8 +66,16 @@ class _Arns:
         return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
 
 
+# IAM has no action of its own for SQS's batch calls: each is authorized as the single-message action.
+SQS_BATCH_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+
 def _checks(service: str, operation: str, payload: Mapping[str, Any], path: str, arn: _Arns) -> list[tuple[str, str]]:
-    action = f"{service}:{operation}"
+    action = f"{service}:{SQS_BATCH_ACTIONS.get(operation, operation) if service == 'sqs' else operation}"
     if service == "dynamodb":
         return _dynamodb_checks(operation, payload, arn)
     if service == "sqs":

@@ -128,18 +128,31 @@ class PortraitClient:
         return result
 
 
+class IamDenials(AssertionError):
+    """A function was refused an AWS call its code makes: deployed, that call would fail the same way."""
+
+
 @contextmanager
 def running_stack(
-    state_dir: Path, env: Mapping[str, str] | None = None, log_path: Path | None = None, timeout_s: float = 90.0
+    state_dir: Path,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    timeout_s: float = 90.0,
+    template: Path | None = None,
+    allow_denials: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Start `python -m infra.local.stack` on free ports; yield its stack.json; stop it on exit."""
+    """Start `python -m infra.local.stack` on free ports; yield its stack.json; stop it on exit.
+
+    On a clean exit, every IAM denial the stack recorded fails the caller (`IamDenials`) unless `allow_denials`:
+    a test, demo or benchmark that passes only because nothing checked a role proves nothing."""
     state_dir.mkdir(parents=True, exist_ok=True)
     state_file = state_dir / "stack.json"
     state_file.unlink(missing_ok=True)
     log_file = (log_path or state_dir / "stack.log").open("wb")
     environment = {**os.environ, "PYTHONPATH": f"{ROOT / 'shared'}{os.pathsep}{ROOT}", **(env or {})}
+    command = [sys.executable, "-m", "infra.local.stack", "--port", "0", "--state-dir", str(state_dir)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.stack", "--port", "0", "--state-dir", str(state_dir)],
+        command + (["--template", str(template)] if template else []),
         cwd=ROOT,
         env=environment,
         stdout=log_file,
@@ -153,7 +166,12 @@ def running_stack(
             if time.monotonic() > deadline:
                 raise TimeoutError("the local stack did not start in time")
             time.sleep(0.1)
-        yield json.loads(state_file.read_text())
+        info = json.loads(state_file.read_text())
+        yield info
+        if not allow_denials:
+            denied = httpx.get(f"{info['api_url']}/_local/iam", timeout=30).json()["denied"]
+            if denied:
+                raise IamDenials(f"{len(denied)} AWS call(s) refused by IAM: {json.dumps(denied[:10])}")
     finally:
         process.terminate()
         try:

@@ -8,7 +8,7 @@ identity-policy evaluation for one request: an explicit Deny wins, else some All
 and the resource (wildcards `*` and `?`, actions case-insensitive); no Allow is an implicit deny.
 
 Conditions: the template's only ones are `kms:ViaService` on kms:Decrypt, and SSM decrypts inside moto with
-no KMS call; a statement with any other condition key never matches (stricter than AWS, never looser).
+no KMS call; so a conditional Allow never matches and a conditional Deny always does (stricter, never looser).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Any
 from infra.local.template import ROOT
 
 MANAGED_POLICY_ARN = re.compile(r"^arn:aws:iam::aws:policy/(?:.*/)?(?P<name>[^/]+)$")
-KNOWN_CONDITION_KEYS = frozenset({"kms:viaservice"})
 NO_VALUE = object()
 
 
@@ -180,9 +179,8 @@ class Statement:
             return False
         if not any(_resource_matches(pattern, resource) for pattern in self.resources):
             return False
-        # A condition the local stack cannot evaluate never matches an Allow (and always matches a Deny).
-        evaluable = all(k.lower() in KNOWN_CONDITION_KEYS for block in self.conditions.values() for k in block)
-        return self.effect == "Deny" or (evaluable and not self.conditions)
+        # Conditions are not evaluated: a conditional Allow never matches, a conditional Deny always does.
+        return self.effect == "Deny" or not self.conditions
 
 
 def _listed(value: Any) -> list[str]:

@@ -632,10 +632,13 @@ class LocalStack:
                 continue
             done = [m for m in received if m["MessageId"] not in failed]
             if done:
-                sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-                )
+                try:
+                    sqs.delete_message_batch(
+                        QueueUrl=url,
+                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                    )
+                except Exception:
+                    traceback.print_exc()  # undeleted: SQS delivers the batch again, as it would on AWS
 
     def _record_messages(self, queue: str, received: list[dict[str, Any]]) -> None:
         """With LOCAL_RECORD_MESSAGES=<file>, every message a function receives is appended there (JSON lines):
@@ -806,8 +809,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     parser.add_argument("--step-delay", type=float, default=float(os.environ.get("EMULATOR_STEP_DELAY", "0.3")))
+    parser.add_argument("--template", type=Path, default=None, help="another template.yaml (tests take grants away)")
     args = parser.parse_args(argv)
-    stack = LocalStack(port=args.port, state_dir=args.state_dir, step_delay_s=args.step_delay)
+    stack = LocalStack(
+        port=args.port, state_dir=args.state_dir, step_delay_s=args.step_delay, template_path=args.template
+    )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
