@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from infra.local.s3_gate import S3Gate, verify_presigned
 from portrait_studio.adapters.aws import object_store_client
@@ -289,3 +290,20 @@ def test_the_gate_prints_nothing(env: Env, capfd: pytest.CaptureFixture[str]) ->
     out, err = capfd.readouterr()
     assert signature not in out + err
     assert "X-Amz-" not in out + err
+
+
+def test_only_the_r2_key_may_call_the_bucket_when_the_gate_names_it(env: Env) -> None:
+    """R2 knows no AWS role: a function the template gives no R2 key signs with its role's key and is refused."""
+    env.gate.header_keys = frozenset({"testing"})
+    try:
+        key = new_key()
+        env.client.put_object(Bucket=env.bucket, Key=key, Body=JPEG)
+        role_keyed = object_store_client(
+            Settings(r2_endpoint_url=env.gate.url, r2_region=REGION), "LOCAL-NormalizeFunction", "local-secret"
+        )
+        with pytest.raises(ClientError) as refused:
+            role_keyed.get_object(Bucket=env.bucket, Key=key)
+        assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+        assert env.store.get(key) == JPEG
+    finally:
+        env.gate.header_keys = None
