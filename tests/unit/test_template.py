@@ -545,9 +545,7 @@ EXPECTED_SEND = {
 }
 
 
-SSM_PARAMETER_ARN = (
-    r"arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter/portrait-studio/\$\{Environment\}/([a-z0-9-]+)"
-)
+SSM_PARAMETER_ARN = r"arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter/portrait-studio/\$\{Environment\}/([a-z0-9-]+)"
 
 
 def ssm_params_granted(function: str) -> set[str]:
