@@ -545,7 +545,8 @@ EXPECTED_SEND = {
 }
 
 
-SSM_PARAMETER_ARN = r"arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter/portrait-studio/\$\{Environment\}/([a-z0-9-]+)"
+SSM_ARN_PREFIX = r"arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+SSM_PARAMETER_ARN = SSM_ARN_PREFIX + r"parameter/portrait-studio/\$\{Environment\}/([a-z0-9-]+)"
 
 
 def ssm_params_granted(function: str) -> set[str]:
