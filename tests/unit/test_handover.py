@@ -132,3 +132,32 @@ def test_an_orphan_the_webhook_finds_is_canceled_by_dispatch(world: World) -> No
     run(world, dispatch, DISPATCH, "sqs_dispatch.json", DISPATCH_ROLE)
     assert world.generator.canceled == ["pstray0001"]  # it stops running (and billing) now
     assert world.store.get_slot(job_id, slot.slot).prediction_id == slot.prediction_id  # the slot's own goes on
+
+
+def test_an_accepted_jobs_page_gets_its_checkout_from_the_api_not_from_normalization(world: World) -> None:
+    """Normalize decodes untrusted images and holds no Stripe key; the page's next look opens the checkout."""
+    from functions.api import app as api
+    from tests.unit.test_handlers import with_job
+
+    job_id, token = helpers.create_job(world)
+    helpers.accepted_job(world, job_id=job_id)  # as normalization leaves it: awaiting payment, no session
+    wiring.use(as_function(world, stripe=True, email=False, replicate=True))
+    reply = api.lambda_handler(with_job("api_get_job.json", job_id, token), LambdaContext())
+    view = json.loads(reply["body"])
+    assert reply["statusCode"] == 200 and view["status"] == "awaiting_payment" and view["checkout_url"]
+    again = json.loads(api.lambda_handler(with_job("api_get_job.json", job_id, token), LambdaContext())["body"])
+    assert again["checkout_url"] == view["checkout_url"] and len(world.stripe.sessions) == 1
+
+
+def test_stripe_down_the_page_still_answers_and_a_later_look_opens_the_checkout(world: World) -> None:
+    from functions.api import app as api
+    from tests.unit.test_handlers import with_job
+
+    job_id, token = helpers.create_job(world)
+    helpers.accepted_job(world, job_id=job_id)
+    wiring.use(as_function(world, stripe=True, email=False, replicate=True))
+    world.stripe.fail_next = 1
+    reply = api.lambda_handler(with_job("api_get_job.json", job_id, token), LambdaContext())
+    assert reply["statusCode"] == 200 and json.loads(reply["body"])["checkout_url"] is None
+    later = json.loads(api.lambda_handler(with_job("api_get_job.json", job_id, token), LambdaContext())["body"])
+    assert later["checkout_url"]
