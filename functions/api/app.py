@@ -30,6 +30,7 @@ from portrait_studio.api_models import (
 )
 from portrait_studio.errors import InvalidRequest, PaymentWebhookRejected, PortraitError, RequestTooLarge
 from portrait_studio.http import SECURITY_HEADERS, bearer_token, documented, error_response, json_response
+from portrait_studio.models import JobStatus
 
 logger = Logger()
 metrics = Metrics()
@@ -108,7 +109,11 @@ def submit_job(job_id: JobId) -> Response[SubmitResponse]:
 @app.get("/jobs/<job_id>", responses=documented(200, JobView, 400, 404), security=JOB_TOKEN)
 def get_job(job_id: JobId) -> Response[JobView]:
     logger.append_keys(job_id=job_id)
-    return json_response(200, wiring.container().jobs.view(job_id, _token()))
+    c = wiring.container()
+    job = c.jobs.authorize(job_id, _token())
+    if job.status == JobStatus.AWAITING_PAYMENT and not job.checkout_session_id:
+        c.payments.open_checkout_for_page(job_id)  # normalization holds no Stripe key: the page's look opens it
+    return json_response(200, c.jobs.view(job_id, _token()))
 
 
 @app.post("/jobs/<job_id>/token", responses=documented(200, TokenResponse, 400, 404), security=JOB_TOKEN)

@@ -23,7 +23,12 @@ def record_handler(record: SQSRecord) -> None:
     message = parse_message(record.body, CollectMessage, logger, record.message_id)
     if message is None:
         return
-    stored = wiring.container().generation.collect(message.job_id, message.slot)
+    generation = wiring.container().generation
+    if message.slot is None:  # a job dispatch ended: its refund and email are run here, where the grants are
+        generation.aftercare(message.job_id)
+        logger.info("aftercare run")
+        return
+    stored = generation.collect(message.job_id, message.slot)
     logger.info("prediction collected", extra={"slot": message.slot, "images": stored})
 
 

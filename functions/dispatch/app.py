@@ -27,6 +27,10 @@ def record_handler(record: SQSRecord) -> None:
     if message is None:
         return
     generation = wiring.container().generation
+    if message.cancel:  # an orphan the webhook receiver found (it holds no Replicate token)
+        generation.cancel_orphan(message.cancel)
+        logger.info("orphan prediction canceled", extra={"prediction_id": message.cancel})
+        return
     result = generation.dispatch(message.job_id, message.slots, message.attempt, message.turn_at)
     logger.info(
         "predictions dispatched",

@@ -103,6 +103,11 @@ class LocalTemplate:
                         self.schedules.append(
                             Schedule(logical_id, event_name, spec["Schedule"], json.loads(payload) if payload else None)
                         )
+            elif kind == "AWS::Lambda::EventSourceMapping":  # SQS sources (a SAM SQS event would grant every queue)
+                function, queue = props["FunctionName"], props["EventSourceArn"]
+                self.queue_sources.append(
+                    QueueSource(function["Ref"], queue["Fn::GetAtt"][0], int(props.get("BatchSize", 10)))
+                )
             elif kind == "AWS::SQS::Queue":
                 self.queues[logical_id] = props
             elif kind == "AWS::DynamoDB::Table":

@@ -138,7 +138,7 @@ class Container:
         from portrait_studio.services.normalization import NormalizationService
 
         s = self
-        return NormalizationService(s.settings, s.store, s.blobs, s.queue, s.clock, s.metrics, payments=s.payments)
+        return NormalizationService(s.settings, s.store, s.blobs, s.queue, s.clock, s.metrics)
 
     @cached_property
     def generation(self) -> GenerationService:

@@ -477,8 +477,8 @@ class World:
             self.store.record_verdict(job.job_id, accepted)
             self.blobs.put(keys.reference(job.job_id, f.file_id), _JPEG, "image/jpeg")
         # What normalization does when the last photo is accepted (services/normalization.py, advance_if_done;
-        # its one-person check needs real faces): the job waits for payment, its checkout opened right away or,
-        # if Stripe cannot be reached now, by the reconciler.
+        # its one-person check needs real faces): the job waits for payment; the page's next look (GET
+        # /jobs/{id}) opens its checkout or, if Stripe cannot be reached now, the reconciler does.
         assert Lifecycle(self.store, self.clock).await_payment(job.job_id)
         with contextlib.suppress(InjectedFault, *STRIPE_DOWN):
             self.payments.open_checkout(job.job_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from portrait_studio.api_models import CreateJobRequest, FileSpec
-from portrait_studio.messages import DispatchMessage
+from portrait_studio.messages import CollectMessage, DispatchMessage
 from portrait_studio.models import FaceBox, FileStatus, Payment, PhotoQuality, Verdict
 from portrait_studio.services.plan import base_plan, prediction_budget
 from tests.unit.conftest import COLLECT, DISPATCH, World
@@ -82,11 +82,18 @@ def run_queues(world: World, rounds: int = 10) -> None:
         collects = world.queue.take(COLLECT)
         if not dispatches and not collects:
             return
-        for body in dispatches:
+        for body in dispatches:  # as functions/dispatch/app.py does
             message = DispatchMessage.model_validate(body)
-            world.generation.dispatch(message.job_id, message.slots, message.attempt, message.turn_at)
-        for message in collects:
-            world.generation.collect(message["job_id"], message["slot"])
+            if message.cancel:
+                world.generation.cancel_orphan(message.cancel)
+            else:
+                world.generation.dispatch(message.job_id, message.slots, message.attempt, message.turn_at)
+        for body in collects:  # as functions/collect/app.py does
+            collect = CollectMessage.model_validate(body)
+            if collect.slot is None:
+                world.generation.aftercare(collect.job_id)
+            else:
+                world.generation.collect(collect.job_id, collect.slot)
 
 
 def finish_all(world: World, job_id: str, outputs: int = 4, status: str = "succeeded") -> None:

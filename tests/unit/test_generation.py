@@ -153,6 +153,8 @@ def test_a_second_prediction_from_an_abandoned_claim_is_canceled(world: World) -
     slot = world.store.list_slots(job_id)[0]
     stray = {"id": "p-stray", "status": "processing"}
     assert world.generation.record_event(job_id, slot.slot, "an-old-claim", stray) == "orphan"
+    assert world.generator.canceled == []  # the receiver holds no Replicate token: dispatch cancels it
+    run_queues(world)
     assert world.generator.canceled == ["p-stray"]
     assert world.store.get_slot(job_id, slot.slot).prediction_id == slot.prediction_id
 

@@ -20,7 +20,7 @@ CORPUS = Path(os.environ.get("PORTRAIT_CORPUS") or SAMPLES.parents[1] / "shared"
 @pytest.fixture
 def normalization(world: World) -> NormalizationService:
     w = world
-    return NormalizationService(w.settings, w.store, w.blobs, w.queue, w.clock, w.metrics, payments=w.payments)
+    return NormalizationService(w.settings, w.store, w.blobs, w.queue, w.clock, w.metrics)
 
 
 def submitted_job(world: World, names: list[str | Path]) -> str:
@@ -46,7 +46,10 @@ def test_photos_get_verdicts_and_the_job_waits_for_payment_once(world: World, no
     # Redelivered messages change nothing and open no second checkout; nothing is generated before payment.
     assert {normalization.process(m["job_id"], m["file_id"]) for m in messages} == {"skipped"}
     job = world.store.get_job(job_id)
-    assert job.status == JobStatus.AWAITING_PAYMENT and job.checkout_url
+    # Normalization holds no Stripe key: the checkout is opened by the page's next look (GET /jobs/{id}).
+    assert job.status == JobStatus.AWAITING_PAYMENT and not job.checkout_url and not world.stripe.sessions
+    world.payments.open_checkout_for_page(job_id)
+    assert world.store.get_job(job_id).checkout_url
     assert len(world.stripe.sessions) == 1 and world.queue.take(DISPATCH) == []
     # Raw uploads are gone; normalized references stay.
     assert list(world.blobs.list_keys(f"jobs/{job_id}/uploads/")) == []

@@ -36,11 +36,14 @@ def paid_job(world: World) -> str:
         world.blobs.put(keys.upload(created.job_id, ticket.file_id), path.read_bytes(), "image/jpeg")
     world.jobs.submit(created.job_id, created.token)
     w = world
-    normalization = NormalizationService(w.settings, w.store, w.blobs, w.queue, w.clock, w.metrics, payments=w.payments)
+    normalization = NormalizationService(w.settings, w.store, w.blobs, w.queue, w.clock, w.metrics)
     for message in world.queue.take(NORMALIZE):
         normalization.process(message["job_id"], message["file_id"])
     job = world.store.get_job(created.job_id)
     assert isinstance(job, Job) and job.status == JobStatus.AWAITING_PAYMENT
+    world.payments.open_checkout_for_page(created.job_id)  # the page's look (GET /jobs/{id}) opens it
+    job = world.store.get_job(created.job_id)
+    assert isinstance(job, Job)
     session = world.stripe.pay(job.checkout_session_id or "")
     assert world.payments.handle(PaymentEvent("evt_1", "checkout.session.completed", session)) == "started"
     return created.job_id

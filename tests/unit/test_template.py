@@ -141,9 +141,10 @@ FUNCTIONS = {
     "ExpirySweepFunction": ("expiry_sweep", 900, 1024),
 }
 QUEUES = {"NormalizeQueue": "NormalizeFunction", "DispatchQueue": "DispatchFunction", "CollectQueue": "CollectFunction"}
-R2_PARAMS = {"R2AccessKeyIdParam", "R2SecretAccessKeyParam"}
-C2PA_PARAMS = {"C2paSigningKeyParam", "C2paCertificateChainParam"}
-SECRET_PARAMS = R2_PARAMS | C2PA_PARAMS | {"ReplicateTokenParam", "WebhookSecretParam"}
+# Secrets by their name under /portrait-studio/${Environment}/ (no parameter can point one elsewhere).
+R2_PARAMS = {"r2-access-key-id", "r2-secret-access-key"}
+C2PA_PARAMS = {"c2pa-signing-key", "c2pa-certificate-chain"}
+SECRET_PARAMS = R2_PARAMS | C2PA_PARAMS | {"replicate-api-token", "replicate-webhook-secret"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -327,23 +328,30 @@ def test_schedules() -> None:
 EXPECTED_BATCH = {"NormalizeFunction": 2, "DispatchFunction": 1, "CollectFunction": 4}
 
 
+def sqs_sources() -> list[dict[str, Any]]:
+    """Event source mappings, not SAM `SQS` events: SAM would attach AWSLambdaSQSQueueExecutionRole (receive and
+    delete on every queue of the account)."""
+    return [r["Properties"] for r in resources("AWS::Lambda::EventSourceMapping").values()]
+
+
 def test_sqs_event_sources_report_partial_batch_failures() -> None:
     consumers: dict[str, str] = {}
     for name in FUNCTIONS:
-        for props in events(name, "SQS").values():
-            assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], name
-            assert props["BatchSize"] == EXPECTED_BATCH[name]
-            queue = props["Queue"]["Fn::GetAtt"]
-            assert queue[1] == "Arn"
-            consumers[queue[0]] = name
+        assert events(name, "SQS") == {}, f"{name}: a SAM SQS event grants receive on every queue"
+    for props in sqs_sources():
+        name = props["FunctionName"]["Ref"]
+        assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"], name
+        assert props["BatchSize"] == EXPECTED_BATCH[name]
+        queue = props["EventSourceArn"]["Fn::GetAtt"]
+        assert queue[1] == "Arn"
+        consumers[queue[0]] = name
     assert consumers == QUEUES
 
 
 def test_visibility_timeout_is_at_least_six_times_the_consumer_timeout() -> None:
-    for name in FUNCTIONS:
-        for props in events(name, "SQS").values():
-            queue = resources()[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
-            assert queue["VisibilityTimeout"] >= 6 * function_props(name)["Timeout"], name
+    for props in sqs_sources():
+        queue = resources()[props["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+        assert queue["VisibilityTimeout"] >= 6 * function_props(props["FunctionName"]["Ref"])["Timeout"]
 
 
 def test_every_queue_has_a_dead_letter_queue_and_every_dlq_an_alarm() -> None:
@@ -422,10 +430,10 @@ GLOBAL_ENV = {
     "PORTRAIT_NORMALIZE_QUEUE_URL": ref("NormalizeQueue"),
     "PORTRAIT_DISPATCH_QUEUE_URL": ref("DispatchQueue"),
     "PORTRAIT_COLLECT_QUEUE_URL": ref("CollectQueue"),
-    "PORTRAIT_REPLICATE_TOKEN_PARAM": ref("ReplicateTokenParam"),
-    "PORTRAIT_WEBHOOK_SECRET_PARAM": ref("WebhookSecretParam"),
-    "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": ref("R2AccessKeyIdParam"),
-    "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": ref("R2SecretAccessKeyParam"),
+    "PORTRAIT_REPLICATE_TOKEN_PARAM": {"Fn::Sub": "/portrait-studio/${Environment}/replicate-api-token"},
+    "PORTRAIT_WEBHOOK_SECRET_PARAM": {"Fn::Sub": "/portrait-studio/${Environment}/replicate-webhook-secret"},
+    "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": {"Fn::Sub": "/portrait-studio/${Environment}/r2-access-key-id"},
+    "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": {"Fn::Sub": "/portrait-studio/${Environment}/r2-secret-access-key"},
     "PORTRAIT_PHOTOMAKER_VERSION": ref("PhotomakerVersion"),
     "PORTRAIT_REPLICATE_DEPLOYMENT": ref("ReplicateDeployment"),
     "PORTRAIT_WEB_ORIGIN": ref("WebOrigin"),
@@ -463,11 +471,8 @@ def test_parameters() -> None:
     assert params["ReplicateDeployment"]["Default"] == ""  # the pinned version, no deployment
     for name in ("R2Endpoint", "R2Bucket", "WebOrigin"):
         assert name in params
-    for name in SECRET_PARAMS:
-        # Names of SSM parameters, never values; IAM ARNs are built as "parameter${Name}".
-        assert params[name]["Type"] == "String"
-        assert params[name]["Default"].startswith("/")
-        assert re.fullmatch(params[name]["AllowedPattern"], params[name]["Default"])
+    # Secret names derive from Environment (tests/unit/test_environments.py): no parameter names a secret.
+    assert not [name for name in params if name.endswith("Param")]
 
 
 @pytest.mark.parametrize(
@@ -516,31 +521,32 @@ def test_no_plain_text_secret_in_the_template() -> None:
 # ---------------------------------------------------------------------------------------------------
 # IAM: least privilege
 # ---------------------------------------------------------------------------------------------------
-STRIPE_PARAMS = {"StripeSecretKeyParam", "StripeWebhookSecretParam"}
+STRIPE_PARAMS = {"stripe-secret-key", "stripe-webhook-secret"}
 EXPECTED_SSM = {
     # The Replicate token only to cancel on DELETE; Stripe's webhook secret: the Stripe webhook is served here.
-    "ApiFunction": R2_PARAMS | {"ReplicateTokenParam"} | STRIPE_PARAMS,
-    "WebhookFunction": {"WebhookSecretParam"},
-    "NormalizeFunction": R2_PARAMS | {"StripeSecretKeyParam"},  # opens the checkout
-    "DispatchFunction": R2_PARAMS | {"ReplicateTokenParam"},
+    "ApiFunction": R2_PARAMS | {"replicate-api-token"} | STRIPE_PARAMS,
+    "WebhookFunction": {"replicate-webhook-secret"},
+    "NormalizeFunction": R2_PARAMS,  # it decodes untrusted images: no payment key
+    "DispatchFunction": R2_PARAMS | {"replicate-api-token"},
     # It stamps every result (services/provenance.py) and refunds a job that ends short.
-    "CollectFunction": R2_PARAMS | C2PA_PARAMS | {"StripeSecretKeyParam"},
+    "CollectFunction": R2_PARAMS | C2PA_PARAMS | {"stripe-secret-key"},
     # A timed-out job's outputs are stored (stamped) by the reconciler; stuck uploads, expired checkouts deleted.
-    "ReconcileFunction": R2_PARAMS | C2PA_PARAMS | {"ReplicateTokenParam", "StripeSecretKeyParam"},
-    "ExpirySweepFunction": R2_PARAMS | {"ReplicateTokenParam"},
+    "ReconcileFunction": R2_PARAMS | C2PA_PARAMS | {"replicate-api-token", "stripe-secret-key"},
+    "ExpirySweepFunction": R2_PARAMS | {"replicate-api-token"},
 }
 EXPECTED_SEND = {
     "ApiFunction": {"NormalizeQueue", "DispatchQueue"},  # dispatch: a paid job starts
-    "WebhookFunction": {"CollectQueue"},
-    "NormalizeFunction": {"DispatchQueue"},
-    "DispatchFunction": {"DispatchQueue"},
+    "WebhookFunction": {"CollectQueue", "DispatchQueue"},  # dispatch: an orphan's cancel
+    "NormalizeFunction": set(),
+    "DispatchFunction": {"DispatchQueue", "CollectQueue"},  # collect: the aftercare of a job dispatch ended
     "CollectFunction": {"DispatchQueue"},
     "ReconcileFunction": {"CollectQueue", "DispatchQueue"},
     "ExpirySweepFunction": set(),
 }
 
 
-SSM_PARAMETER_ARN = r"arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter\$\{(\w+)\}"
+SSM_ARN_PREFIX = r"arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
+SSM_PARAMETER_ARN = SSM_ARN_PREFIX + r"parameter/portrait-studio/\$\{Environment\}/([a-z0-9-]+)"
 
 
 def ssm_params_granted(function: str) -> set[str]:
@@ -566,11 +572,10 @@ def queues_sendable(function: str) -> set[str]:
 
 def tables_granted(function: str) -> set[str]:
     tables: set[str] = set()
-    for policy in function_props(function).get("Policies", []):
-        if isinstance(policy, dict):
-            for key, value in policy.items():
-                if key.startswith("DynamoDB"):
-                    tables.add(value["TableName"]["Ref"])
+    for st in statements(function):
+        if any(a.startswith("dynamodb:") for a in as_list(st["Action"])):
+            for res in as_list(st["Resource"]):
+                tables.add(res["Fn::GetAtt"][0] if "Fn::GetAtt" in res else res["Fn::Sub"].split(".")[0][2:])
     return tables
 
 
@@ -599,21 +604,20 @@ def test_least_privilege(name: str) -> None:
 
 
 def test_dispatch_can_delay_its_own_messages() -> None:
-    actions = {a for st in statements("DispatchFunction") for a in as_list(st["Action"])}
-    assert {"sqs:SendMessage", "sqs:ChangeMessageVisibility"} <= actions
+    assert "DispatchQueue" in queues_sendable("DispatchFunction")  # a delayed new message, not a visibility change
 
 
 def test_webhook_function_cannot_read_the_bucket_keys() -> None:
     granted = ssm_params_granted("WebhookFunction")
     assert not granted & R2_PARAMS
-    assert "ReplicateTokenParam" not in granted
+    assert "replicate-api-token" not in granted
     text = json.dumps(function_props("WebhookFunction")["Policies"])
     for param in R2_PARAMS:
         assert param not in text
 
 
 def test_only_the_webhook_function_reads_the_webhook_secret() -> None:
-    readers = {name for name in FUNCTIONS if "WebhookSecretParam" in ssm_params_granted(name)}
+    readers = {name for name in FUNCTIONS if "replicate-webhook-secret" in ssm_params_granted(name)}
     assert readers == {"WebhookFunction"}
 
 

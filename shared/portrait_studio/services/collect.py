@@ -15,8 +15,7 @@ from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.errors import OutputInvalid
 from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
-from portrait_studio.ports import BlobStore, Downloader, Generator, JobStore, Metrics, Queue, RemotePrediction
-from portrait_studio.services.cancel import cancel_quietly
+from portrait_studio.ports import BlobStore, Downloader, JobStore, Metrics, Queue, RemotePrediction
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import IN_FLIGHT, OUTCOME_TRANSITION, RETRYABLE, Lifecycle
 from portrait_studio.services.provenance import ProvenanceStamp
@@ -34,7 +33,6 @@ class CollectService:
     store: JobStore
     blobs: BlobStore
     queue: Queue
-    generator: Generator
     downloader: Downloader
     lifecycle: Lifecycle
     finisher: Finisher
@@ -50,7 +48,7 @@ class CollectService:
         current = self.store.get_slot(job_id, slot) if keys.is_valid_id(job_id) else None
         if current is None or not remote.id:
             if remote.status in ("starting", "processing") and remote.id and keys.is_valid_id(job_id):
-                cancel_quietly(self.generator, self.metrics, remote.id)  # its job is gone: it must not run on
+                self._cancel_elsewhere(job_id, remote.id)  # its job is gone: it must not run on
                 return "orphan"
             return "unknown"
         # The claim's prediction, not recorded yet (its create response lost, or still on its way): adopt it. If
@@ -63,12 +61,15 @@ class CollectService:
                 current = self.store.get_slot(job_id, slot) or current
         if current.prediction_id != remote.id:
             if claim_id != current.claim_id and remote.status in ("starting", "processing"):
-                cancel_quietly(
-                    self.generator, self.metrics, remote.id
-                )  # from an abandoned claim: a second prediction for the slot
+                self._cancel_elsewhere(job_id, remote.id)  # from an abandoned claim: a second prediction for the slot
                 return "orphan"
             return "unknown"  # an earlier attempt's late webhook
         return self.apply(current, remote)
+
+    def _cancel_elsewhere(self, job_id: str, prediction_id: str) -> None:
+        """The webhook receiver holds no Replicate token: dispatch, which does, cancels (DispatchMessage.cancel)."""
+        self.queue.send(self.settings.dispatch_queue_url, {"job_id": job_id, "cancel": prediction_id})
+        self.metrics.count("OrphansHandedOver")
 
     def apply(self, current: Prediction, remote: RemotePrediction) -> str:
         if current.status not in IN_FLIGHT:

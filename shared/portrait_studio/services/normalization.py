@@ -1,19 +1,18 @@
 """The normalize step of a job: one uploaded file → a normalized reference (or a verdict), then,
-when the job's last file is done, exactly one move on: to payment or back to collecting."""
+when the job's last file is done, exactly one move on: to payment or back to collecting.
+
+This runs the decoders on untrusted bytes, so its function holds no payment key: the checkout of a job it moves
+to payment is opened by the API when the page next looks (GET /jobs/{id}), or by the reconciler."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.errors import (
     DifferentPerson,
     NoSinglePerson,
-    PaymentProviderError,
-    PaymentProviderUnavailable,
     PhotoRejected,
     ProcessingFailed,
     UploadMissing,
@@ -22,10 +21,6 @@ from portrait_studio.models import FileStatus, Job, JobStatus, UploadFile, Verdi
 from portrait_studio.ports import BlobStore, Clock, JobStore, Metrics, NullMetrics, Queue
 from portrait_studio.services.lifecycle import Lifecycle
 
-if TYPE_CHECKING:
-    from portrait_studio.services.payments import PaymentsService
-
-log = logging.getLogger(__name__)
 ACCEPTED = Verdict(accepted=True, code="accepted", message="Looks good.")
 
 
@@ -37,7 +32,6 @@ class NormalizationService:
     queue: Queue
     clock: Clock
     metrics: Metrics = field(default_factory=NullMetrics)
-    payments: PaymentsService | None = None
 
     def __post_init__(self) -> None:
         self.lifecycle = Lifecycle(self.store, self.clock)
@@ -117,15 +111,10 @@ class NormalizationService:
             if self.lifecycle.ask_for_more_photos(job_id, checked, problem):
                 self._forget_refused(job_id, checked)
             return
-        # The conditional move happens once; the checkout is opened right away, or by the reconciler within a
-        # minute if Stripe cannot be reached now.
+        # The conditional move happens once. The checkout is opened by the API when the page looks next (or the
+        # reconciler): never here, where untrusted images are decoded.
         if self.lifecycle.await_payment(job_id, checked):
             self._forget_refused(job_id, checked)
-        if self.payments is not None:
-            try:
-                self.payments.open_checkout(job_id)
-            except (PaymentProviderUnavailable, PaymentProviderError) as exc:
-                log.warning("checkout not opened yet: %s", exc.code)
 
     def _check_one_person(self, job_id: str, accepted: list[UploadFile]) -> tuple[list[UploadFile], str | None]:
         """Compare the accepted photos' faces (descriptors in memory only, for this call): a photo far from the

@@ -1,7 +1,8 @@
 """Paying for a job with Stripe Checkout, and giving money back when we fall short.
 
-- When a job's photos are accepted it waits in `awaiting_payment` and gets one Checkout Session (the price and any
-  promotion code live in Stripe; the amount never comes from the client).
+- When a job's photos are accepted it waits in `awaiting_payment` and gets one Checkout Session, opened when its
+  page looks next or by the reconciler (the price and any promotion code live in Stripe; the amount never comes
+  from the client).
 - Only a verified `checkout.session.completed` (paid) starts generation: the payment is recorded in the same
   transaction that writes the plan, so no prediction exists without a recorded payment. A replayed event finds
   the job already generating and starts nothing. A payment that arrives for a job that is gone, or a second
@@ -15,12 +16,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from portrait_studio.config import Settings
+from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
 from portrait_studio.models import Job, JobStatus, Payment, Refund, Tombstone
 from portrait_studio.ports import (
     CheckoutSession,
@@ -38,12 +41,13 @@ from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import base_plan, prediction_budget
 from portrait_studio.services.retention import RetentionService
 
+log = logging.getLogger(__name__)
 PAID_EVENTS = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 # A promotion code can make a job free: Stripe then completes the session with no payment to collect.
 SETTLED = frozenset({"paid", "no_payment_required"})
 EXPIRED_EVENT = "checkout.session.expired"
 PRICE_CACHE_S = 300
-# A job accepted this long ago with no session: normalization could not open it (Stripe down), the reconciler does.
+# A job accepted this long ago with no session and no page looking at it (or Stripe down): the reconciler opens it.
 OPEN_AFTER_S = 30
 # An unpaid job quiet this long has its session looked up (a lost `completed` or `expired` event).
 LOOKUP_AFTER_S = 120
@@ -97,6 +101,14 @@ class PaymentsService:
         if not isinstance(current, Job) or current.checkout_session_id != session.session_id:
             self.payments.expire_checkout(session.session_id)
         return False
+
+    def open_checkout_for_page(self, job_id: str) -> None:
+        """GET /jobs/{id}: an accepted job's page gets its checkout on its next look (normalization, which decodes
+        untrusted images, holds no Stripe key). Stripe down: the page looks again, the reconciler opens it."""
+        try:
+            self.open_checkout(job_id)
+        except (PaymentProviderUnavailable, PaymentProviderError) as exc:
+            log.warning("checkout not opened yet: %s", exc.code)
 
     def receive(self, payload: bytes, signature: str | None, once: Callable[[str, Callable[[], str]], str]) -> str:
         """A Stripe webhook: verified (PaymentWebhookRejected otherwise), then applied once per event id."""
