@@ -9,7 +9,6 @@ template's, translated by SAM and resolved to the local names and ARNs here.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from infra.local.iam import Resolver, Roles, translate
 
 ADMIN_KEY = "testing"  # the stack's own set-up calls and the operator CLI: what `aws configure` would be locally
 LOCAL_SECRET = "local-secret"  # noqa: S105 - moto checks no signature; the key id alone names the caller
-SECRET_NAME = re.compile(r"^/portrait-studio/[^/]+/(?P<name>[^/]+)$")
 EVENT_SOURCE_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 
@@ -42,9 +40,7 @@ class LocalIdentities:
         translated = translate(template_path)
         values: dict[str, Any] = {}
         for name, spec in (translated.get("Parameters") or {}).items():
-            default = str(spec.get("Default", f"local-{name}"))
-            secret = SECRET_NAME.match(default)
-            values[name] = parameters.get(name, f"/portrait-studio/local/{secret['name']}" if secret else default)
+            values[name] = parameters.get(name, str(spec.get("Default", f"local-{name}")))
         values.update(
             {
                 "AWS::Region": parameters["AWS::Region"],

@@ -73,7 +73,12 @@ def identities() -> LocalIdentities:
     return LocalIdentities(
         None,
         list(template.functions),
-        {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "MailIdentity": "portrait-studio.local"},
+        {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "MailIdentity": "portrait-studio.local",
+            "Environment": "local",
+        },
         names=tables,
         arns={
             **{t: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{n}" for t, n in tables.items()},
@@ -84,8 +89,9 @@ def identities() -> LocalIdentities:
 
 def test_every_function_of_the_template_has_its_translated_role(identities: LocalIdentities) -> None:
     assert set(identities.roles.roles) == set(LocalTemplate.read().functions)
-    secret = identities.parameters["ReplicateTokenParam"]
-    assert str(secret).startswith("/portrait-studio/local/")  # environments cannot cross, locally either
+    token = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/portrait-studio/local/replicate-api-token"
+    assert identities.roles.allows("DispatchFunction", "ssm:GetParameter", token)  # the local environment's secret
+    assert not identities.roles.allows("WebhookFunction", "ssm:GetParameter", token)
 
 
 def test_a_queue_function_can_be_given_its_queue_and_not_a_missing_grant(identities: LocalIdentities) -> None:
