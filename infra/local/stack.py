@@ -297,6 +297,7 @@ class LocalStack:
             "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": "",
             "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": "",
             "PORTRAIT_REPLICATE_API_URL": self.emulator.url,
+            "PORTRAIT_OUTPUT_ORIGINS": self.emulator.url,  # the emulator serves its outputs itself
             "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
             "PORTRAIT_WEB_ORIGIN": self.api_url,
             "PORTRAIT_STRIPE_API_URL": self.stripe.url,

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import Field, HttpUrl, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PHOTOMAKER_VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
 
@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     max_generating_s: Annotated[int, Field(ge=900)] = 1800
     price_per_second_usd: float = 0.000725
     max_output_bytes: Annotated[int, Field(ge=1)] = 20 * 1024 * 1024
+    # Where output images may be downloaded from (origins; `*.` = subdomains): Replicate serves files from
+    # replicate.delivery and its subdomains. A webhook body names the URLs, so nothing else is fetched. The
+    # variable is comma-separated.
+    output_origins: Annotated[tuple[str, ...], NoDecode] = (
+        "https://replicate.delivery",
+        "https://*.replicate.delivery",
+    )
     num_steps: Annotated[int, Field(ge=1, le=100)] = 50
     style_strength_ratio: Annotated[float, Field(ge=15, le=50)] = 20
     guidance_scale: Annotated[float, Field(ge=1, le=10)] = 5
@@ -151,7 +158,7 @@ class Settings(BaseSettings):
         # The template passes its parameter through even when left empty (no deployment).
         return None if value == "" else value
 
-    @field_validator("allowed_content_types", mode="before")
+    @field_validator("allowed_content_types", "output_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

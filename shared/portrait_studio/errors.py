@@ -274,6 +274,13 @@ class OutputInvalid(PortraitError):
     default_message = "A generated image was not a valid 1024x1024 PNG."
 
 
+class OutputHostRefused(OutputInvalid):
+    """An output URL off Replicate's delivery hosts (or a redirect): never fetched, dropped like an invalid image."""
+
+    code = "output_host_refused"
+    default_message = "A generated image was offered from a host we do not download from."
+
+
 class ProvenanceFailed(PortraitError):
     """A result could not be marked as AI-made (XMP + C2PA). Never stored unmarked: collect fails and is retried."""
 
