@@ -13,6 +13,8 @@ class PortraitError(Exception):
     code: ClassVar[str] = "internal_error"
     http_status: ClassVar[int] = 500
     default_message: ClassVar[str] = "Something went wrong on our side. Please try again."
+    # When the same request may succeed again (a reply's `Retry-After`); None = no such moment.
+    retry_after_s: float | None = None
 
     def __init__(self, message: str | None = None, *, details: dict[str, object] | None = None) -> None:
         self.message = message or self.default_message
@@ -76,6 +78,10 @@ class TooManyRequests(PortraitError):
     code = "rate_limited"
     http_status = 429
     default_message = "Too many requests. Please wait a little and try again."
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class PaymentRequired(PortraitError):
@@ -250,6 +256,7 @@ class GeneratorRateLimited(GeneratorError):
     """Replicate said 429. Carries the wait it named, so the message can come back after it."""
 
     code = "generator_rate_limited"
+    retry_after_s: float
 
     def __init__(self, retry_after_s: float, message: str | None = None) -> None:
         super().__init__(message or f"Replicate rate limit; retry in {retry_after_s:.0f}s")

@@ -189,7 +189,10 @@ class JobsService:
         key = hashlib.sha256(client_key.encode()).hexdigest()[:32]  # no raw IPs stored
         limit = self.settings.create_job_rate_per_hour
         if self.store.hit_rate_limit(key, window, limit, window + timedelta(hours=2)):
-            raise TooManyRequests("Too many new jobs from here in the last hour. Please try again later.")
+            wait = (window + timedelta(hours=1) - now).total_seconds()  # the hour's window ends then
+            raise TooManyRequests(
+                "Too many new jobs from here in the last hour. Please try again later.", retry_after_s=wait
+            )
 
     # --- submit ------------------------------------------------------------------------------------
     def submit(self, job_id: str, token: str | None) -> SubmitResponse:
