@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PHOTOMAKER_VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     min_files: Annotated[int, Field(ge=1)] = 3
     max_files: Annotated[int, Field(ge=1)] = 10
     max_file_bytes: Annotated[int, Field(ge=1)] = 30 * 1024 * 1024
+    # Free work on an unpaid job is bounded: upload places granted over its whole life (a removed photo's place
+    # is not given back) and submits (each one a round of checking photos). Past them: 409, a new job.
+    max_uploads_per_job: Annotated[int, Field(ge=1)] = 20
+    max_submits_per_job: Annotated[int, Field(ge=1)] = 5
     allowed_content_types: tuple[str, ...] = (
         "image/jpeg",
         "image/png",
@@ -151,6 +155,12 @@ class Settings(BaseSettings):
     # that publishes bounces and complaints.
     mail_from: str = "Portrait Studio <headshots@portrait-studio.local>"
     mail_configuration_set: str | None = None
+
+    @model_validator(mode="after")
+    def _uploads_cover_one_job(self) -> Settings:
+        if self.max_uploads_per_job < self.max_files:
+            raise ValueError("max_uploads_per_job must be at least max_files (a new job's photos)")
+        return self
 
     @field_validator("replicate_deployment", "mail_configuration_set", mode="before")
     @classmethod

@@ -74,6 +74,25 @@ class UploadsIncomplete(PortraitError):
     default_message = "Some photos have not finished uploading."
 
 
+class JobLimitReached(PortraitError):
+    """The job has used its free work (photos checked before payment): a conflict with the job's state that no
+    wait resolves (so 409, not 429 with a Retry-After); a new job starts afresh."""
+
+    code = "job_limit_reached"
+    http_status = 409
+    default_message = "This job has reached its limit. Start a new job to try other photos."
+
+
+class UploadLimitReached(JobLimitReached):
+    code = "upload_limit_reached"
+    default_message = "This job cannot take more photos. Start a new job to try other photos."
+
+
+class SubmitLimitReached(JobLimitReached):
+    code = "submit_limit_reached"
+    default_message = "This job has been submitted as many times as it can be. Start a new job to try again."
+
+
 class TooManyRequests(PortraitError):
     code = "rate_limited"
     http_status = 429

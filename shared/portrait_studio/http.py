@@ -25,7 +25,11 @@ SECURITY_HEADERS = {
 ERROR_DESCRIPTIONS = {
     400: "The request is not valid (see error.message).",
     404: "No such job, or the token does not match (the two are indistinguishable).",
-    409: "The job cannot do that in its current state.",
+    409: (
+        "The job cannot do that in its current state (job_state_conflict, uploads_incomplete), or has used its"
+        " free work: upload_limit_reached (photos over its whole life, removed ones included) or"
+        " submit_limit_reached (submits before payment); a new job starts afresh."
+    ),
     413: "A photo or the request body is too large.",
     429: "Too many new jobs from this address; try again after Retry-After seconds.",
     503: "The payment provider cannot be reached for a moment; try again shortly.",
