@@ -117,6 +117,14 @@ def test_an_unpaid_job_has_twenty_upload_places_in_its_whole_life(client: Portra
     assert refused.headers["X-Content-Type-Options"] == "nosniff"  # error replies carry the security headers
 
 
+def test_the_page_is_served_with_its_production_headers(client: PortraitClient) -> None:
+    page = client.http.get("/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert client.http.get("/_headers").status_code == 404  # the host's file, never served
+
+
 def test_the_upload_url_is_bound_to_the_declared_type_and_size(client: PortraitClient) -> None:
     """The local object store refuses what R2 refuses: the signature covers Content-Type and Content-Length."""
     job = client.create_job(GOOD)
