@@ -221,12 +221,15 @@ class MemoryJobStore:
             self.jobs[job_id] = _updated(job, {**fields, "updated_at": self.clock.now()})
             return True
 
-    def add_files(self, job_id: str, files: Sequence[UploadFile], max_files: int) -> bool:
+    def add_files(self, job_id: str, files: Sequence[UploadFile], max_uploads: int) -> bool:
         with self._lock:
             job = self.jobs.get(job_id)
             if not isinstance(job, Job) or job.status != JobStatus.COLLECTING:
                 return False
+            if job.uploads_granted + len(files) > max_uploads:
+                return False
             self.files[job_id].update({f.file_id: f.model_copy() for f in files})
+            self.jobs[job_id] = _updated(job, {"uploads_granted": job.uploads_granted + len(files)})
             return True
 
     def list_files(self, job_id: str) -> list[UploadFile]:
@@ -244,11 +247,20 @@ class MemoryJobStore:
             return True
 
     def queue_files(
-        self, job_id: str, file_ids: Sequence[str], round: int, now: datetime, expect: Iterable[str], status: str
+        self,
+        job_id: str,
+        file_ids: Sequence[str],
+        round: int,
+        now: datetime,
+        expect: Iterable[str],
+        status: str,
+        max_rounds: int | None = None,
     ) -> bool:
         with self._lock:
             job = self.jobs.get(job_id)
             if not isinstance(job, Job) or job.status not in set(expect):
+                return False
+            if max_rounds is not None and job.round >= max_rounds:
                 return False
             files = self.files[job_id]
             if any(files[f].status != "awaiting_upload" for f in file_ids):

@@ -29,7 +29,7 @@ from portrait_studio.api_models import (
     TokenResponse,
 )
 from portrait_studio.errors import InvalidRequest, PaymentWebhookRejected, PortraitError, RequestTooLarge
-from portrait_studio.http import SECURITY_HEADERS, bearer_token, documented, error_response, json_response
+from portrait_studio.http import bearer_token, documented, error_response, json_response, secured
 from portrait_studio.models import JobStatus
 
 logger = Logger()
@@ -42,17 +42,13 @@ JOB_TOKEN: list[dict[str, list[str]]] = [
 ]  # every /jobs/{id} call: Authorization: Bearer <the job's token>
 
 
-def _limits_and_headers(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+def _body_limit(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
     if len(app.current_event.body or "") > MAX_BODY_BYTES:
-        response: Response[Any] = error_response(RequestTooLarge())
-    else:
-        response = next_middleware(app)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+        return error_response(RequestTooLarge())
+    return next_middleware(app)
 
 
-app.use(middlewares=[_limits_and_headers])
+app.use(middlewares=[_body_limit])
 
 
 def _raw_body() -> bytes:
@@ -195,6 +191,14 @@ def _domain_error(error: PortraitError) -> Response[Any]:
     return error_response(error)
 
 
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response[Any]:
+    # Our own 500 (JSON, security headers) rather than API Gateway's bare one; the trace stays in the log.
+    logger.exception("request failed unexpectedly")
+    metrics.add_metric(name="ApiUnexpectedErrors", unit="Count", value=1)
+    return error_response(PortraitError())
+
+
 @app.exception_handler(RequestValidationError)
 def _invalid(error: RequestValidationError) -> Response[Any]:
     problems = []
@@ -212,4 +216,4 @@ def _not_found(_: Exception) -> Response[Any]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return secured(app.resolve(event, context))

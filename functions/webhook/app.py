@@ -11,8 +11,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from portrait_studio import wiring
-from portrait_studio.errors import PortraitError, WebhookRejected
-from portrait_studio.http import error_response
+from portrait_studio.errors import InvalidRequest, PortraitError, WebhookRejected
+from portrait_studio.http import error_response, secured
 
 logger = Logger()
 metrics = Metrics()
@@ -52,7 +52,19 @@ def _domain_error(error: PortraitError) -> Response[Any]:
     return error_response(error)
 
 
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response[Any]:
+    # A 500 Replicate retries, answered by us (JSON, security headers); the trace stays in the log.
+    logger.exception("webhook failed unexpectedly")
+    return error_response(PortraitError())
+
+
+@app.not_found
+def _not_found(_: Exception) -> Response[Any]:
+    return error_response(InvalidRequest("No such route."), status=404, code="not_found")
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return secured(app.resolve(event, context))

@@ -47,6 +47,7 @@ from infra.local.crashes import CrashFaults, validate_crash_faults
 from infra.local.identities import ADMIN_KEY, LOCAL_SECRET, LocalIdentities, enforced
 from infra.local.template import ROOT, LocalTemplate, Route, Schedule
 from infra.local.usage import Usage
+from infra.local.web_headers import served_headers
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
@@ -351,6 +352,7 @@ class LocalStack:
             "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": self._param("r2-access-key-id"),
             "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": self._param("r2-secret-access-key"),
             "PORTRAIT_REPLICATE_API_URL": self.emulator.url,
+            "PORTRAIT_OUTPUT_ORIGINS": self.emulator.url,  # the emulator serves its outputs itself
             "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
             "PORTRAIT_WEB_ORIGIN": self.api_url,
             "PORTRAIT_STRIPE_API_URL": self.stripe.url,
@@ -574,15 +576,17 @@ class LocalStack:
         if method not in ("GET", "HEAD") or not WEB_DIR.is_dir():
             return 404, {"Content-Type": "application/json"}, not_found
         target = (WEB_DIR / (path.lstrip("/") or "index.html")).resolve()
-        if not target.is_file() or WEB_DIR.resolve() not in target.parents:
-            return 404, {"Content-Type": "application/json"}, not_found
+        if not target.is_file() or WEB_DIR.resolve() not in target.parents or target.name.startswith("_"):
+            return 404, {"Content-Type": "application/json"}, not_found  # `_headers` is the host's, not served
         types = {
             ".html": "text/html; charset=utf-8",
             ".css": "text/css",
             ".js": "text/javascript",
             ".svg": "image/svg+xml",
         }
-        return 200, {"Content-Type": types.get(target.suffix, "application/octet-stream")}, target.read_bytes()
+        headers = served_headers(path or "/", self.api_url, self.r2_url)  # web/_headers, as production serves it
+        headers["Content-Type"] = types.get(target.suffix, "application/octet-stream")
+        return 200, headers, target.read_bytes()
 
     # --- queues ------------------------------------------------------------------------------------
     def _start_pollers(self) -> None:

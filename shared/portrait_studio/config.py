@@ -9,8 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, HttpUrl, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, HttpUrl, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PHOTOMAKER_VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"
 
@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     min_files: Annotated[int, Field(ge=1)] = 3
     max_files: Annotated[int, Field(ge=1)] = 10
     max_file_bytes: Annotated[int, Field(ge=1)] = 30 * 1024 * 1024
+    # Free work on an unpaid job is bounded: upload places granted over its whole life (a removed photo's place
+    # is not given back) and submits (each one a round of checking photos). Past them: 409, a new job.
+    max_uploads_per_job: Annotated[int, Field(ge=1)] = 20
+    max_submits_per_job: Annotated[int, Field(ge=1)] = 5
     allowed_content_types: tuple[str, ...] = (
         "image/jpeg",
         "image/png",
@@ -126,6 +130,13 @@ class Settings(BaseSettings):
     max_generating_s: Annotated[int, Field(ge=900)] = 1800
     price_per_second_usd: float = 0.000725
     max_output_bytes: Annotated[int, Field(ge=1)] = 20 * 1024 * 1024
+    # Where output images may be downloaded from (origins; `*.` = subdomains): Replicate serves files from
+    # replicate.delivery and its subdomains. A webhook body names the URLs, so nothing else is fetched. The
+    # variable is comma-separated.
+    output_origins: Annotated[tuple[str, ...], NoDecode] = (
+        "https://replicate.delivery",
+        "https://*.replicate.delivery",
+    )
     num_steps: Annotated[int, Field(ge=1, le=100)] = 50
     style_strength_ratio: Annotated[float, Field(ge=15, le=50)] = 20
     guidance_scale: Annotated[float, Field(ge=1, le=10)] = 5
@@ -145,13 +156,19 @@ class Settings(BaseSettings):
     mail_from: str = "Portrait Studio <headshots@portrait-studio.local>"
     mail_configuration_set: str | None = None
 
+    @model_validator(mode="after")
+    def _uploads_cover_one_job(self) -> Settings:
+        if self.max_uploads_per_job < self.max_files:
+            raise ValueError("max_uploads_per_job must be at least max_files (a new job's photos)")
+        return self
+
     @field_validator("replicate_deployment", "mail_configuration_set", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # The template passes its parameter through even when left empty (no deployment).
         return None if value == "" else value
 
-    @field_validator("allowed_content_types", mode="before")
+    @field_validator("allowed_content_types", "output_origins", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):

@@ -13,6 +13,8 @@ class PortraitError(Exception):
     code: ClassVar[str] = "internal_error"
     http_status: ClassVar[int] = 500
     default_message: ClassVar[str] = "Something went wrong on our side. Please try again."
+    # When the same request may succeed again (a reply's `Retry-After`); None = no such moment.
+    retry_after_s: float | None = None
 
     def __init__(self, message: str | None = None, *, details: dict[str, object] | None = None) -> None:
         self.message = message or self.default_message
@@ -72,10 +74,33 @@ class UploadsIncomplete(PortraitError):
     default_message = "Some photos have not finished uploading."
 
 
+class JobLimitReached(PortraitError):
+    """The job has used its free work (photos checked before payment): a conflict with the job's state that no
+    wait resolves (so 409, not 429 with a Retry-After); a new job starts afresh."""
+
+    code = "job_limit_reached"
+    http_status = 409
+    default_message = "This job has reached its limit. Start a new job to try other photos."
+
+
+class UploadLimitReached(JobLimitReached):
+    code = "upload_limit_reached"
+    default_message = "This job cannot take more photos. Start a new job to try other photos."
+
+
+class SubmitLimitReached(JobLimitReached):
+    code = "submit_limit_reached"
+    default_message = "This job has been submitted as many times as it can be. Start a new job to try again."
+
+
 class TooManyRequests(PortraitError):
     code = "rate_limited"
     http_status = 429
     default_message = "Too many requests. Please wait a little and try again."
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class PaymentRequired(PortraitError):
@@ -250,6 +275,7 @@ class GeneratorRateLimited(GeneratorError):
     """Replicate said 429. Carries the wait it named, so the message can come back after it."""
 
     code = "generator_rate_limited"
+    retry_after_s: float
 
     def __init__(self, retry_after_s: float, message: str | None = None) -> None:
         super().__init__(message or f"Replicate rate limit; retry in {retry_after_s:.0f}s")
@@ -272,6 +298,13 @@ class OutputInvalid(PortraitError):
     code = "output_invalid"
     http_status = 502
     default_message = "A generated image was not a valid 1024x1024 PNG."
+
+
+class OutputHostRefused(OutputInvalid):
+    """An output URL off Replicate's delivery hosts (or a redirect): never fetched, dropped like an invalid image."""
+
+    code = "output_host_refused"
+    default_message = "A generated image was offered from a host we do not download from."
 
 
 class ProvenanceFailed(PortraitError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,9 +25,13 @@ SECURITY_HEADERS = {
 ERROR_DESCRIPTIONS = {
     400: "The request is not valid (see error.message).",
     404: "No such job, or the token does not match (the two are indistinguishable).",
-    409: "The job cannot do that in its current state.",
+    409: (
+        "The job cannot do that in its current state (job_state_conflict, uploads_incomplete), or has used its"
+        " free work: upload_limit_reached (photos over its whole life, removed ones included) or"
+        " submit_limit_reached (submits before payment); a new job starts afresh."
+    ),
     413: "A photo or the request body is too large.",
-    429: "Too many new jobs from this address; try again later.",
+    429: "Too many new jobs from this address; try again after Retry-After seconds.",
     503: "The payment provider cannot be reached for a moment; try again shortly.",
 }
 
@@ -48,6 +53,9 @@ def documented(success: int, model: type[BaseModel] | None, *errors: int, receip
             "description": ERROR_DESCRIPTIONS[code],
             "content": {"application/json": {"model": ErrorBody}},
         }
+        if code == 429:
+            retry = {"description": "Seconds until a new try can succeed.", "schema": {"type": "integer"}}
+            responses[code]["headers"] = {"Retry-After": retry}
     return responses
 
 
@@ -66,4 +74,17 @@ def error_response(error: PortraitError, status: int | None = None, code: str | 
     body = error.to_body()
     if code:
         body["error"] = {**body["error"], "code": code}  # type: ignore[dict-item]
-    return Response(status_code=status or error.http_status, content_type="application/json", body=json.dumps(body))
+    headers = {}
+    if error.retry_after_s is not None:  # whole seconds, at least 1 (RFC 9110 delay-seconds)
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after_s)))
+    status = status or error.http_status
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body), headers=headers)
+
+
+def secured(reply: dict[str, Any]) -> dict[str, Any]:
+    """The security headers on a resolver's reply, whatever produced it (route, error mapping, not-found,
+    validation): applied to the final API Gateway response, so no path can skip them."""
+    headers = reply.get("headers") or {}
+    present = {name.lower() for name in headers}
+    reply["headers"] = headers | {k: v for k, v in SECURITY_HEADERS.items() if k.lower() not in present}
+    return reply

@@ -146,8 +146,11 @@ class Job(BaseModel):
     created_at: UtcDatetime
     expires_at: UtcDatetime
     updated_at: UtcDatetime
-    round: int = 0
+    round: int = 0  # submits so far: each queues the new photos for checking (capped by max_submits_per_job)
     pending_files: int = 0
+    # Upload places ever granted (at create and every add): removing a photo does not give one back, so the free
+    # work on an unpaid job is bounded (max_uploads_per_job).
+    uploads_granted: int = 0
     generating_since: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     topups_used: int = 0

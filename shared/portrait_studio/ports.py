@@ -185,16 +185,28 @@ class JobStore(Protocol):
         """
         ...
 
-    def add_files(self, job_id: str, files: Sequence[UploadFile], max_files: int) -> bool: ...
+    def add_files(self, job_id: str, files: Sequence[UploadFile], max_uploads: int) -> bool:
+        """Add files to a collecting job and count them in its `uploads_granted`, in one conditional write that
+        fails (False) when the count would pass `max_uploads`."""
+        ...
+
     def list_files(self, job_id: str) -> list[UploadFile]: ...
     def remove_file(self, job_id: str, file_id: str) -> bool:
         """Drop a file that never arrived or was refused, while the job is collecting."""
         ...
 
     def queue_files(
-        self, job_id: str, file_ids: Sequence[str], round: int, now: datetime, expect: Iterable[str], status: str
+        self,
+        job_id: str,
+        file_ids: Sequence[str],
+        round: int,
+        now: datetime,
+        expect: Iterable[str],
+        status: str,
+        max_rounds: int | None = None,
     ) -> bool:
-        """expect → status with `pending_files = len(file_ids)`; those files become queued."""
+        """expect → status with `pending_files = len(file_ids)`; those files become queued. With `max_rounds`,
+        only while the job's stored `round` is below it (checked in the same write)."""
         ...
 
     def move_with_files(self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], **fields: Any) -> bool:

@@ -106,7 +106,7 @@ class Container:
     def downloader(self) -> Downloader:
         from portrait_studio.adapters.http_download import HttpDownloader
 
-        return HttpDownloader()
+        return HttpDownloader(self.settings.output_origins)
 
     @cached_property
     def idempotency(self) -> Idempotency:

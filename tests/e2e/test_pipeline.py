@@ -98,6 +98,33 @@ def test_bad_requests_get_json_errors_with_stable_codes(client: PortraitClient) 
     assert error_of(client.http.get("/jobs/" + "0" * 32, headers=client.auth(job.token))) == (404, "job_not_found")
 
 
+def test_an_unpaid_job_has_twenty_upload_places_in_its_whole_life(client: PortraitClient) -> None:
+    """Removing a photo gives no place back: 10 at create, 10 added, all removed, and the 21st is refused."""
+    photo = {"name": "a.jpg", "content_type": "image/jpeg", "bytes": 1000}
+    created = client.http.post("/jobs", json={"files": [photo] * 10})
+    assert created.status_code == 201
+    job_id, auth = created.json()["job_id"], client.auth(created.json()["token"])
+    uploads = created.json()["uploads"]
+    for round in range(2):
+        for upload in uploads:
+            assert client.http.delete(f"/jobs/{job_id}/files/{upload['file_id']}", headers=auth).status_code == 204
+        if round == 0:
+            added = client.http.post(f"/jobs/{job_id}/files", headers=auth, json={"files": [photo] * 10})
+            assert added.status_code == 201
+            uploads = added.json()["uploads"]
+    refused = client.http.post(f"/jobs/{job_id}/files", headers=auth, json={"files": [photo]})
+    assert error_of(refused) == (409, "upload_limit_reached")
+    assert refused.headers["X-Content-Type-Options"] == "nosniff"  # error replies carry the security headers
+
+
+def test_the_page_is_served_with_its_production_headers(client: PortraitClient) -> None:
+    page = client.http.get("/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Content-Type-Options"] == "nosniff" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert client.http.get("/_headers").status_code == 404  # the host's file, never served
+
+
 def test_the_upload_url_is_bound_to_the_declared_type_and_size(client: PortraitClient) -> None:
     """The local object store refuses what R2 refuses: the signature covers Content-Type and Content-Length."""
     job = client.create_job(GOOD)

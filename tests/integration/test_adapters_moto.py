@@ -280,3 +280,28 @@ def test_concurrent_callers_each_get_their_own_turn_in_the_create_line(cloud: Cl
     assert offsets == [3.0 * i for i in range(8)]  # one turn each, 3 s apart, none shared
     later = store.reserve_turn("test-line", now + timedelta(hours=1), 3.0, 1)
     assert later == now + timedelta(hours=1)  # after a quiet spell: at once
+
+
+def test_upload_places_and_submits_are_capped_in_dynamodbs_conditional_writes(cloud: Cloud) -> None:
+    job_id, _, _ = new_job(cloud, n=10)
+    store, jobs = cloud.container.store, cloud.container.jobs
+    assert store.get_job(job_id).uploads_granted == 10
+
+    def files(n: int) -> list[Any]:
+        return jobs._new_files([FileSpec(name="a.jpg", content_type="image/jpeg", bytes=10)] * n, round=1)
+
+    assert store.add_files(job_id, files(7), 20)
+    # Two racing adds of 3 where 3 places are left: one wins, whatever the interleaving.
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: store.add_files(job_id, files(3), 20), range(2)))
+    assert sorted(results) == [False, True]
+    assert store.get_job(job_id).uploads_granted == 20 and len(store.list_files(job_id)) == 20
+    for f in store.list_files(job_id)[:5]:
+        assert store.remove_file(job_id, f.file_id)
+    assert not store.add_files(job_id, files(1), 20)  # removing gave no place back
+    lifecycle = Lifecycle(store, cloud.clock)
+    ids = [f.file_id for f in store.list_files(job_id)]
+    assert store.update_job(job_id, round=5)
+    assert not lifecycle.submit(job_id, ids, 6, max_rounds=5)
+    assert lifecycle.submit(job_id, ids, 5, max_rounds=6)
+    assert store.get_job(job_id).status == JobStatus.NORMALIZING

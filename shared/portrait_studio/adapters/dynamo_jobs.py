@@ -197,12 +197,28 @@ class DynamoJobStore:
             }
         }
 
-    def add_files(self, job_id: str, files: Sequence[UploadFile], max_files: int) -> bool:
+    def add_files(self, job_id: str, files: Sequence[UploadFile], max_uploads: int) -> bool:
         job = self.get_job(job_id)
         if not isinstance(job, Job):
             return False
         ttl = _epoch(job.expires_at + TTL_MARGIN)
-        actions: list[dict[str, Any]] = [self._job_is(job_id, JobStatus.COLLECTING)]
+        # The count and its cap in the job item's own update: two racing adds cannot both pass it.
+        granted = {
+            "Update": {
+                "TableName": self._table_name,
+                "Key": {"pk": _pk(job_id), "sk": META},
+                "UpdateExpression": "ADD uploads_granted :n",
+                "ConditionExpression": "#status = :collecting AND "
+                "(attribute_not_exists(uploads_granted) OR uploads_granted <= :room)",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":collecting": JobStatus.COLLECTING.value,
+                    ":n": len(files),
+                    ":room": max_uploads - len(files),
+                },
+            }
+        }
+        actions: list[dict[str, Any]] = [granted]
         actions += [{"Put": {"TableName": self._table_name, "Item": self._file_item(job_id, f, ttl)}} for f in files]
         return self._transact(actions, conditional=True)
 
@@ -226,11 +242,22 @@ class DynamoJobStore:
         return self._transact(actions, conditional=True)
 
     def queue_files(
-        self, job_id: str, file_ids: Sequence[str], round: int, now: datetime, expect: Iterable[str], status: str
+        self,
+        job_id: str,
+        file_ids: Sequence[str],
+        round: int,
+        now: datetime,
+        expect: Iterable[str],
+        status: str,
+        max_rounds: int | None = None,
     ) -> bool:
-        actions: list[dict[str, Any]] = [
-            self._job_update(job_id, expect, {"status": status, "pending_files": len(file_ids), "round": round})
-        ]
+        job = self._job_update(job_id, expect, {"status": status, "pending_files": len(file_ids), "round": round})
+        if max_rounds is not None:  # the stored round, not the one read before: a racing submit cannot pass it
+            update = job["Update"]
+            update["ConditionExpression"] += " AND #round < :max_rounds"
+            update["ExpressionAttributeNames"]["#round"] = "round"
+            update["ExpressionAttributeValues"][":max_rounds"] = max_rounds
+        actions: list[dict[str, Any]] = [job]
         for file_id in file_ids:
             actions.append(
                 {

@@ -35,8 +35,10 @@ from portrait_studio.errors import (
     JobNotFound,
     JobStateConflict,
     NoSinglePerson,
+    SubmitLimitReached,
     TooManyRequests,
     UnsupportedContentType,
+    UploadLimitReached,
     UploadsIncomplete,
 )
 from portrait_studio.models import STYLES, FileStatus, Job, JobStatus, Prediction, UploadFile
@@ -119,6 +121,7 @@ class JobsService:
             created_at=now,
             expires_at=now + timedelta(hours=self.settings.retention_hours),
             updated_at=now,
+            uploads_granted=len(files),
         )
         self.store.create_job(job, files)
         return CreateJobResponse(
@@ -133,15 +136,29 @@ class JobsService:
         job = self.authorize(job_id, token)
         if job.status != JobStatus.COLLECTING:
             raise JobStateConflict("Photos can only be added while the job is collecting photos.")
-        existing = self.store.list_files(job_id)
-        live = [f for f in existing if f.status != FileStatus.REFUSED]
-        if len(existing) + len(specs) > self.settings.max_files * 2 or len(live) + len(specs) > self.settings.max_files:
+        self._check_upload_room(job, len(specs))
+        live = [f for f in self.store.list_files(job_id) if f.status != FileStatus.REFUSED]
+        if len(live) + len(specs) > self.settings.max_files:
             raise FileCountOutOfRange(f"A job holds at most {self.settings.max_files} usable photos.")
         files = self._new_files(specs, round=job.round + 1)
-        if not self.store.add_files(job_id, files, self.settings.max_files * 2):
+        # The places are counted in the same conditional write that adds the files: racing adds cannot both fit.
+        if not self.store.add_files(job_id, files, self.settings.max_uploads_per_job):
+            current = self.store.get_job(job_id)
+            if isinstance(current, Job) and current.status == JobStatus.COLLECTING:
+                self._check_upload_room(current, len(specs))
             raise JobStateConflict("Photos can only be added while the job is collecting photos.")
         now = self.clock.now()
         return [self._ticket(job, f, now) for f in files]
+
+    def _check_upload_room(self, job: Job, adding: int) -> None:
+        limit = self.settings.max_uploads_per_job
+        if job.uploads_granted + adding > limit:
+            left = max(0, limit - job.uploads_granted)
+            raise UploadLimitReached(
+                f"A job can take {limit} photos in all, removed ones included; {left} left. "
+                "Start a new job to try other photos.",
+                details={"limit": limit, "left": left},
+            )
 
     def remove_file(self, job_id: str, token: str | None, file_id: str) -> None:
         """Drop a photo while collecting: one that never arrived (an expired upload link), was refused, or was
@@ -189,13 +206,17 @@ class JobsService:
         key = hashlib.sha256(client_key.encode()).hexdigest()[:32]  # no raw IPs stored
         limit = self.settings.create_job_rate_per_hour
         if self.store.hit_rate_limit(key, window, limit, window + timedelta(hours=2)):
-            raise TooManyRequests("Too many new jobs from here in the last hour. Please try again later.")
+            wait = (window + timedelta(hours=1) - now).total_seconds()  # the hour's window ends then
+            raise TooManyRequests(
+                "Too many new jobs from here in the last hour. Please try again later.", retry_after_s=wait
+            )
 
     # --- submit ------------------------------------------------------------------------------------
     def submit(self, job_id: str, token: str | None) -> SubmitResponse:
         job = self.authorize(job_id, token)
         if job.status != JobStatus.COLLECTING:
             raise JobStateConflict(f"The job is already {job.status.value}.")
+        self._check_submits_left(job)
         files = self.store.list_files(job_id)
         waiting = [f for f in files if f.status == FileStatus.AWAITING_UPLOAD]
         usable_so_far = sum(1 for f in files if f.status == FileStatus.ACCEPTED)
@@ -216,13 +237,25 @@ class JobsService:
         if usable_so_far + len(waiting) < self.settings.min_files:
             raise FileCountOutOfRange(f"At least {self.settings.min_files} usable photos are needed.")
         round = job.round + 1
-        if not Lifecycle(self.store, self.clock).submit(job_id, [f.file_id for f in waiting], round):
+        limit = self.settings.max_submits_per_job
+        if not Lifecycle(self.store, self.clock).submit(job_id, [f.file_id for f in waiting], round, limit):
+            current = self.store.get_job(job_id)
+            if isinstance(current, Job) and current.status == JobStatus.COLLECTING:
+                self._check_submits_left(current)
             raise JobStateConflict("The job changed while submitting; look at it and try again.")
         self.queue.send_batch(
             self.settings.normalize_queue_url,
             [{"job_id": job_id, "file_id": f.file_id, "round": round} for f in waiting],
         )
         return SubmitResponse(job_id=job_id, status=JobStatus.NORMALIZING, queued_files=len(waiting))
+
+    def _check_submits_left(self, job: Job) -> None:
+        limit = self.settings.max_submits_per_job
+        if job.round >= limit:
+            raise SubmitLimitReached(
+                f"A job can be submitted {limit} times; this one has been. Start a new job to try other photos.",
+                details={"limit": limit},
+            )
 
     # --- look --------------------------------------------------------------------------------------
     def view(self, job_id: str, token: str | None) -> JobView:

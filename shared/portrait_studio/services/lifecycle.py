@@ -78,9 +78,13 @@ class Lifecycle:
     clock: Clock
 
     # --- jobs --------------------------------------------------------------------------------------
-    def submit(self, job_id: str, file_ids: Sequence[str], round: int) -> bool:
+    def submit(self, job_id: str, file_ids: Sequence[str], round: int, max_rounds: int | None = None) -> bool:
+        """collecting → normalizing with the photos queued; refused (False) once the job has had `max_rounds`
+        submits, checked in the same conditional write."""
         t = JOB_TRANSITIONS["submit"]
-        return self.store.queue_files(job_id, file_ids, round, self.clock.now(), expect=t.sources, status=t.target)
+        return self.store.queue_files(
+            job_id, file_ids, round, self.clock.now(), expect=t.sources, status=t.target, max_rounds=max_rounds
+        )
 
     def ask_for_more_photos(self, job_id: str, checked: Sequence[UploadFile] = (), problem: str | None = None) -> bool:
         """normalizing → collecting, with the verdicts decided across the photos (`checked`) in the same write."""
