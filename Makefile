@@ -3,8 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# checkov pins boto3 1.35 (we pin 1.44), so it lives in its own venv, installed from a hashed lock.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.lock | sha256sum | cut -c1-12)
+# uv resolves the locks for a target other than this machine (the layer: cp312 aarch64); only `make lock` needs it.
+LOCK_VENV ?= .venv-lock
+UV_VERSION := 0.13.9
 
-.PHONY: setup browser dev demo test lint typecheck template-lint unit integration e2e openapi bench sam-build clean
+.PHONY: setup browser dev demo test lint typecheck template-lint checkov unit integration e2e openapi bench sam-build \
+	lock clean
 
 setup: $(STAMP)
 
@@ -28,12 +35,13 @@ dev: setup
 demo: setup
 	$(PY) -m infra.local.demo
 
-## Everything CI checks: lint, types, template lint, unit, integration and end-to-end tests.
-test: setup browser
+## Everything CI checks: lint, types, template lint and security scan (checkov), unit, integration and end-to-end tests.
+test: setup browser $(CHECKOV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy shared/portrait_studio functions
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_FLAGS)
 	$(PY) -m pytest tests
 
 lint: setup
@@ -44,6 +52,18 @@ typecheck: setup
 
 template-lint: setup
 	$(VENV)/bin/cfn-lint template.yaml
+
+## Security scan of the template; each skipped check is a `# checkov:skip=ID: reason` on its resource.
+CHECKOV_FLAGS = -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_FLAGS)
+
+$(CHECKOV_STAMP): requirements-checkov.lock
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements-checkov.lock
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
 unit: setup
 	$(PY) -m pytest tests/unit tests/corpus
@@ -71,6 +91,18 @@ bench: setup
 ## `sam build` without Docker (in its own venv: the SAM CLI's pins clash with ours).
 sam-build:
 	bash scripts/sam_build_check.sh
+
+## Regenerate the hashed locks: the DepsLayer's (Lambda: CPython 3.12, manylinux aarch64) from
+## layers/deps/requirements.txt, and checkov's (any platform, Python >= 3.11) from pyproject's checkov group.
+## Existing pins are kept unless a top-level pin changed; `make lock UPGRADE=--upgrade` moves everything.
+lock:
+	test -x $(LOCK_VENV)/bin/uv || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
+	cd layers/deps && ../../$(LOCK_VENV)/bin/uv pip compile --quiet $(UPGRADE) requirements.txt \
+		--python-version 3.12 --python-platform aarch64-manylinux_2_28 --only-binary :all: \
+		--generate-hashes --custom-compile-command "make lock" -o requirements.lock
+	$(LOCK_VENV)/bin/uv pip compile --quiet $(UPGRADE) --group pyproject.toml:checkov --universal \
+		--python-version 3.11 --generate-hashes --custom-compile-command "make lock" -o requirements-checkov.lock
 
 clean:
 	rm -rf .aws-sam .local demo-output test-artifacts .pytest_cache .mypy_cache .ruff_cache
