@@ -58,7 +58,9 @@ def test_every_layer_requirement_is_in_the_lock_at_its_pin() -> None:
         assert lock[name][0] == version, f"{name}: requirements.txt pins {version}, the lock {lock[name][0]}"
 
 
-@pytest.mark.parametrize("lock", ["layers/deps/requirements.lock", "requirements-checkov.lock"])
+@pytest.mark.parametrize(
+    "lock", ["layers/deps/requirements.lock", "requirements-dev.lock", "requirements-checkov.lock"]
+)
 def test_every_locked_package_is_pinned_with_hashes(lock: str) -> None:
     entries = lock_entries(ROOT / lock)
     assert entries
@@ -90,6 +92,27 @@ def test_face_models_sdist_is_pinned_by_sha256_and_checked() -> None:
     makefile = (DEPS / "Makefile").read_text()
     assert "--require-hashes" in makefile.split("face_models_sdist", 2)[2]
     assert "sha256sum --check" in makefile
+
+
+def _group(groups: dict[str, list[object]], name: str) -> list[str]:
+    pins: list[str] = []
+    for item in groups[name]:
+        pins += _group(groups, item["include-group"]) if isinstance(item, dict) else [str(item)]
+    return pins
+
+
+def test_dev_lock_holds_every_runtime_and_test_pin() -> None:
+    """`make setup` installs requirements-dev.lock alone (then the project with --no-deps): it must hold them all."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = pyproject["project"]["dependencies"] + _group(pyproject["dependency-groups"], "test")
+    lock = lock_entries(ROOT / "requirements-dev.lock")
+    for pin in pins:
+        name, _, version = pin.partition("==")
+        locked = {v for key, (v, _hashes) in lock.items() if key.split(";")[0] == _name(name)}
+        assert locked == {version}, f"{pin}: requirements-dev.lock holds {locked or 'nothing'}: run `make lock`"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements-dev.lock" in makefile
+    assert "--no-deps -e ." in makefile
 
 
 def test_checkov_lock_matches_its_pin_in_pyproject() -> None:
