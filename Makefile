@@ -2,18 +2,31 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-12)
+CLIP_VERSION := 3.3.0
+CLIP_SHA256 := c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce
+# checkov pins boto3 1.35 (we pin 1.44), so it lives in its own venv, installed from a hashed lock.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.lock | sha256sum | cut -c1-12)
+# uv resolves the locks for a target other than this machine (the layer: cp312 aarch64); only `make lock` needs it.
+LOCK_VENV ?= .venv-lock
+UV_VERSION := 0.13.9
 
-.PHONY: setup browser dev demo test lint typecheck template-lint unit integration e2e openapi bench sam-build clean
+.PHONY: setup browser dev demo test lint typecheck template-lint checkov unit integration e2e openapi bench sam-build \
+	lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==25.3
-	$(PY) -m pip install --quiet --disable-pip-version-check -e . --group test
-	# CLIP's BPE vocabulary (tests count prompt tokens with it); the wheel only, without torch.
-	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps -d $(VENV)/clip open-clip-torch==3.3.0
+	# Runtime + test dependencies at the versions and hashes of requirements-dev.lock (`make lock`), so no
+	# transitive version floats; then the project itself (editable: no artifact to hash), adding nothing.
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	# CLIP's BPE vocabulary (tests count prompt tokens with it); the wheel only, without torch, checked by sha256.
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps -d $(VENV)/clip open-clip-torch==$(CLIP_VERSION)
+	echo "$(CLIP_SHA256)  $(VENV)/clip/open_clip_torch-$(CLIP_VERSION)-py3-none-any.whl" | sha256sum --check --strict -
 	rm -f $(VENV)/.installed-* && touch $@
 
 ## Debian's chromium for the browser tests (needs root or sudo; without it those tests skip and say so).
@@ -28,12 +41,13 @@ dev: setup
 demo: setup
 	$(PY) -m infra.local.demo
 
-## Everything CI checks: lint, types, template lint, unit, integration and end-to-end tests.
-test: setup browser
+## Everything CI checks: lint, types, template lint and security scan (checkov), unit, integration and end-to-end tests.
+test: setup browser $(CHECKOV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy shared/portrait_studio functions
 	$(VENV)/bin/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_FLAGS)
 	$(PY) -m pytest tests
 
 lint: setup
@@ -44,6 +58,18 @@ typecheck: setup
 
 template-lint: setup
 	$(VENV)/bin/cfn-lint template.yaml
+
+## Security scan of the template; each skipped check is a `# checkov:skip=ID: reason` on its resource.
+CHECKOV_FLAGS = -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_FLAGS)
+
+$(CHECKOV_STAMP): requirements-checkov.lock
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		-r requirements-checkov.lock
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
 unit: setup
 	$(PY) -m pytest tests/unit tests/corpus
@@ -71,6 +97,21 @@ bench: setup
 ## `sam build` without Docker (in its own venv: the SAM CLI's pins clash with ours).
 sam-build:
 	bash scripts/sam_build_check.sh
+
+## Regenerate the hashed locks: the DepsLayer's (Lambda: CPython 3.12, manylinux aarch64) from
+## layers/deps/requirements.txt; the dev environment's (.venv: runtime + test group) and checkov's (its group)
+## from pyproject.toml, both for any platform with Python >= 3.11.
+## Existing pins are kept unless a top-level pin changed; `make lock UPGRADE=--upgrade` moves everything.
+lock:
+	test -x $(LOCK_VENV)/bin/uv || { $(PYTHON) -m venv $(LOCK_VENV) && \
+		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
+	cd layers/deps && ../../$(LOCK_VENV)/bin/uv pip compile --quiet $(UPGRADE) requirements.txt \
+		--python-version 3.12 --python-platform aarch64-manylinux_2_28 --only-binary :all: \
+		--generate-hashes --custom-compile-command "make lock" -o requirements.lock
+	$(LOCK_VENV)/bin/uv pip compile --quiet $(UPGRADE) pyproject.toml --group test --universal \
+		--python-version 3.11 --generate-hashes --custom-compile-command "make lock" -o requirements-dev.lock
+	$(LOCK_VENV)/bin/uv pip compile --quiet $(UPGRADE) --group pyproject.toml:checkov --universal \
+		--python-version 3.11 --generate-hashes --custom-compile-command "make lock" -o requirements-checkov.lock
 
 clean:
 	rm -rf .aws-sam .local demo-output test-artifacts .pytest_cache .mypy_cache .ruff_cache

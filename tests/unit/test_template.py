@@ -638,7 +638,7 @@ def test_layers_build_with_makefiles() -> None:
     deps_makefile = (ROOT / "layers/deps/Makefile").read_text()
     assert re.search(r"^build-DepsLayer:", deps_makefile, re.MULTILINE)
     for flag in ("--platform manylinux2014_aarch64", "--implementation cp", "--python-version 3.12",
-                 "--only-binary=:all:", "-r requirements.txt"):  # fmt: skip
+                 "--only-binary=:all:", "--require-hashes", "-r requirements.lock"):  # fmt: skip
         assert flag in deps_makefile
 
 
@@ -650,9 +650,10 @@ def test_layer_requirements_match_pyproject_runtime_pins() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     pins = set(pyproject["project"]["dependencies"])
     layer = _requirement_lines((ROOT / "layers/deps/requirements.txt").read_text())
-    # The face models come as an sdist the layer Makefile unpacks (two files of it), at the same pin.
+    # The face models come as an sdist the layer Makefile unpacks (two files of it), at the same pin
+    # (tests/unit/test_locks.py checks its sha256 is pinned too).
     models = next(pin for pin in pins if pin.startswith("face-recognition-models=="))
-    assert models in (ROOT / "layers/deps/Makefile").read_text()
+    assert models in (ROOT / "layers/deps/face-models.txt").read_text()
     assert layer == pins - {models}
     assert all("==" in pin for pin in layer)
 
