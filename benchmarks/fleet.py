@@ -284,6 +284,19 @@ def dead_letters(stack: Mapping[str, Any]) -> int:
     return total
 
 
+def print_lambda_limits(functions: Mapping[str, Mapping[str, Any]]) -> None:
+    """Each function's peak memory in one invocation beside its MemorySize, and its kills (as Lambda's)."""
+    print(
+        f"\n{'function (own process, as deployed)':40} {'MemorySize':>10} {'peak MB':>8} {'of limit':>9} {'kills':>6}"
+    )
+    print("-" * 76)
+    for name, figures in functions.items():
+        peak = float(figures.get("peak_memory_mb") or 0)
+        kills = int(figures.get("timeouts") or 0) + int(figures.get("out_of_memory") or 0)
+        share = f"{peak / figures['memory_mb']:.0%}" if figures.get("invocations") else "-"
+        print(f"{name:40} {figures['memory_mb']:>10} {peak:>8.0f} {share:>9} {kills:>6}")
+
+
 def usage(api_url: str, method: str = "GET") -> dict[str, Any]:
     response = httpx.request(method, f"{api_url}/_local/usage", timeout=60)
     response.raise_for_status()
@@ -325,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     # Production timings: only the per-address job limit is raised, all N jobs come from 127.0.0.1.
     env = {"PORTRAIT_CREATE_JOB_RATE_PER_HOUR": str(max(1000, 10 * count))}
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as state, running_stack(Path(state), env=env) as stack:
+    # Denials are counted as a goal below rather than failing the run (the stack enforces IAM either way).
+    with tempfile.TemporaryDirectory() as state, running_stack(Path(state), env=env, allow_denials=True) as stack:
         api = stack["api_url"]
         profile = {**FULL_FAULT_PROFILE, "seed": args.seed}
         httpx.put(f"{stack['replicate_url']}/_emulator/faults", json=profile).raise_for_status()
@@ -345,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         mine = [p for p in emulator_predictions(stack) if (slot := slot_of(p)) and slot[0] in job_ids]
         dlq = dead_letters(stack)
         per_poll = poll_cost(api, runs, http_functions)
+        iam = httpx.get(f"{api}/_local/iam").json()
 
     statuses = [run.status if run.status in FINISHED else "stuck" for run in runs]
     ready = [run for run in runs if run.status == "ready"]
@@ -404,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     replicate = predict_s * REPLICATE_PER_S / count
     print(f"{f'Replicate: predict_time × ${REPLICATE_PER_S}/s':48} {predict_s / count:10.1f} s {replicate:14.7f}")
     print(
-        "\nLambda durations are this machine's wall times with every function in one process: an upper bound.\n"
+        "\nLambda durations are this machine's wall times (each function in its own process): an upper bound.\n"
         "The emulator's predict_time is its own render time, not PhotoMaker's on an A40.\n"
         f"Not priced: the local pollers' {counted['sqs']['poller']['empty_receives']} empty receives (they wait 1 s; "
         "Lambda's event-source\nmappings long-poll 20 s, a cost per queue and hour, not per job)."
@@ -419,7 +434,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"No job finished, so no poll could be measured: the lines above include the benchmark's {polls} polls.")
 
+    print_lambda_limits(counted["lambda"])
+    denied = iam["denied"]
+    for denial in denied[:10]:
+        print(f"IAM denied {denial['function']}: {denial['action']} on {denial['resource']}")
     goals = [
+        (
+            iam["enforced"] and not denied,
+            f"{len(denied)} AWS calls refused by IAM, enforced: {iam['enforced']} (goal 0)",
+        ),
         (
             len([run for run in ready if run.images >= MIN_IMAGES]) == count,
             f"{len([run for run in ready if run.images >= MIN_IMAGES])}/{count} jobs ready with ≥ {MIN_IMAGES} images",
