@@ -1,6 +1,8 @@
 """The local stack: every function of `template.yaml` running on 127.0.0.1, with no cloud account.
 
 - a moto server: S3 (standing in for R2), SQS, DynamoDB, SSM — resources created from the template;
+- each function in worker processes of its own, with its template's environment, Timeout, MemorySize and
+  concurrency (see `infra/local/runtime.py`);
 - an HTTP gateway that turns requests into API Gateway HTTP API v2 events for the template's routes;
 - pollers that feed each queue to its function in real SQS batch events (partial failures honoured);
 - a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;

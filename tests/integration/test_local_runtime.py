@@ -30,7 +30,7 @@ from portrait_studio.clock import MovableClock
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for memory")
 
-HANDLERS = '''
+HANDLERS = """
 import os, time
 from portrait_studio import wiring
 
@@ -51,7 +51,7 @@ def fail(event, context):
 
 def now(event, context):
     return wiring.container().clock.now().isoformat()
-'''
+"""
 
 
 class Recorder:
@@ -96,7 +96,8 @@ def _environment(function: str, stack_environ: dict[str, str] | None = None) -> 
 
 
 def test_a_function_gets_only_the_variables_its_template_gives_it() -> None:
-    normalize, collect, dispatch = (_environment(f) for f in ("NormalizeFunction", "CollectFunction", "DispatchFunction"))
+    names = ("NormalizeFunction", "CollectFunction", "DispatchFunction")
+    normalize, collect, dispatch = (_environment(name) for name in names)
     # The C2PA key is given to collect (and reconcile) only; the webhook URL to dispatch (and reconcile) only.
     assert "PORTRAIT_C2PA_SIGNING_KEY_PARAM" not in normalize
     assert collect["PORTRAIT_C2PA_SIGNING_KEY_PARAM"] == "local-PORTRAIT_C2PA_SIGNING_KEY_PARAM"
@@ -168,7 +169,7 @@ def test_an_invocation_past_its_timeout_is_killed_and_the_next_one_starts_a_new_
     try:
         warm = sleepy.invoke({"seconds": 0})["pid"]
         started = time.monotonic()
-        with pytest.raises(FunctionTimeout, match="Task timed out after 1.00 seconds"):
+        with pytest.raises(FunctionTimeout, match=r"Task timed out after 1\.00 seconds"):
             sleepy.invoke({"seconds": 30})
         assert time.monotonic() - started < 5
         with pytest.raises(ProcessLookupError):
