@@ -5,6 +5,8 @@
   (`infra/local/aws_gate.py`; denials at `GET /_local/iam`; `PORTRAIT_LOCAL_IAM=off` only to debug), and an
   S3 gate standing in for R2 that accepts only the R2 key (given to the functions the template gives it) and
   presigned URLs;
+- each function in worker processes of its own, with its template's environment, Timeout, MemorySize and
+  concurrency (see `infra/local/runtime.py`);
 - an HTTP gateway that turns requests into API Gateway HTTP API v2 events for the template's routes;
 - pollers that feed each queue to its function in real SQS batch events (partial failures honoured);
 - a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import importlib.util
 import json
 import os
 import re
@@ -33,12 +34,10 @@ import threading
 import time
 import traceback
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -73,23 +72,6 @@ def free_port() -> int:
 
 def log(message: str) -> None:
     print(f"[stack] {message}", file=sys.stderr, flush=True)
-
-
-class LocalContext:
-    """Enough of Lambda's context object for Powertools."""
-
-    def __init__(self, function_name: str, memory_mb: int, timeout_s: int) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 class LocalStack:
@@ -130,13 +112,12 @@ class LocalStack:
         )
         self.r2_credentials = {"LOCALR2KEY": uuid.uuid4().hex}  # the R2 API token's key pair (R2 is not IAM)
         self.queue_urls: dict[str, str] = {}
-        self.handlers: dict[str, Callable[[dict[str, Any], Any], Any]] = {}
+        self.runtime: Any = None  # infra.local.runtime.LambdaRuntime, once started
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._next_fire: dict[tuple[str, str], datetime] = {}
         self._schedule_lock = threading.Lock()
         self._record_lock = threading.Lock()
-        self._invocation_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.clock: Any = None
         self._moto: Any = None
         self._gate: Any = None
@@ -154,7 +135,7 @@ class LocalStack:
         self._provision()
         self._start_emulator()
         self._start_stripe()
-        self._configure_functions()
+        self._start_functions()
         self._start_gateway()
         self._start_pollers()
         self._start_scheduler()
@@ -171,6 +152,8 @@ class LocalStack:
             self._gateway.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.runtime:
+            self.runtime.stop()
         if self.emulator:
             self.emulator.stop()
         if self.stripe:
@@ -181,9 +164,8 @@ class LocalStack:
             self._aws_gate.stop()
         if self._moto:
             self._moto.stop()
-        state = self.state_dir / "stack.json"
-        if state.exists():
-            state.unlink()
+        for name in ("stack.json", "clock-offset"):
+            (self.state_dir / name).unlink(missing_ok=True)
         log("stopped")
 
     def _start_moto(self) -> None:
@@ -279,7 +261,9 @@ class LocalStack:
         from infra.local.replicate_emulator import ReplicateEmulator
         from portrait_studio.clock import MovableClock
 
-        self.clock = MovableClock()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # The functions' worker processes read the offset from this file on every `now()`.
+        self.clock = MovableClock(offset_file=self.state_dir / "clock-offset")
         self.emulator = ReplicateEmulator(
             port=self.replicate_port, api_token=LOCAL_TOKEN, step_delay_s=self.step_delay_s, clock=self.clock.now
         )
@@ -368,45 +352,32 @@ class LocalStack:
             "POWERTOOLS_METRICS_NAMESPACE": "PortraitStudio",
         }
 
-    def _template_variables(self) -> set[str]:
-        names = set(
-            (self.template.raw.get("Globals", {}).get("Function", {}).get("Environment") or {}).get("Variables", {})
-        )
-        for props in self.template.functions.values():
-            names |= set((props.get("Environment") or {}).get("Variables", {}))
-        return names
+    def _start_functions(self) -> None:
+        """Each function in worker processes of its own, with only its template's environment (see
+        `infra/local/runtime.py`); nothing of theirs is set in this process."""
+        from infra.local.lambda_env import function_environment, function_spec
+        from infra.local.runtime import LambdaRuntime
 
-    def _configure_functions(self) -> None:
-        from portrait_studio import wiring
-        from portrait_studio.config import Settings
-
-        env = self.local_environment()
-        unknown = {n for n in self._template_variables() if n.startswith("PORTRAIT_")} - set(env)
-        if unknown:
-            raise RuntimeError(f"template.yaml sets variables the local stack does not know: {sorted(unknown)}")
-        for name, value in env.items():
-            os.environ[name] = value
-        wiring.use(wiring.Container(settings=Settings(), clock=self.clock))
-        for function in self.template.functions:
-            self.handlers[function] = self._load_handler(function)
-
-    def _load_handler(self, function: str) -> Callable[[dict[str, Any], Any], Any]:
-        path = self.template.handler_path(function)
-        spec = importlib.util.spec_from_file_location(f"local_functions.{function}", path)
-        assert spec and spec.loader
-        module: ModuleType = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        handler: Callable[[dict[str, Any], Any], Any] = getattr(module, self.template.handler_name(function))
-        return handler
+        cap = int(os.environ.get("LOCAL_MAX_WORKERS_PER_FUNCTION", "2"))
+        values = self.local_environment()
+        specs = {
+            function: function_spec(
+                self.template,
+                function,
+                function_environment(
+                    self.template, function, values, self.credentials_for(function), os.environ, REGION
+                ),
+                cap,
+            )
+            for function in self.template.functions
+        }
+        self.runtime = LambdaRuntime(specs, clock_file=self.state_dir / "clock-offset", observer=self.usage)
+        self.runtime.prewarm()
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
-        props = self.template.functions[function]
-        context = LocalContext(function, int(props.get("MemorySize", 128)), int(props.get("Timeout", 30)))
-        # One invocation at a time per function, as in one Lambda execution environment: the handlers keep
-        # per-invocation state in module globals (Powertools' resolver holds `current_event`), so two concurrent
-        # webhooks in one process could read each other's query string.
-        with self._invocation_locks[function], self.usage.invocation(function):
-            return self.handlers[function](event, context)
+        """Run `function` on `event` in one of its workers; a handler error or a killed worker raises."""
+        with self.usage.invocation(function):
+            return self.runtime.invoke(function, event)
 
     # --- gateway -----------------------------------------------------------------------------------
     def _start_gateway(self) -> None:
@@ -590,9 +561,13 @@ class LocalStack:
 
     # --- queues ------------------------------------------------------------------------------------
     def _start_pollers(self) -> None:
+        # As many pollers per queue as the function may run at once (its MaximumConcurrency, capped locally).
         for source in self.template.queue_sources:
             self.identities.check_event_source(source.function, self._queue_arn(source.queue))
-            self._spawn(f"poll-{source.queue}", lambda s=source: self._poll(s.function, s.queue, s.batch_size))
+            for slot in range(self.runtime.concurrency(source.function)):
+                self._spawn(
+                    f"poll-{source.queue}-{slot}", lambda s=source: self._poll(s.function, s.queue, s.batch_size)
+                )
 
     def _poll(self, function: str, queue: str, batch_size: int) -> None:
         import boto3

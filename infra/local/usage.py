@@ -1,6 +1,8 @@
 """What the local stack's functions would be billed for: counted calls, so a job's cost can be priced.
 
-- Lambda: invocations and GB-seconds per function (wall time of the handler × MemorySize / 1024, in whole ms);
+- Lambda: invocations and GB-seconds per function (wall time of the handler × MemorySize / 1024, in whole ms),
+  the peak memory of any one invocation and of the last one, and the invocations killed for their Timeout or
+  MemorySize (see `infra/local/runtime.py`);
 - DynamoDB: read and write request units (on-demand), estimated from each call's request and response;
 - DynamoDB, SQS, SSM, SES: every call the AWS gate (`infra/local/aws_gate.py`) forwards for a function;
 - SQS: requests (one per 64 KB of payload) of the functions, and apart from them the pollers' (Lambda's
@@ -288,7 +290,7 @@ class DynamoDbEstimator:
 
 # --- the counters -------------------------------------------------------------------------------------
 class Usage:
-    """Counters of one local stack. `install()` once, before any boto3 session exists."""
+    """Counters of one local stack: the gateways, the AWS and S3 gates and the runtime report to it."""
 
     def __init__(self, template: LocalTemplate, table_names: Mapping[str, str]) -> None:
         default_mb = int(template.raw.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
@@ -301,6 +303,9 @@ class Usage:
         with self._lock:
             self._invocations: Counter[str] = Counter()
             self._billed_ms: Counter[str] = Counter()
+            self._peak_mb: dict[str, float] = {}  # the most one invocation of the function used
+            self._last_mb: dict[str, float] = {}
+            self._kills: defaultdict[str, Counter[str]] = defaultdict(Counter)  # timeouts, out-of-memory
             self._dynamodb = DynamoDbEstimator(self._shapes)
             self._units = {"read": 0.0, "write": 0.0}
             self._sqs: Counter[str] = Counter()
@@ -315,6 +320,10 @@ class Usage:
                     "invocations": self._invocations[name],
                     "billed_ms": self._billed_ms[name],
                     "gb_seconds": self._billed_ms[name] / 1000 * memory / 1024,
+                    "peak_memory_mb": round(self._peak_mb.get(name, 0.0), 1),
+                    "last_memory_mb": round(self._last_mb.get(name, 0.0), 1),
+                    "timeouts": self._kills[name]["timeout"],
+                    "out_of_memory": self._kills[name]["out_of_memory"],
                 }
                 for name, memory in self.memory_mb.items()
             }
@@ -365,6 +374,17 @@ class Usage:
             with self._lock:
                 self._invocations[function] += 1
                 self._billed_ms[function] += elapsed_ms
+
+    def memory(self, function: str, peak_mb: float) -> None:
+        """One invocation's peak memory (its worker process's, as Lambda's "Max Memory Used")."""
+        with self._lock:
+            self._last_mb[function] = peak_mb
+            self._peak_mb[function] = max(peak_mb, self._peak_mb.get(function, 0.0))
+
+    def killed(self, function: str, kind: str) -> None:
+        """An invocation Lambda would have killed: `timeout` or `out_of_memory`."""
+        with self._lock:
+            self._kills[function][kind] += 1
 
     def count_r2(self, method: str, target: str, headers: Message) -> None:
         """The S3 gate's observer: one request on its way to the bucket (rejected ones are not billed by R2)."""

@@ -39,6 +39,11 @@ def test_one_job_is_counted(stack: dict[str, Any], client: PortraitClient) -> No
     for function in JOB_FUNCTIONS:
         assert counted["lambda"][function]["invocations"] > 0, function
         assert counted["lambda"][function]["gb_seconds"] > 0, function
+        # Each function ran in processes of its own, within its MemorySize, and none was killed.
+        measured = counted["lambda"][function]
+        assert 0 < measured["peak_memory_mb"] < measured["memory_mb"], (function, measured)
+        assert measured["timeouts"] == measured["out_of_memory"] == 0, (function, measured)
+    print({name: f["peak_memory_mb"] for name, f in counted["lambda"].items()})  # shown with -s
     # The browser's three presigned uploads are class A; the functions read photos back (class B).
     assert counted["r2"]["presigned"]["class_a"] >= len(GOOD), counted["r2"]
     assert counted["r2"]["class_a"] > len(GOOD), counted["r2"]
