@@ -22,11 +22,8 @@
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import json
 import os
-import re
 import signal
 import socket
 import sys
@@ -35,18 +32,20 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from infra.local.c2pa_chain import make_local_chain
 from infra.local.crashes import CrashFaults, validate_crash_faults
+from infra.local.gateway import http_event, match, reply, static
 from infra.local.identities import ADMIN_KEY, LOCAL_SECRET, LocalIdentities, enforced
-from infra.local.template import ROOT, LocalTemplate, Route, Schedule
+from infra.local.mail import mail_route
+from infra.local.schedules import next_fire, scheduled_event
+from infra.local.template import ROOT, LocalTemplate, Schedule
 from infra.local.usage import Usage
-from infra.local.web_headers import served_headers
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
@@ -54,7 +53,6 @@ MAIL_IDENTITY = "portrait-studio.local"  # the SES identity outcome emails are s
 LOCAL_STRIPE_KEY = "sk_test_local_emulator"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-WEB_DIR = ROOT / "web"
 # The stack's own (admin) credentials; fixed ones keep a developer's real AWS keys away from the local endpoints.
 LOCAL_AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": ADMIN_KEY,
@@ -211,49 +209,14 @@ class LocalStack:
         return boto3.client(service, region_name=REGION, endpoint_url=self.aws_url)
 
     def _provision(self) -> None:
-        s3 = self._client("s3")
-        s3.create_bucket(Bucket=self.bucket)
-        cors = json.loads((ROOT / "infra/r2/cors.json").read_text()) if (ROOT / "infra/r2/cors.json").exists() else None
-        if cors:
-            rules = cors.get("CORSRules", cors) if isinstance(cors, dict) else cors
-            for rule in rules:
-                rule["AllowedOrigins"] = [self.api_url]
-            s3.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})
-        dynamodb = self._client("dynamodb")
-        for logical, props in self.template.tables.items():
-            args: dict[str, Any] = {
-                "TableName": self.table_names[logical],
-                "KeySchema": props["KeySchema"],
-                "AttributeDefinitions": props["AttributeDefinitions"],
-                "BillingMode": "PAY_PER_REQUEST",
-            }
-            if props.get("GlobalSecondaryIndexes"):
-                args["GlobalSecondaryIndexes"] = [
-                    {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
-                    for index in props["GlobalSecondaryIndexes"]
-                ]
-            dynamodb.create_table(**args)
-            ttl = props.get("TimeToLiveSpecification")
-            if ttl:
-                dynamodb.update_time_to_live(
-                    TableName=args["TableName"],
-                    TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
-                )
+        from infra.local.provision import create_bucket, create_queues, create_tables
+
+        create_bucket(self._client("s3"), self.bucket, self.api_url)
+        create_tables(self._client("dynamodb"), self.template, self.table_names)
         self._client("sesv2").create_email_identity(EmailIdentity=MAIL_IDENTITY)
-        sqs = self._client("sqs")
-        # Dead-letter queues first: the others point at them.
-        ordered = sorted(self.template.queues.items(), key=lambda item: "RedrivePolicy" in item[1])
-        for logical, props in ordered:
-            attributes = {"VisibilityTimeout": str(self.visibility_timeout_s)}
-            redrive = props.get("RedrivePolicy")
-            if redrive:
-                target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
-                arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{target}"
-                attributes["RedrivePolicy"] = json.dumps(
-                    {"deadLetterTargetArn": arn, "maxReceiveCount": int(redrive["maxReceiveCount"])}
-                )
-            url = sqs.create_queue(QueueName=f"{self.prefix}-{logical}", Attributes=attributes)["QueueUrl"]
-            self.queue_urls[logical] = url
+        self.queue_urls = create_queues(
+            self._client("sqs"), self.template, self.prefix, self._queue_arn, self.visibility_timeout_s
+        )
 
     def _start_emulator(self) -> None:
         import httpx
@@ -411,12 +374,12 @@ class LocalStack:
             elif split.path.startswith("/_local/"):
                 status, headers, payload = self._local_route(method, split.path, body)
             else:
-                route, params = self._match(method, split.path)
+                route, params = match(self.template.routes, method, split.path)
                 if route is None:
-                    status, headers, payload = self._static(method, split.path)
+                    status, headers, payload = static(method, split.path, self.api_url, self.r2_url)
                 else:
-                    event = self._http_event(request, route, params, split.query, body)
-                    status, headers, payload = self._reply(self.invoke(route.function, event))
+                    event = http_event(request, route, params, split.query, body, self.port)
+                    status, headers, payload = reply(self.invoke(route.function, event))
         except Exception:
             traceback.print_exc()
             status, headers, payload = 500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
@@ -427,62 +390,6 @@ class LocalStack:
         request.end_headers()
         if method != "HEAD":
             request.wfile.write(payload)
-
-    def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
-        for route in self.template.routes:
-            found = route.pattern.match(path)
-            if found and route.method == method:
-                return route, found.groupdict()
-        return None, {}
-
-    def _http_event(
-        self, request: BaseHTTPRequestHandler, route: Route, params: dict[str, str], query: str, body: bytes
-    ) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        try:
-            text, encoded = body.decode("utf-8"), False
-        except UnicodeDecodeError:
-            text, encoded = base64.b64encode(body).decode(), True
-        return {
-            "version": "2.0",
-            "routeKey": route.route_key,
-            "rawPath": urlsplit(request.path).path,
-            "rawQueryString": query,
-            "headers": headers,
-            "queryStringParameters": dict(parse_qsl(query)) or None,
-            "pathParameters": params or None,
-            "requestContext": {
-                "accountId": ACCOUNT,
-                "apiId": "local",
-                "domainName": f"127.0.0.1:{self.port}",
-                "domainPrefix": "local",
-                "http": {
-                    "method": route.method,
-                    "path": urlsplit(request.path).path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": request.client_address[0],
-                    "userAgent": headers.get("user-agent", ""),
-                },
-                "requestId": str(uuid.uuid4()),
-                "routeKey": route.route_key,
-                "stage": "$default",
-                "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "timeEpoch": int(now.timestamp() * 1000),
-            },
-            "body": text or None,
-            "isBase64Encoded": encoded,
-        }
-
-    def _reply(self, result: Any) -> tuple[int, dict[str, str], bytes]:
-        if not isinstance(result, dict) or "statusCode" not in result:
-            return 200, {"Content-Type": "application/json"}, json.dumps(result).encode()
-        body = result.get("body") or ""
-        payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-        headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
-        for name, values in (result.get("multiValueHeaders") or {}).items():
-            headers[name] = ", ".join(str(v) for v in values)
-        return int(result["statusCode"]), headers, payload
 
     def _local_route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         json_headers = {"Content-Type": "application/json"}
@@ -502,62 +409,10 @@ class LocalStack:
         if path == "/_local/clock" and method == "GET":
             return 200, json_headers, json.dumps({"now": self.clock.now().isoformat()}).encode()
         if path == "/_local/mail":
-            return self._mail_route(method, body)
+            return mail_route(method, body, lambda: self._client("sesv2"), MAIL_IDENTITY)
         if path == "/_local/health":
             return 200, json_headers, b'{"ok":true}'
         return 404, json_headers, b'{"error":{"code":"not_found","message":"No such route."}}'
-
-    def _mail_route(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        """GET: every email the functions sent through SES (moto keeps them). PUT {"deliver": false}: SES refuses
-        to send from then on (its identity is removed), {"deliver": true} undoes it."""
-        json_headers = {"Content-Type": "application/json"}
-        if method == "PUT":
-            try:
-                deliver = json.loads(body or b"null")["deliver"]
-                if not isinstance(deliver, bool):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                error = {"error": {"code": "invalid_request", "message": 'Send {"deliver": true|false}.'}}
-                return 400, json_headers, json.dumps(error).encode()
-            sesv2 = self._client("sesv2")
-            if deliver:
-                sesv2.create_email_identity(EmailIdentity=MAIL_IDENTITY)
-            else:
-                sesv2.delete_email_identity(EmailIdentity=MAIL_IDENTITY)
-            return 200, json_headers, json.dumps({"deliver": deliver}).encode()
-        if method != "GET":
-            return 405, json_headers, b'{"error":{"code":"method_not_allowed","message":"Use GET or PUT."}}'
-        from moto.ses.models import ses_backends
-
-        messages = [
-            {
-                "id": m.id,
-                "from": m.source,
-                "to": list(m.destinations.get("ToAddresses", [])),
-                "subject": m.subject,
-                "html": m.body,  # SES keeps the HTML part when a message has both
-                "text": _as_text(m.body),
-            }
-            for m in ses_backends[ACCOUNT][REGION].sent_messages
-        ]
-        return 200, json_headers, json.dumps(messages).encode()
-
-    def _static(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
-        not_found = b'{"error":{"code":"not_found","message":"No such route."}}'
-        if method not in ("GET", "HEAD") or not WEB_DIR.is_dir():
-            return 404, {"Content-Type": "application/json"}, not_found
-        target = (WEB_DIR / (path.lstrip("/") or "index.html")).resolve()
-        if not target.is_file() or WEB_DIR.resolve() not in target.parents or target.name.startswith("_"):
-            return 404, {"Content-Type": "application/json"}, not_found  # `_headers` is the host's, not served
-        types = {
-            ".html": "text/html; charset=utf-8",
-            ".css": "text/css",
-            ".js": "text/javascript",
-            ".svg": "image/svg+xml",
-        }
-        headers = served_headers(path or "/", self.api_url, self.r2_url)  # web/_headers, as production serves it
-        headers["Content-Type"] = types.get(target.suffix, "application/octet-stream")
-        return 200, headers, target.read_bytes()
 
     # --- queues ------------------------------------------------------------------------------------
     def _start_pollers(self) -> None:
@@ -734,53 +589,6 @@ class LocalStack:
         temporary = target.with_suffix(".tmp")
         temporary.write_text(json.dumps(self.state(), indent=2))
         temporary.replace(target)
-
-
-def scheduled_event(schedule: Schedule, now: datetime) -> dict[str, Any]:
-    if schedule.input is not None:
-        return dict(schedule.input)
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": ACCOUNT,
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION,
-        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{schedule.function}-{schedule.name}"],
-        "detail": {},
-    }
-
-
-def next_fire(expression: str, after: datetime) -> datetime:
-    """The next time a `rate(...)` or `cron(...)` schedule fires after `after` (UTC)."""
-    expression = expression.strip()
-    if expression.startswith("rate("):
-        amount, unit = expression[5:-1].split()
-        seconds = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}[unit]
-        return after + timedelta(seconds=int(amount) * seconds)
-    if expression.startswith("cron("):
-        minute, hour, *_ = expression[5:-1].split()
-        candidate = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        for _ in range(2 * 24 * 60):
-            if _cron_field(minute, candidate.minute) and _cron_field(hour, candidate.hour):
-                return candidate
-            candidate += timedelta(minutes=1)
-    raise ValueError(f"unsupported schedule expression: {expression}")
-
-
-def _cron_field(spec: str, value: int) -> bool:
-    if spec in ("*", "?"):
-        return True
-    if spec.startswith("*/"):
-        return value % int(spec[2:]) == 0
-    return value in {int(part) for part in spec.split(",")}
-
-
-def _as_text(body: str) -> str:
-    """The HTML part read as text, links spelled out (SES in moto keeps only the HTML of a two-part message)."""
-    spelled = re.sub(r'<a\s[^>]*href="([^"]+)"[^>]*>(.*?)</a>', r"\2: \1", body, flags=re.S)
-    return html.unescape(re.sub(r"<[^>]+>", "\n", spelled)).strip()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from infra.local.aws_gate import AwsGate, Caller
 from infra.local.aws_requests import AwsRequest
 from infra.local.identities import ADMIN_KEY, LOCAL_SECRET, LocalIdentities
+from infra.local.provision import create_queues, create_tables
 from infra.local.template import LocalTemplate
 
 pytestmark = pytest.mark.integration
@@ -67,23 +68,10 @@ def gated(moto_url: str) -> Iterator[Gated]:
         },
     )
     admin = {"region_name": REGION, "endpoint_url": moto_url}
-    dynamodb = boto3.client("dynamodb", **admin)
-    for logical, props in template.tables.items():
-        args: dict[str, Any] = {
-            "TableName": tables[logical],
-            "KeySchema": props["KeySchema"],
-            "AttributeDefinitions": props["AttributeDefinitions"],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-        if props.get("GlobalSecondaryIndexes"):
-            args["GlobalSecondaryIndexes"] = [
-                {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")}
-                for index in props["GlobalSecondaryIndexes"]
-            ]
-        dynamodb.create_table(**args)
-    sqs = boto3.client("sqs", **admin)
-    for logical in template.queues:
-        sqs.create_queue(QueueName=f"{prefix}-{logical}")
+    create_tables(boto3.client("dynamodb", **admin), template, tables)
+    create_queues(
+        boto3.client("sqs", **admin), template, prefix, lambda q: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{prefix}-{q}", 30
+    )
     ssm = boto3.client("ssm", **admin)
     for name in ("replicate-api-token", "stripe-secret-key"):
         ssm.put_parameter(Name=f"/portrait-studio/local/{name}", Value="secret", Type="SecureString", Overwrite=True)
