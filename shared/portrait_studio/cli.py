@@ -1,6 +1,9 @@
 """`portrait-studio`: operator and support commands.
 
 portrait-studio normalize FILE... [--out DIR] [--json]   the normalize function's checks on local files
+portrait-studio likeness --refs FILE... --outputs FILE... [--json]
+                                                          intake's person check on the references and
+                                                          collect's face gate on each output
 portrait-studio retention-report                          prove the 48-hour promise (exit 1 if broken)
 portrait-studio store-webhook-secret                      fetch Replicate's signing secret into SSM
 
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         from portrait_studio.cli_normalize import run
 
         return run(rest)
+    if command == "likeness":
+        return likeness(rest)
     if command == "retention-report":
         with local_stack_unless_configured():
             return retention_report(rest)
@@ -61,6 +66,37 @@ def local_stack_unless_configured() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def likeness(argv: list[str]) -> int:
+    """Settings come from the environment (e.g. PORTRAIT_MIN_SHORT_SIDE_PX for small published crops)."""
+    parser = argparse.ArgumentParser(prog="portrait-studio likeness")
+    parser.add_argument("--refs", nargs="+", type=Path, required=True, metavar="FILE", help="reference photos")
+    parser.add_argument("--outputs", nargs="+", type=Path, required=True, metavar="FILE", help="generated images")
+    parser.add_argument("--json", action="store_true")
+    try:
+        args = parser.parse_args(argv)
+        for path in [*args.refs, *args.outputs]:
+            if not path.is_file():
+                parser.error(f"not a readable file: {path}")
+    except SystemExit as exit_:  # argparse prints the usage and exits 2 (0 for --help)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    from portrait_studio.config import get_settings
+    from portrait_studio.services.likeness_report import assess
+
+    report = assess(
+        [(str(p), p.read_bytes()) for p in args.refs], [(str(p), p.read_bytes()) for p in args.outputs], get_settings()
+    )
+    if args.json:
+        print(report.model_dump_json())
+        return 0
+    for ref in report.references:
+        distance = "" if ref.distance is None else f"  distance {ref.distance:.2f}"
+        print(f"reference  {ref.verdict:16}  {ref.file}{distance}")
+    for out in report.outputs:
+        figures = "" if out.distance is None else f"  distance {out.distance:.2f}  likeness {out.likeness}"
+        print(f"output     {out.verdict:16}  {out.file}{figures}")
+    return 0
 
 
 def retention_report(argv: list[str]) -> int:
