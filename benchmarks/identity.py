@@ -1,6 +1,10 @@
 """Benchmark: what the identity check (services/identity.py) costs, and how its thresholds do on the corpus.
 
     .venv/bin/python benchmarks/identity.py [--repeat 20] [--all-cores]
+    .venv/bin/python benchmarks/identity.py --real DIR     # published ID-model outputs, see below
+
+`--real DIR` (DIR assembled by scripts/fetch_identity_eval.py) measures the gate on what an identity-preserving
+model really draws instead: see benchmarks/identity_real_eval.py.
 
 Pinned to one core (as the issue's figure was measured; `--all-cores` to lift that). Figures:
 
@@ -83,7 +87,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--all-cores", action="store_true")
+    parser.add_argument("--real", type=Path, metavar="DIR", help="evaluate on published outputs in DIR instead")
     args = parser.parse_args()
+    if args.real is not None:
+        from identity_real_eval import evaluate
+
+        return evaluate(args.real)
     corpus = Path(os.environ.get("PORTRAIT_CORPUS") or REPO.parent / "shared" / "corpus")
     if not (corpus / "MANIFEST.json").is_file():
         print(f"corpus not found at {corpus} (set PORTRAIT_CORPUS)", file=sys.stderr)
