@@ -66,9 +66,8 @@ def evaluate(root: Path) -> int:
         ref_verdicts[p] = [r.verdict for r in report.references]
         verdicts[p] = {o.file: (o.verdict, o.distance) for o in report.outputs}
 
-    print(
-        f"real outputs in {root}: {len(people)} people, {len(outputs)} outputs; thresholds output {limit}, intake {intake}"
-    )
+    print(f"real outputs in {root}: {len(people)} people, {len(outputs)} outputs")
+    print(f"thresholds: output {limit}, intake {intake}")
     print(f"{'person':10} {'group':18} {'refs ok':>7}  {'kept':>14}  drops                      own distance")
     own_all: list[float] = []
     kept_total = judged_total = kept4 = judged4 = 0
@@ -90,9 +89,8 @@ def evaluate(root: Path) -> int:
             f"{p:10} {groups[p]:18} {accepted_refs:3}/{len(refs[p]):<3}  {_pct(kept, len(own)):>14}  "
             f"{drop_text:26} {_quantiles(distances)}"
         )
-    print(
-        f"same person kept at {limit}: {_pct(kept_total, judged_total)}; jobs with >= 4 references: {_pct(kept4, judged4)}"
-    )
+    print(f"same person kept at {limit}: {_pct(kept_total, judged_total)}")
+    print(f"  of people with >= 4 accepted references: {_pct(kept4, judged4)}")
     print(f"same person distances: {_quantiles(own_all)}")
 
     # Different people: outputs with one face, against every other person's consensus.
@@ -142,14 +140,12 @@ def evaluate(root: Path) -> int:
     print()
     print(f"intake (threshold {intake}): {len(same)} same-person pairs {_quantiles(same)}")
     print(f"  same person refused (pair > {intake}): {_pct(sum(d > intake for d in same), len(same))}")
-    print(
-        f"  different people taken for one (pair <= {intake}): {_pct(sum(d <= intake for _, _, d in different), len(different))}"
-    )
+    taken = sum(d <= intake for _, _, d in different)
+    print(f"  different people taken for one (pair <= {intake}): {_pct(taken, len(different))}")
     for pair in sorted({tuple(sorted((g, h))) for g, h, _ in different}):
         values = [d for g, h, d in different if tuple(sorted((g, h))) == pair]
-        print(
-            f"    {pair[0]:>17} / {pair[1]:17} {_pct(sum(d <= intake for d in values), len(values)):>16}  closest {min(values):.2f}"
-        )
+        within = _pct(sum(d <= intake for d in values), len(values))
+        print(f"    {pair[0]:>17} / {pair[1]:17} {within:>16}  closest {min(values):.2f}")
     intruders = missed = 0
     for p in people:
         if len(described[p]) < 2:
