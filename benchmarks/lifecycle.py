@@ -4,7 +4,7 @@
 
 Prints examples run, invariant violations (0, or the failing example), outcomes of the jobs that ran to the end,
 the worst model time from generation start to a terminal state (bound: `max_generating_s`), and predictions per
-job (ideal: 8; budget: 16). Baseline: the same model at `make test`'s 500 derandomized examples.
+job (ideal: 8; budget: 20). Baseline: the same model at `make test`'s 500 derandomized examples.
 """
 
 from __future__ import annotations

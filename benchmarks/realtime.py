@@ -5,7 +5,7 @@ the per-address job limit is raised), while the Replicate emulator models PhotoM
 (`PUT /_emulator/capacity`): 73 s per default run — Replicate's published figure, taken as 4 outputs of 50 steps,
 so 18.25 s per output at our 50 steps — on `instances_min` warm instances, or on instances that cold-boot for
 180 s when none is warm. One stack process per plan shape: 8 × 4, 16 × 2 and 32 × 1 outputs per prediction
-(`PORTRAIT_OUTPUTS_PER_PREDICTION` 4, 2, 1; the budget stays twice the plan). Rows: 1, 2, 4 and 8 warm instances
+(`PORTRAIT_OUTPUTS_PER_PREDICTION` 4, 2, 1; the budget stays 2.5x the plan). Rows: 1, 2, 4 and 8 warm instances
 (min = max), and 0 warm / max 8 (every instance cold-boots).
 
 How time is measured. The emulator runs its clock `time_scale` times faster than real so a row takes seconds, but

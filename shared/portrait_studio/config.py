@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     images_target: Annotated[int, Field(ge=1)] = 32
     images_minimum: Annotated[int, Field(ge=1)] = 30
     outputs_per_prediction: Annotated[int, Field(ge=1, le=4)] = 4
-    # Predictions one job may create, retries and top-ups included; 0 = twice the base plan (16 for 8 × 4).
+    # Predictions one job may create, retries and top-ups included; 0 = 2.5x the base plan (20 for 8 × 4).
     prediction_budget_per_job: Annotated[int, Field(ge=0)] = 0
     max_attempts_per_slot: Annotated[int, Field(ge=1)] = 3
     # How often the reconciler runs (template.yaml's ReconcileSchedule; a test keeps them equal). Jobs are timed

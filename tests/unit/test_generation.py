@@ -247,3 +247,13 @@ def test_a_webhook_that_races_the_create_record_is_still_applied(world: World) -
     reads = iter([as_seen_before])
     world.store.get_slot = lambda j, s: next(reads, None) or real_get_slot(j, s)  # type: ignore[method-assign]
     assert world.generation.record_event(job_id, recorded.slot, recorded.claim_id, body) == "completed"
+
+
+def test_a_job_may_create_20_predictions_by_default_two_and_a_half_times_its_plan() -> None:
+    from portrait_studio.config import Settings
+    from portrait_studio.services.plan import plan_size, prediction_budget
+
+    styles = ["corporate", "business_casual", "creative", "formal"]
+    assert plan_size(styles, Settings()) == 8
+    assert prediction_budget(styles, Settings()) == 20
+    assert prediction_budget(styles, Settings(prediction_budget_per_job=12)) == 12

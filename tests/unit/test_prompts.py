@@ -54,3 +54,14 @@ def test_the_negative_prompt_fits_in_clips_context() -> None:
     if clip is None:
         pytest.skip("CLIP vocabulary not downloaded: run `make setup`")
     assert clip.count_with_specials(load_styles().negative_prompt) <= CONTEXT_LENGTH
+
+
+def test_the_negative_prompt_keeps_the_face_uncovered() -> None:
+    # Real PhotoMaker outputs with sunglasses or a covered face are dropped `no_face` or `not_like_you` by the
+    # gate (benchmarks/identity.py --real): the model is asked not to draw them, and no prompt asks for them.
+    negative = load_styles().negative_prompt
+    for cover in ("sunglasses", "hat", "mask"):
+        assert cover in negative
+    for templates in load_styles().prompts.values():
+        for template in templates:
+            assert not any(cover in template for cover in ("sunglasses", " hat", "mask"))
