@@ -269,8 +269,8 @@ def _largest_close_group(keys: list[str], pair: Mapping[tuple[str, str], float],
 def likeness_score(distance: float, settings: Settings) -> int:
     """0-100, linear in the distance: 100 at 0, 50 at identity_output_max_distance, 0 at twice it and beyond.
 
-    With the default 0.6: the corpus's same-person photos (0.14-0.40 from their consensus) score 67-88,
-    other people (>= 0.64) score 46 or less.
+    With the default 0.6: the corpus's same-person photos (0.14-0.40 from their consensus) score 67-88; real
+    PhotoMaker outputs that are kept (0.26-0.60) score 50-78 (README "How we check it's you").
     """
     zero_at = 2.0 * settings.identity_output_max_distance
     return max(0, min(100, round(100.0 * (1.0 - distance / zero_at))))
