@@ -120,10 +120,9 @@ def function_concurrency(template: LocalTemplate, function: str, local_cap: int)
     reserved = function_setting(template, function, "ReservedConcurrentExecutions", None)
     if reserved is not None:
         limits.append(int(reserved))
-    for event in (template.functions[function].get("Events") or {}).values():
-        scaling = (event.get("Properties") or {}).get("ScalingConfig") or {}
-        if event.get("Type") == "SQS" and "MaximumConcurrency" in scaling:
-            limits.append(int(scaling["MaximumConcurrency"]))
+    limits += [
+        s.maximum_concurrency for s in template.queue_sources if s.function == function and s.maximum_concurrency
+    ]
     return max(1, min(limits))
 
 

@@ -59,6 +59,7 @@ class QueueSource:
     function: str
     queue: str  # logical id
     batch_size: int
+    maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency of the event source mapping
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,9 @@ class LocalTemplate:
                     elif event["Type"] == "SQS":
                         queue = spec["Queue"]
                         queue_id = queue["Fn::GetAtt"][0] if isinstance(queue, dict) else queue
-                        self.queue_sources.append(QueueSource(logical_id, queue_id, int(spec.get("BatchSize", 10))))
+                        self.queue_sources.append(
+                            QueueSource(logical_id, queue_id, int(spec.get("BatchSize", 10)), _cap(spec))
+                        )
                     elif event["Type"] == "Schedule":
                         payload = spec.get("Input")
                         self.schedules.append(
@@ -106,7 +109,7 @@ class LocalTemplate:
             elif kind == "AWS::Lambda::EventSourceMapping":  # SQS sources (a SAM SQS event would grant every queue)
                 function, queue = props["FunctionName"], props["EventSourceArn"]
                 self.queue_sources.append(
-                    QueueSource(function["Ref"], queue["Fn::GetAtt"][0], int(props.get("BatchSize", 10)))
+                    QueueSource(function["Ref"], queue["Fn::GetAtt"][0], int(props.get("BatchSize", 10)), _cap(props))
                 )
             elif kind == "AWS::SQS::Queue":
                 self.queues[logical_id] = props
@@ -122,3 +125,8 @@ class LocalTemplate:
 
     def handler_name(self, function: str) -> str:
         return str((self.functions[function].get("Handler") or "app.lambda_handler").split(".")[-1])
+
+
+def _cap(properties: dict[str, Any]) -> int | None:
+    scaling = properties.get("ScalingConfig") or {}
+    return int(scaling["MaximumConcurrency"]) if "MaximumConcurrency" in scaling else None
