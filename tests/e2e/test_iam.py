@@ -58,7 +58,11 @@ def test_without_ses_send_email_the_email_is_refused_and_recorded_and_the_job_st
         assert {(d["action"], d["resource"]) for d in refused["denied"]} == {("ses:SendEmail", MAIL_IDENTITY_ARN)}
         assert {d["function"] for d in refused["denied"]} <= {"CollectFunction", "ReconcileFunction"}
         assert mail_to(stack, address) == []
-        log = (state / "stack.log").read_text()
-        assert '"EmailsFailed"' in log  # counted, as the operator's alarm would see it
+        # Counted, as the operator's alarm would see it: the metric is flushed when the invocation ends,
+        # a moment after the refusal was recorded.
+        deadline = time.monotonic() + 30
+        while '"EmailsFailed"' not in (log := (state / "stack.log").read_text()) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert '"EmailsFailed"' in log
         assert client.get(job).json()["status"] == "ready"  # and never retried into a failure
         client.close()

@@ -33,6 +33,13 @@ def accepted_job(client: PortraitClient, **options: Any) -> tuple[Any, dict[str,
     client.submit(job).raise_for_status()
     view = client.wait_for(job, ("awaiting_payment", "collecting"), timeout_s=120)
     assert view["status"] == "awaiting_payment", view
+    # The page's next look opens the checkout when the look that saw the photos accepted came in while
+    # they were still being checked; the page polls, so does this.
+    deadline = time.monotonic() + 10
+    while view["checkout_url"] is None and time.monotonic() < deadline:
+        time.sleep(0.25)
+        view = client.get(job).json()
+    assert view["checkout_url"], view
     return job, view
 
 
