@@ -31,7 +31,6 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,8 @@ def _warp(rgb: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-    crop = Image.fromarray(rgb).transform((112, 112), Image.Transform.AFFINE, inverse.flatten().tolist(), Image.BILINEAR)
+    coefficients = inverse.flatten().tolist()
+    crop = Image.fromarray(rgb).transform((112, 112), Image.Transform.AFFINE, coefficients, Image.Resampling.BILINEAR)
     return np.asarray(crop, dtype=np.uint8)
 
 
@@ -78,7 +78,7 @@ class SFace:
     def embed(self, crop_rgb: np.ndarray) -> np.ndarray:
         # As OpenCV's FaceRecognizerSF: RGB, 0-255, NCHW, no mean or scale (the graph normalizes).
         blob = crop_rgb.astype(np.float32).transpose(2, 0, 1)[None]
-        vector = self.session.run(None, {"data": blob})[0][0].astype(np.float64)
+        vector: np.ndarray = np.asarray(self.session.run(None, {"data": blob})[0][0], dtype=np.float64)
         return vector / np.linalg.norm(vector)
 
 
@@ -129,7 +129,7 @@ def _pct(part: int, whole: int) -> str:
     return f"{part}/{whole} ({100 * part / whole:.1f} %)" if whole else "0/0"
 
 
-def main() -> int:  # noqa: C901, PLR0912, PLR0915 - a report, read top to bottom
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", type=Path, required=True, metavar="DIR")
     parser.add_argument("--sface", type=Path, required=True, metavar="MODEL.onnx")
@@ -150,7 +150,7 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - a report, read top to botto
     groups: dict[str, str] = json.loads((args.real / "people.json").read_text())
     people = sorted(groups)
     sface = SFace(args.sface)
-    landmarks, resnet = identity._models(identity.face_models_dir(settings))  # noqa: SLF001 - same models
+    landmarks, resnet = identity._models(identity.face_models_dir(settings))
     timing: dict[str, list[float]] = {"dlib": [], "sface_dlib5": [], "sface_yunet": []}
 
     def describe(rgb: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
@@ -162,7 +162,7 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - a report, read top to botto
         started = time.perf_counter()
         shape = landmarks(rgb, dlib.rectangle(left, top, right - 1, bottom - 1))
         points = _dlib5_points(shape)
-        # Eyes only: dlib's nose point is the nose base, the template's the tip (3-point fits were worse).
+        # Eyes only: dlib's nose point is the nose base, the template's point the nose tip.
         out["sface_dlib5"] = sface.embed(_warp(rgb, _similarity(points[:2], TEMPLATE[:2])))
         timing["sface_dlib5"].append(time.perf_counter() - started)
         if args.yunet is not None:
@@ -191,7 +191,7 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - a report, read top to botto
             refs[p].append(describe(rgb, (face.left, face.top, face.left + face.width, face.top + face.height)))
         outputs[p] = []
         for _, data in _files(args.real / p / "outputs"):
-            rgb = identity._decode_output(data)  # noqa: SLF001 - the production decoder
+            rgb = identity._decode_output(data)
             faces = detect_faces(rgb, settings)
             if not faces or sum(f.size >= SECONDARY_FACE_MIN_RATIO * faces[0].size for f in faces) > 1:
                 continue
@@ -203,7 +203,7 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - a report, read top to botto
     total_outputs = sum(len(_files(args.real / p / "outputs")) for p in people)
     one_face = sum(len(v) for v in outputs.values())
     print(f"{args.real}: {len(people)} people, {total_outputs} outputs, {one_face} with one face (judged by both)")
-    print(f"references accepted: " + ", ".join(f"{p} {len(refs[p])}" for p in people))
+    print("references accepted: " + ", ".join(f"{p} {len(refs[p])}" for p in people))
     dump: dict[str, Any] = {}
     for model in models:
 
@@ -239,10 +239,10 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - a report, read top to botto
         for p, q, d in cross:
             by_pair.setdefault(tuple(sorted((groups[p], groups[q]))), []).append(d)  # type: ignore[arg-type]
 
-        def kept(t: float) -> int:
+        def kept(t: float, own: list[tuple[str, float]] = own) -> int:
             return sum(d <= t for _, d in own)
 
-        def worst_pair(t: float) -> float:
+        def worst_pair(t: float, by_pair: dict[tuple[str, str], list[float]] = by_pair) -> float:
             return max(sum(d <= t for d in v) / len(v) for v in by_pair.values())
 
         candidates = sorted({d for _, _, d in cross} | {d for _, d in own})
@@ -263,6 +263,8 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - a report, read top to botto
                 f"  at {t:.3f} ({label}): same person kept {_pct(kept(t), len(own))}, "
                 f"different person accepted {_pct(wrong, len(cross))}"
             )
+            kept_by_group = {g: [d <= t for q, d in own if groups[q] == g] for g in sorted(set(groups.values()))}
+            print("    same person kept: " + ", ".join(f"{g} {_pct(sum(v), len(v))}" for g, v in kept_by_group.items()))
             for pair, values in sorted(by_pair.items()):
                 print(f"    {pair[0]:>17} / {pair[1]:17} {_pct(sum(d <= t for d in values), len(values)):>16}")
         print(f"  closest different-person judgement {closest_cross:.3f}; per group pair closest:")
@@ -274,19 +276,18 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - a report, read top to botto
         auc = float((own_d[:, None] < cross_d[None, :]).mean())
         print(f"  ranking (AUC, own output closer than a stranger's): {auc:.4f}")
         ea = [
-            (p, q, d)
-            for p, q, d in cross
-            if groups[p].startswith("east_asian") and groups[q].startswith("east_asian")
+            (p, q, d) for p, q, d in cross if groups[p].startswith("east_asian") and groups[q].startswith("east_asian")
         ]
         if ea:
             ea_own = np.array([d for q, d in own if groups[q].startswith("east_asian")])
             ea_auc = float((ea_own[:, None] < np.array([d for _, _, d in ea])[None, :]).mean())
             print(f"  east-asian only AUC (their own outputs vs each other's): {ea_auc:.4f}")
         print(f"  intake: same-person ref pairs {_q(same_pairs)}")
-        for pair in sorted({tuple(sorted((g, h))) for g, h, _ in diff_pairs}):
-            values = [d for g, h, d in diff_pairs if tuple(sorted((g, h))) == pair]
-            print(f"    different {pair[0]:>17} / {pair[1]:17} closest {min(values):.3f}")
-        print(f"  ms per face (landmarks + alignment + descriptor, one thread): {1000 * statistics.median(timing[model]):.1f}")
+        for group_pair in sorted({tuple(sorted((g, h))) for g, h, _ in diff_pairs}):
+            values = [d for g, h, d in diff_pairs if tuple(sorted((g, h))) == group_pair]
+            print(f"    different {group_pair[0]:>17} / {group_pair[1]:17} closest {min(values):.3f}")
+        ms = 1000 * statistics.median(timing[model])
+        print(f"  ms per face (landmarks + alignment + descriptor, one thread): {ms:.1f}")
     if args.json is not None:
         args.json.write_text(json.dumps(dump))
     return 0
