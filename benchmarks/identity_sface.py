@@ -79,7 +79,8 @@ class SFace:
         # As OpenCV's FaceRecognizerSF: RGB, 0-255, NCHW, no mean or scale (the graph normalizes).
         blob = crop_rgb.astype(np.float32).transpose(2, 0, 1)[None]
         vector: np.ndarray = np.asarray(self.session.run(None, {"data": blob})[0][0], dtype=np.float64)
-        return vector / np.linalg.norm(vector)
+        unit: np.ndarray = vector / np.linalg.norm(vector)
+        return unit
 
 
 def _dlib5_points(shape: Any) -> np.ndarray:
