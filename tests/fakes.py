@@ -22,7 +22,7 @@ from portrait_studio.errors import (
     PaymentWebhookRejected,
 )
 from portrait_studio.models import Job, JobStatus, Prediction, Tombstone, UploadFile
-from portrait_studio.ports import CheckoutSession, PaymentEvent, Price, RemotePrediction
+from portrait_studio.ports import CheckoutSession, PaymentEvent, Price, RefundRecord, RemotePrediction
 
 
 class FixedClock:
@@ -449,6 +449,7 @@ class FakePayments:
         self.amount = price
         self.sessions: dict[str, CheckoutSession] = {}
         self.refunds: list[tuple[str, int, str]] = []  # (payment_intent, amount, key)
+        self.refund_records: list[RefundRecord] = []  # as Stripe lists them (ids, metadata)
         self._by_key: dict[str, Any] = {}
         self.fail_next = 0
         self.calls = 0
@@ -535,7 +536,28 @@ class FakePayments:
         self.refunds.append((payment_intent, amount, idempotency_key))
         refund_id = f"re_{len(self.refunds):04d}"
         self._by_key[idempotency_key] = refund_id
+        self.refund_records.append(
+            RefundRecord(
+                refund_id, payment_intent, amount, "usd", "succeeded", self.clock.now(), job_id, idempotency_key
+            )
+        )
         return refund_id
+
+    def refund_outside(self, payment_intent: str, amount: int) -> str:
+        """A refund made in Stripe's dashboard (support): no key, no metadata."""
+        paid = sum(s.amount_total for s in self.sessions.values() if s.payment_intent == payment_intent)
+        refunded = sum(a for pi, a, _ in self.refunds if pi == payment_intent)
+        assert 0 < amount <= paid - refunded, (amount, paid, refunded)
+        self.refunds.append((payment_intent, amount, f"outside:{len(self.refunds) + 1}"))
+        refund_id = f"re_{len(self.refunds):04d}"
+        self.refund_records.append(
+            RefundRecord(refund_id, payment_intent, amount, "usd", "succeeded", self.clock.now(), None, None)
+        )
+        return refund_id
+
+    def list_refunds(self, payment_intent: str) -> list[RefundRecord]:
+        self._maybe_fail()
+        return [r for r in reversed(self.refund_records) if r.payment_intent == payment_intent]
 
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
         if signature != "valid":

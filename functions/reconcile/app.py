@@ -21,6 +21,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     summary["photos_given_up"] = c.normalization.rescue_stuck()
     summary |= {f"payments_{name}": count for name, count in c.payments.reconcile().items()}
     summary |= c.aftercare.reconcile()
-    summary["purges_finished"] = c.retention.finish_interrupted()
+    summary["purges_finished"] = c.deletion.finish_interrupted()  # refund first, then the purge
     logger.info("reconciled", extra=summary)
     return summary

@@ -89,6 +89,20 @@ class CheckoutSession:
 
 
 @dataclass(frozen=True)
+class RefundRecord:
+    """A refund as Stripe holds it: ids and integer cents, and the metadata we wrote (none when made by hand)."""
+
+    refund_id: str
+    payment_intent: str | None
+    amount: int
+    currency: str
+    status: str  # pending | succeeded | failed | canceled | requires_action
+    created: datetime
+    job_id: str | None  # metadata.job_id
+    key: str | None  # metadata.refund_key: the idempotency key it was made with
+
+
+@dataclass(frozen=True)
 class PaymentEvent:
     """A verified Stripe event: only the checkout events we handle carry a session."""
 
@@ -123,7 +137,12 @@ class Payments(Protocol):
         ...
 
     def refund(self, payment_intent: str, amount: int, idempotency_key: str, job_id: str) -> str:
-        """Refund `amount` cents of the payment; returns the refund's id. The same key refunds once."""
+        """Refund `amount` cents of the payment; returns the refund's id. The same key refunds once (Stripe keeps
+        a key 24 hours: the key also goes into the refund's metadata, so `list_refunds` finds it later)."""
+        ...
+
+    def list_refunds(self, payment_intent: str) -> list[RefundRecord]:
+        """Every refund of one payment, newest first."""
         ...
 
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:

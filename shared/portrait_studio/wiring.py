@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # services are imported when first used: each function needs 
         SecretStore,
     )
     from portrait_studio.services.aftercare import Aftercare
+    from portrait_studio.services.deletion import DeletionService
     from portrait_studio.services.generation import GenerationService
     from portrait_studio.services.jobs import JobsService
     from portrait_studio.services.normalization import NormalizationService
@@ -193,6 +194,13 @@ class Container:
 
         s = self
         return PaymentsService(s.settings, s.store, s.queue, s.payment_provider, s.clock, s.retention, s.metrics)
+
+    @cached_property
+    def deletion(self) -> DeletionService:
+        from portrait_studio.services.deletion import DeletionService
+
+        s = self
+        return DeletionService(s.store, s.clock, s.payments, s.retention, s.metrics)
 
     @cached_property
     def provenance(self) -> ProvenanceStamp:
