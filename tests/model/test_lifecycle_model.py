@@ -33,7 +33,7 @@ from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.models import JobStatus, Payment, Tombstone
 from portrait_studio.services.finishing import refund_owed
-from portrait_studio.services.payments import LOOKUP_AFTER_S
+from portrait_studio.services.payments import LOOKUP_AFTER_S, refund_key
 from tests.model.test_pacing import most_in_a_minute
 from tests.model.world import COLLECT, DISPATCH, NORMALIZE, World, job_of_email
 
@@ -75,24 +75,48 @@ class LifecycleModel(RuleBasedStateMachine):
     @precondition(lambda self: self.world.started)
     @rule(pick=st.integers(0, 2))
     def the_user_deletes_a_job(self, pick: int) -> None:
-        """DELETE /jobs/{id}. An awaiting job whose checkout was just paid (its event still on the way) has that
-        payment refunded in full by the DELETE itself, before the job is gone. With Stripe down for that refund
-        the DELETE answers 503 having written nothing: the job goes on as it was, owing nothing."""
+        """DELETE /jobs/{id}: the deletion and the refund it owes are recorded first (the job is `deleting`), then
+        refunded and purged. An awaiting job whose checkout was just paid (its event still on the way) has that
+        payment refunded in full by the DELETE itself. With Stripe down (or any step failing) the DELETE answers 202
+        and the reconciler finishes it, the refund included."""
         world = self.world
         job_id = sorted(world.started)[pick % len(world.started)]
         job = world.job(job_id)
         awaiting = job is not None and job.status == JobStatus.AWAITING_PAYMENT and job.checkout_session_id
         session = world.stripe.sessions[job.checkout_session_id] if awaiting else None  # type: ignore[union-attr,index]
-        before = world.store.jobs.get(job_id)
-        deleted = world.delete(job_id)
-        if not deleted:
-            assert world.store.jobs.get(job_id) == before, (before, world.store.jobs.get(job_id))
-            STATS.checks["DELETE answered 503 (Stripe down), nothing written"] += 1
+        finished = world.delete(job_id)
+        record = world.store.jobs.get(job_id)
+        assert isinstance(record, Tombstone) or (record is not None and record.status.is_tombstone), record
+        if not finished:
+            STATS.checks["DELETE answered 202, left to the reconciler"] += 1
         elif session is not None:
             paid = world.stripe.sessions[session.session_id]
             if paid.status == "complete" and paid.payment_intent:
                 assert world.stripe.refunded(paid.payment_intent) == [paid.amount_total], (paid, world.stripe.refunds)
                 STATS.checks["DELETE refunded a just-paid checkout at once"] += 1
+
+    @precondition(lambda self: self.world.started and not self.world.stripe.fail_next)
+    @rule(pick=st.integers(0, 2), mode=st.sampled_from(["before", "after"]))
+    def a_delete_whose_refund_record_fails(self, pick: int, mode: str) -> None:
+        """DELETE, and the write recording the refund Stripe has just made fails (or its answer is lost): the user
+        never retries. The refund is recorded by the next reconciler run, never made twice."""
+        world = self.world
+        job_id = sorted(world.started)[pick % len(world.started)]
+        world.faults.arm("store.update_job", 1, mode)  # the 1st write records the deletion, the 2nd the refund
+        world.delete(job_id)
+        world.faults.armed.pop("store.update_job", None)
+        key = refund_key(job_id)
+        made = [r for r in world.stripe.refund_records if r.key == key]
+        if not made:
+            return
+        with world.faults_off():
+            world.reconcile()
+        record = world.store.jobs.get(job_id)
+        if isinstance(record, Tombstone) or world.stripe.fail_next == 0:
+            refund = record.refund if record is not None else None  # type: ignore[union-attr]
+            assert refund is not None and refund.refund_id == made[0].refund_id, (record, made)
+            STATS.checks["DELETE's refund record failed, recorded by the next run"] += 1
+        assert len(made) == 1, made
 
     @precondition(lambda self: self._payable())
     @rule(pick=st.integers(0, 2), discount=st.sampled_from([0, 0, 300, 645, 1290]), lost=st.booleans())
@@ -475,6 +499,17 @@ class LifecycleModel(RuleBasedStateMachine):
             else:
                 assert refunds == [session.amount_total], (job_id, session, refunds, world.store.jobs.get(job_id))
 
+    def refunds_recorded(self) -> None:
+        """At the end: every refund Stripe made of a job's own payment is recorded on its job or its tombstone."""
+        world = self.world
+        for made in world.stripe.refund_records:
+            if made.key is None or made.job_id is None or made.key != refund_key(made.job_id):
+                continue  # a stray payment given back whole (no job holds it), or made outside the product
+            record = world.store.jobs.get(made.job_id)
+            refund = record.refund if record is not None else None
+            assert refund is not None and refund.refund_id == made.refund_id, (made, record)
+            STATS.checks["a job's refund recorded on it or its tombstone"] += 1
+
     def purges_finished(self, halfway: list[str], stopped: datetime) -> None:
         """At the end: a purge that stopped halfway (job marked deleted/expired, objects left) is finished by the
         next reconciler run once the faults are over — within a minute, not at the 48 h sweep — as the tombstone
@@ -501,6 +536,7 @@ class LifecycleModel(RuleBasedStateMachine):
         world.run_to_quiescence()
         assert not world.unexpected, world.unexpected
         self.payments_settled()
+        self.refunds_recorded()
         self.aftercare_done()
         self.purges_finished(halfway, stopped)
         STATS.checks["purge stopped halfway, finished by the reconciler"] += world.purges_finished

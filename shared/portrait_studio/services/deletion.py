@@ -51,6 +51,9 @@ class DeletionService:
     def request(self, job_id: str) -> DeletionReceipt:
         """The owner's DELETE: recorded durably first (a failure here deletes nothing: the API answers 5xx), then
         finished now if it can be; what is left the reconciler finishes."""
+        record = self.store.get_job(job_id)
+        if isinstance(record, Tombstone):  # done already (the API's token check answers 404 before this)
+            return DeletionReceipt(record.receipt_id, finished=True)
         receipt = self._record(job_id)
         try:
             self.finish(job_id)
