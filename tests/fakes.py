@@ -430,6 +430,14 @@ class MemoryJobStore:
             self.files.pop(tombstone.job_id, None)
             self.slots.pop(tombstone.job_id, None)
 
+    def update_tombstone(self, job_id: str, **fields: Any) -> bool:
+        with self._lock:
+            record = self.jobs.get(job_id)
+            if not isinstance(record, Tombstone):
+                return False
+            self.jobs[job_id] = _updated(record, fields)
+            return True
+
     def jobs_holding_email(self) -> int:
         return sum(1 for record in self.jobs.values() if isinstance(record, Job) and record.email)
 
@@ -450,6 +458,7 @@ class FakePayments:
         self.sessions: dict[str, CheckoutSession] = {}
         self.refunds: list[tuple[str, int, str]] = []  # (payment_intent, amount, key)
         self.refund_records: list[RefundRecord] = []  # as Stripe lists them (ids, metadata)
+        self.created: dict[str, datetime] = {}  # session → when it was created (the lists' `created`)
         self._by_key: dict[str, Any] = {}
         self.fail_next = 0
         self.calls = 0
@@ -492,6 +501,7 @@ class FakePayments:
             email=None,
         )
         self.sessions[session_id] = session
+        self.created[session_id] = self.clock.now()
         self._by_key[idempotency_key] = session_id
         return session
 
@@ -558,6 +568,19 @@ class FakePayments:
     def list_refunds(self, payment_intent: str) -> list[RefundRecord]:
         self._maybe_fail()
         return [r for r in reversed(self.refund_records) if r.payment_intent == payment_intent]
+
+    def list_checkouts(self, created_gte: datetime) -> list[CheckoutSession]:
+        self._maybe_fail()
+        ids = [i for i, created in self.created.items() if created >= created_gte]
+        return [self.sessions[i] for i in reversed(ids)]
+
+    def list_refunds_since(self, created_gte: datetime) -> list[RefundRecord]:
+        self._maybe_fail()
+        return [r for r in reversed(self.refund_records) if r.created >= created_gte]
+
+    def checkout_of_payment(self, payment_intent: str) -> CheckoutSession | None:
+        self._maybe_fail()
+        return next((s for s in self.sessions.values() if s.payment_intent == payment_intent), None)
 
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
         if signature != "valid":

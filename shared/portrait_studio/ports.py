@@ -145,6 +145,18 @@ class Payments(Protocol):
         """Every refund of one payment, newest first."""
         ...
 
+    def list_checkouts(self, created_gte: datetime) -> list[CheckoutSession]:
+        """Every Checkout Session created since then (every page), newest first."""
+        ...
+
+    def list_refunds_since(self, created_gte: datetime) -> list[RefundRecord]:
+        """Every refund created since then (every page), newest first: ours and those made in the dashboard."""
+        ...
+
+    def checkout_of_payment(self, payment_intent: str) -> CheckoutSession | None:
+        """The Checkout Session that collected a payment (None: not one of ours)."""
+        ...
+
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
         """Checks `Stripe-Signature` (HMAC-SHA256, tolerance); raises PaymentWebhookRejected."""
         ...
@@ -312,6 +324,10 @@ class JobStore(Protocol):
 
     def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:
         """Delete every item of the job and leave the tombstone."""
+        ...
+
+    def update_tombstone(self, job_id: str, **fields: Any) -> bool:
+        """Set fields of a tombstone (the ledger records money found after the job went); False if there is none."""
         ...
 
     def status_counts(self) -> dict[str, int]: ...

@@ -156,8 +156,23 @@ class StripePayments:
 
     def list_refunds(self, payment_intent: str) -> list[RefundRecord]:
         params = {"payment_intent": payment_intent, "limit": 100}
-        page = self._call(lambda: self.client.v1.refunds.list(params=params))
-        return [refund_record(r) for r in self._call(lambda: list(page.auto_paging_iter()))]
+        every = self._call(lambda: list(self.client.v1.refunds.list(params=params).auto_paging_iter()))
+        return [refund_record(r) for r in every]
+
+    def list_checkouts(self, created_gte: datetime) -> list[CheckoutSession]:
+        params = {"created": {"gte": int(created_gte.timestamp())}, "limit": 100}
+        every = self._call(lambda: list(self.client.v1.checkout.sessions.list(params=params).auto_paging_iter()))
+        return [checkout_session(s) for s in every]
+
+    def list_refunds_since(self, created_gte: datetime) -> list[RefundRecord]:
+        params = {"created": {"gte": int(created_gte.timestamp())}, "limit": 100}
+        every = self._call(lambda: list(self.client.v1.refunds.list(params=params).auto_paging_iter()))
+        return [refund_record(r) for r in every]
+
+    def checkout_of_payment(self, payment_intent: str) -> CheckoutSession | None:
+        params = {"payment_intent": payment_intent, "limit": 1}
+        found = self._call(lambda: self.client.v1.checkout.sessions.list(params=params))
+        return checkout_session(found.data[0]) if found.data else None
 
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
         import stripe
