@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from datetime import timedelta
 
 import pytest
@@ -127,3 +129,32 @@ def test_nothing_personal_in_the_report(world: World, ledger: Ledger) -> None:
     job_id = ready_job(world)
     world.stripe.refund_outside(job(world, job_id).payment.payment_intent or "", 100)  # type: ignore[union-attr]
     assert "@" not in repr(ledger.run(WINDOW).as_dict())
+
+
+def test_the_template_alarms_on_an_unrepaired_mismatch() -> None:
+    from tests.unit.test_template import resources
+
+    alarm = resources("AWS::CloudWatch::Alarm")["LedgerMismatchesAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("PortraitStudio", "LedgerMismatches")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["Statistic"]) == ("GreaterThanThreshold", 0, "Sum")
+
+
+def test_the_cli_prints_one_line_per_mismatch_and_exits_1_while_one_is_unrepaired(
+    world: World, ledger: Ledger, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portrait_studio import cli, wiring
+
+    job_id = ready_job(world)
+    world.stripe.refund_outside(job(world, job_id).payment.payment_intent or "", 300)  # type: ignore[union-attr]
+    monkeypatch.setattr(wiring, "container", lambda: type("C", (), {"ledger": ledger})())
+    monkeypatch.setattr(cli, "local_stack_unless_configured", contextlib.nullcontext)
+    assert cli.main(["ledger", "--since", "72h"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("repaired") and "outside_refund" in lines[0] and "amount=300" in lines[0]
+    assert lines[-1] == "sessions 1 paid 1 refunded 1 mismatches 1 repaired 1"
+    # A refund the job records and Stripe does not have: nothing the ledger can repair.
+    forged = job(world, job_id).outside_refunds[0].model_copy(update={"refund_id": "re_x", "reason": "deleted"})
+    assert world.store.update_job(job_id, refund=forged)
+    assert cli.main(["ledger", "--since", "3d", "--json"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["mismatches"], printed["repaired"], printed["items"][0]["kind"]) == (1, 0, "refund_not_in_stripe")
