@@ -48,6 +48,7 @@ from portrait_studio.models import (
 )
 from portrait_studio.ports import CheckoutSession, PaymentEvent, RemotePrediction
 from portrait_studio.services.generation import GenerationService
+from portrait_studio.services.ledger import Ledger
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.payments import PaymentsService
 from portrait_studio.services.retention import RetentionService
@@ -434,6 +435,7 @@ class World:
         self._watch(self.payments, "_reconcile_unpaid")
         self._watch(self.container.aftercare, "run")
         self.deletion = self.container.deletion
+        self.ledger = Ledger(store, self.stripe, self.payments, c, m)  # type: ignore[arg-type]
         self._watch(self.deletion, "finish")  # a DELETE leaves what failed to the reconciler: errors still seen
         self.unpaid_creates: list[RemoteRecord] = []
         self.deleted_as: dict[str, Deleted] = {}  # job → how its owner's DELETE found it

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
-from portrait_studio.models import Job, Refund, Tombstone
+from portrait_studio.models import Job, JobStatus, Refund, Tombstone
 from portrait_studio.ports import CheckoutSession, Clock, JobStore, Metrics, NullMetrics, Payments, RefundRecord
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.payments import SETTLED, PaymentsService, refund_key, stray_refund_key
@@ -132,9 +132,9 @@ class Ledger:
         own = isinstance(record, Job) and record.payment and record.payment.checkout_session_id == session.session_id
         own = own or (isinstance(record, Tombstone) and record.paid_session == session.session_id)
         if not own:
-            waiting = isinstance(record, Job) and not record.status.is_tombstone and record.payment is None
-            if waiting and record.checkout_session_id == session.session_id:  # type: ignore[union-attr]
-                return  # its start is on the way: the webhook, or the payments reconciler within minutes
+            waiting = isinstance(record, Job) and record.status == JobStatus.AWAITING_PAYMENT
+            if waiting and record.checkout_session_id in (None, session.session_id):  # type: ignore[union-attr]
+                return  # may start the job (as the webhook's handler decides): its event, or the payments reconciler
             self._stray(session, intent, refunds, report)
             return
         assert isinstance(record, Job | Tombstone)
