@@ -80,3 +80,24 @@ def test_dropped_webhooks_are_never_delivered_until_the_fault_is_cleared(
     assert httpx.delete(f"{emulator.url}/_emulator/faults").json() == {"drop_webhooks": False, "dropped": 0}
     httpx.post(f"{emulator.url}/_emulator/events/{hook['event']['id']}/resend")
     assert len(receiver.wait_for(HOOK, 1)) == 1
+
+
+def test_the_payments_adapter_reads_what_the_ledger_needs(
+    emulator: StripeEmulator, client: stripe.StripeClient, clock: Clock
+) -> None:
+    from portrait_studio.adapters.stripe_payments import StripePayments
+
+    adapter = StripePayments(lambda: API_KEY, lambda: "whsec_unused", api_url=emulator.url)
+    since = clock.now()
+    paid = _paid(client, emulator, clock)
+    ours = adapter.refund(paid.payment_intent, 300, "refund:j1", "j1")
+    by_hand = client.v1.refunds.create(params={"payment_intent": paid.payment_intent, "amount": 200})
+    (session,) = adapter.list_checkouts(since)
+    assert (session.session_id, session.payment_status, session.amount_total) == (paid.id, "paid", 1290)
+    refunds = {r.refund_id: r for r in adapter.list_refunds_since(since)}
+    assert (refunds[ours].key, refunds[ours].job_id, refunds[ours].amount) == ("refund:j1", "j1", 300)
+    assert (refunds[by_hand.id].key, refunds[by_hand.id].job_id) == (None, None)
+    assert [r.refund_id for r in adapter.list_refunds(paid.payment_intent)] == [by_hand.id, ours]
+    found = adapter.checkout_of_payment(paid.payment_intent)
+    assert found is not None and found.session_id == paid.id
+    assert adapter.checkout_of_payment("pi_unknown") is None
