@@ -15,7 +15,12 @@ an expired checkout's job never paid nor generated.
 At the end, with the faults over: every job is terminal within `max_generating_s` of its start of generation;
 every unpaid checkout ended its job; every payment is refunded exactly as its job's outcome says (`failed` in
 full, `partial` pro rata, deleted with nothing made in full, `ready` not at all), once; a stray or second
-payment in full, once.
+payment in full, once (by its event's handler, or by the ledger when every event of it was lost).
+
+Deletion and the ledger: a DELETE records the deletion and the refund it owes first; the write recording its refund
+may fail after Stripe refunded (the next reconciler run records it). Support refunds `ready` jobs by hand in the
+dashboard; the ledger runs at any moment: when nothing failed during a run, no mismatch is left unrepaired and every
+refund made by hand is recorded. At the end every refund of a job's own payment is on its job or tombstone.
 """
 
 from __future__ import annotations
