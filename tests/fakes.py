@@ -22,7 +22,7 @@ from portrait_studio.errors import (
     PaymentWebhookRejected,
 )
 from portrait_studio.models import Job, JobStatus, Prediction, Tombstone, UploadFile
-from portrait_studio.ports import CheckoutSession, PaymentEvent, Price, RemotePrediction
+from portrait_studio.ports import CheckoutSession, PaymentEvent, Price, RefundRecord, RemotePrediction
 
 
 class FixedClock:
@@ -430,6 +430,14 @@ class MemoryJobStore:
             self.files.pop(tombstone.job_id, None)
             self.slots.pop(tombstone.job_id, None)
 
+    def update_tombstone(self, job_id: str, **fields: Any) -> bool:
+        with self._lock:
+            record = self.jobs.get(job_id)
+            if not isinstance(record, Tombstone):
+                return False
+            self.jobs[job_id] = _updated(record, fields)
+            return True
+
     def jobs_holding_email(self) -> int:
         return sum(1 for record in self.jobs.values() if isinstance(record, Job) and record.email)
 
@@ -449,6 +457,8 @@ class FakePayments:
         self.amount = price
         self.sessions: dict[str, CheckoutSession] = {}
         self.refunds: list[tuple[str, int, str]] = []  # (payment_intent, amount, key)
+        self.refund_records: list[RefundRecord] = []  # as Stripe lists them (ids, metadata)
+        self.created: dict[str, datetime] = {}  # session → when it was created (the lists' `created`)
         self._by_key: dict[str, Any] = {}
         self.fail_next = 0
         self.calls = 0
@@ -491,6 +501,7 @@ class FakePayments:
             email=None,
         )
         self.sessions[session_id] = session
+        self.created[session_id] = self.clock.now()
         self._by_key[idempotency_key] = session_id
         return session
 
@@ -535,7 +546,41 @@ class FakePayments:
         self.refunds.append((payment_intent, amount, idempotency_key))
         refund_id = f"re_{len(self.refunds):04d}"
         self._by_key[idempotency_key] = refund_id
+        self.refund_records.append(
+            RefundRecord(
+                refund_id, payment_intent, amount, "usd", "succeeded", self.clock.now(), job_id, idempotency_key
+            )
+        )
         return refund_id
+
+    def refund_outside(self, payment_intent: str, amount: int) -> str:
+        """A refund made in Stripe's dashboard (support): no key, no metadata."""
+        paid = sum(s.amount_total for s in self.sessions.values() if s.payment_intent == payment_intent)
+        refunded = sum(a for pi, a, _ in self.refunds if pi == payment_intent)
+        assert 0 < amount <= paid - refunded, (amount, paid, refunded)
+        self.refunds.append((payment_intent, amount, f"outside:{len(self.refunds) + 1}"))
+        refund_id = f"re_{len(self.refunds):04d}"
+        self.refund_records.append(
+            RefundRecord(refund_id, payment_intent, amount, "usd", "succeeded", self.clock.now(), None, None)
+        )
+        return refund_id
+
+    def list_refunds(self, payment_intent: str) -> list[RefundRecord]:
+        self._maybe_fail()
+        return [r for r in reversed(self.refund_records) if r.payment_intent == payment_intent]
+
+    def list_checkouts(self, created_gte: datetime) -> list[CheckoutSession]:
+        self._maybe_fail()
+        ids = [i for i, created in self.created.items() if created >= created_gte]
+        return [self.sessions[i] for i in reversed(ids)]
+
+    def list_refunds_since(self, created_gte: datetime) -> list[RefundRecord]:
+        self._maybe_fail()
+        return [r for r in reversed(self.refund_records) if r.created >= created_gte]
+
+    def checkout_of_payment(self, payment_intent: str) -> CheckoutSession | None:
+        self._maybe_fail()
+        return next((s for s in self.sessions.values() if s.payment_intent == payment_intent), None)
 
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
         if signature != "valid":

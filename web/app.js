@@ -1496,9 +1496,11 @@
     const paid = state.view?.payment;
     const refundOnDelete = paid && !state.view.images_done && !state.view.refund ? formatMoney(paid.amount_total, paid.currency) : '';
     let receipt = '';
+    let underWay = false; // 202: recorded, and finished by the server within a minute (a refund or a purge left)
     try {
       const { response } = await api('DELETE', `/jobs/${state.job.jobId}`);
       receipt = response.headers.get('X-Deletion-Receipt') || '';
+      underWay = response.status === 202;
     } catch (error) {
       setBusy(ui.deleteButton, false);
       if (error.status === 404) jobGone();
@@ -1507,9 +1509,11 @@
     }
     setBusy(ui.deleteButton, false);
     forgetJob();
-    ui.deletedTitle.textContent = 'Everything is deleted';
+    ui.deletedTitle.textContent = underWay ? 'Deletion under way' : 'Everything is deleted';
     ui.deletedText.textContent =
-      'Your photos, your headshots and the records of this job are gone from our storage.' +
+      (underWay
+        ? 'Your deletion is recorded; your photos, your headshots and the records of this job are gone within a minute.'
+        : 'Your photos, your headshots and the records of this job are gone from our storage.') +
       (refundOnDelete ? ` No headshot was made, so your ${refundOnDelete} is refunded.` : '');
     ui.newJob.textContent = 'Start a new job';
     ui.receipt.textContent = receipt;

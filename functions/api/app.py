@@ -127,15 +127,15 @@ def get_archive(job_id: JobId) -> Response[ArchiveResponse]:
     return json_response(200, wiring.container().jobs.archive(job_id, _token()))
 
 
-@app.delete("/jobs/<job_id>", responses=documented(204, None, 400, 404, 503, receipt=True), security=JOB_TOKEN)
+@app.delete("/jobs/<job_id>", responses=documented(204, None, 400, 404, receipt=True, pending=202), security=JOB_TOKEN)
 def delete_job(job_id: JobId) -> Response[None]:
     logger.append_keys(job_id=job_id)
     c = wiring.container()
     c.jobs.authorize(job_id, _token())
-    c.payments.before_delete(job_id)  # close an open checkout; refund a paid job with nothing made yet
-    tombstone = c.retention.purge(job_id, "user_request")
-    logger.info("job deleted by its owner", extra={"objects_deleted": tombstone.objects_deleted})
-    return Response(status_code=204, headers={"X-Deletion-Receipt": tombstone.receipt_id})
+    # Recorded first with the refund it owes; 202 when the refund or the purge is left to the reconciler.
+    receipt = c.deletion.request(job_id)
+    logger.info("job deletion by its owner", extra={"finished": receipt.finished})
+    return Response(status_code=204 if receipt.finished else 202, headers={"X-Deletion-Receipt": receipt.receipt_id})
 
 
 @app.post("/webhooks/stripe", include_in_schema=False)
@@ -165,11 +165,12 @@ def openapi() -> Response[Any]:
 
 def openapi_json() -> str:
     document = json.loads(_generated_openapi())
-    # What Powertools cannot express: 204s have no body, and request validation answers 400, never 422.
+    # What Powertools cannot express: 202s and 204s have no body, and request validation answers 400, never 422.
     for operations in document["paths"].values():
         for operation in operations.values():
             operation["responses"].pop("422", None)
-            operation["responses"].get("204", {}).pop("content", None)
+            for empty in ("202", "204"):  # a DELETE's answers carry only the receipt header
+                operation["responses"].get(empty, {}).pop("content", None)
     for unused in ("HTTPValidationError", "ValidationError"):
         document.get("components", {}).get("schemas", {}).pop(unused, None)
     return json.dumps(document)

@@ -572,6 +572,8 @@ class LocalStack:
             "replicate_url": self.emulator.url,
             "replicate_token": LOCAL_TOKEN,
             "stripe_url": self.stripe.url,
+            # The emulator's own loopback-only key: a script can act as Stripe's dashboard (a refund by hand).
+            "stripe_secret_key": LOCAL_STRIPE_KEY,
             "bucket": self.bucket,
             "region": REGION,
             "tables": self.table_names,

@@ -19,7 +19,9 @@ A paid form answers 303 to `success_url` (`{CHECKOUT_SESSION_ID}` replaced); a r
 saying why (400 invalid email or code, 404 unknown session, 409 already paid, 410 expired).
 
 Test hooks live under `/_emulator/` (no API key): `GET events|refunds|sessions|webhook`, `PUT webhook`,
-`POST sessions/{id}/pay` (JSON `{"email", "promotion_code"}`), `POST events/{id}/resend`, `DELETE state`.
+`POST sessions/{id}/pay` (JSON `{"email", "promotion_code"}`), `POST events/{id}/resend`, `DELETE state`, and
+`GET|PUT|DELETE faults` (`{"drop_webhooks": true}`: every delivery lost; infra/local/stripe_lists.py). Lists take
+`created[gt|gte|lt|lte]` as Stripe's do; refunds can be made directly (`POST /v1/refunds`), as the dashboard does.
 
     python -m infra.local.stripe_emulator --port 8789
 """
@@ -50,6 +52,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from infra.local.emulator_http import LoopbackEmulator, Reply, cli_parser, parse_cli, utc_now
+from infra.local.stripe_lists import ListParamError, WebhookFaults, created_filter
 
 log = logging.getLogger("stripe_emulator")
 
@@ -228,6 +231,13 @@ def _metadata(params: JSONDict) -> dict[str, str]:
     return clean
 
 
+def _created(items: list[JSONDict], params: JSONDict) -> list[JSONDict]:
+    try:
+        return created_filter(items, params)
+    except ListParamError as exc:
+        raise _StripeError(400, str(exc), param=exc.param) from None
+
+
 def _list_page(items: list[JSONDict], params: JSONDict, url: str) -> JSONDict:
     """One page of a Stripe list, newest first, honouring `limit` and `starting_after`/`ending_before`."""
     limit = _integer(params.get("limit", "10"), "limit")
@@ -378,6 +388,7 @@ class StripeEmulator(LoopbackEmulator):
         self._price: JSONDict = {}
         self._coupon: JSONDict = {}
         self._promotion_code: JSONDict = {}
+        self.faults = WebhookFaults()
         self._seed()
         self._routes: list[tuple[str, re.Pattern[str], Handler, str]] = self._route_table()
 
@@ -445,6 +456,7 @@ class StripeEmulator(LoopbackEmulator):
                 table.clear()
             self._idempotency.clear()
             self._seed()
+        self.faults.reset()
 
     def _seed(self) -> None:
         created = int(self._clock().timestamp())
@@ -557,6 +569,9 @@ class StripeEmulator(LoopbackEmulator):
             ("GET", r"/_emulator/sessions", self._hook_sessions, "hook"),
             ("POST", rf"/_emulator/sessions/{oid}/pay", self._hook_pay, "hook"),
             ("GET", r"/_emulator/webhook", self._hook_get_webhook, "hook"),
+            ("GET", r"/_emulator/faults", lambda _r: _json_reply(200, self.faults.view()), "hook"),
+            ("PUT", r"/_emulator/faults", self._hook_put_faults, "hook"),
+            ("DELETE", r"/_emulator/faults", lambda _r: _json_reply(200, self.faults.reset()), "hook"),
             ("PUT", r"/_emulator/webhook", self._hook_put_webhook, "hook"),
             ("DELETE", r"/_emulator/state", self._hook_reset, "hook"),
         ]
@@ -850,6 +865,7 @@ class StripeEmulator(LoopbackEmulator):
                 wanted = request.params.get(name)
                 if isinstance(wanted, str):
                     sessions = [session for session in sessions if session.get(name) == wanted]
+            sessions = _created(sessions, request.params)
             page = _list_page(copy.deepcopy(sessions), request.params, "/v1/checkout/sessions")
         return _json_reply(200, page)
 
@@ -1172,6 +1188,7 @@ class StripeEmulator(LoopbackEmulator):
                 wanted = request.params.get(name)
                 if isinstance(wanted, str):
                     refunds = [refund for refund in refunds if refund[name] == wanted]
+            refunds = _created(refunds, request.params)
             page = _list_page(copy.deepcopy(refunds), request.params, "/v1/refunds")
         return _json_reply(200, page)
 
@@ -1267,6 +1284,13 @@ class StripeEmulator(LoopbackEmulator):
                 event.status = "not_sent"
                 return
         assert self._http is not None
+        if self.faults.take_drop():  # every attempt lost, as when our endpoint is unreachable for Stripe's 3 days
+            with self._lock:
+                if event.cycle == cycle:
+                    event.attempts.append({"attempt": attempt, "url": url, "status_code": None, "error": "dropped"})
+                    event.status = "failed"
+            log.info("event %s (%s) dropped (fault)", event_id, event.data["type"])
+            return
         timestamp = int(self._clock().timestamp())
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -1363,6 +1387,12 @@ class StripeEmulator(LoopbackEmulator):
         except ValueError as exc:
             return _json_reply(400, {"error": {"type": "invalid_request_error", "message": str(exc)}})
         return self._hook_get_webhook(request)
+
+    def _hook_put_faults(self, request: _Request) -> Reply:
+        try:
+            return _json_reply(200, self.faults.update(self._json_body(request)))
+        except ValueError as exc:
+            return _json_reply(400, {"error": {"type": "invalid_request_error", "message": str(exc)}})
 
     def _hook_reset(self, _request: _Request) -> Reply:
         self.reset()

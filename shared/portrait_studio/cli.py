@@ -5,6 +5,7 @@ portrait-studio likeness --refs FILE... --outputs FILE... [--json]
                                                           intake's person check on the references and
                                                           collect's face gate on each output
 portrait-studio retention-report                          prove the 48-hour promise (exit 1 if broken)
+portrait-studio ledger [--since 72h] [--json]             match Stripe against our records (exit 1 if unrepaired)
 portrait-studio store-webhook-secret                      fetch Replicate's signing secret into SSM
 
 With no PORTRAIT_* setting in the environment, the last two use the running local stack found in
@@ -19,6 +20,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "retention-report":
         with local_stack_unless_configured():
             return retention_report(rest)
+    if command == "ledger":
+        with local_stack_unless_configured():
+            return ledger(rest)
     if command == "store-webhook-secret":
         with local_stack_unless_configured():
             return store_webhook_secret(rest)
@@ -125,6 +130,34 @@ def retention_report(argv: list[str]) -> int:
         print(f"orphaned job prefixes: {len(report.orphans)}")
         print(f"anything older than {report.max_age_h:.0f} h: {'NO' if report.promise_kept else 'YES'}")
     return 0 if report.promise_kept else 1
+
+
+def parse_window(text: str) -> timedelta:
+    """`72h`, `3d`, `90m`: the ledger's window."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: a number and m, h or d (e.g. 72h)")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def ledger(argv: list[str]) -> int:
+    """Every payment and refund Stripe holds for the window, matched to a job or a tombstone; what can be repaired
+    is (once). One line per mismatch, then the totals; exit 1 while an unrepaired mismatch is left."""
+    parser = argparse.ArgumentParser(prog="portrait-studio ledger")
+    parser.add_argument("--since", type=parse_window, default=timedelta(hours=72))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from portrait_studio import wiring
+
+    report = wiring.container().ledger.run(args.since)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for item in report.items:
+            print(item.line())
+        totals = report.as_dict()
+        print(" ".join(f"{name} {totals[name]}" for name in ("sessions", "paid", "refunded", "mismatches", "repaired")))
+    return 1 if report.unrepaired else 0
 
 
 def store_webhook_secret(argv: list[str]) -> int:

@@ -125,6 +125,14 @@ class PaymentProviderError(PortraitError):
     default_message = "The payment provider refused the request."
 
 
+class RefundNotRecorded(PortraitError):
+    """A deleting job's refund is owed and not recorded yet: its record must not go before it is (retried)."""
+
+    code = "refund_not_recorded"
+    http_status = 503
+    default_message = "The deletion is under way; it finishes within a minute."
+
+
 class NotificationFailed(PortraitError):
     """An email could not be sent (SES refused or unreachable): logged and counted, never a failed job."""
 

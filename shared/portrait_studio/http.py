@@ -36,8 +36,10 @@ ERROR_DESCRIPTIONS = {
 }
 
 
-def documented(success: int, model: type[BaseModel] | None, *errors: int, receipt: bool = False) -> dict[int, Any]:
-    """OpenAPI responses of a route: its success and the JSON errors it can answer with."""
+def documented(
+    success: int, model: type[BaseModel] | None, *errors: int, receipt: bool = False, pending: int | None = None
+) -> dict[int, Any]:
+    """OpenAPI responses of a route: its success (and `pending`: accepted, finished later) and its JSON errors."""
     from portrait_studio.api_models import ErrorBody
 
     ok: dict[str, Any] = {"description": "Success."}
@@ -48,6 +50,8 @@ def documented(success: int, model: type[BaseModel] | None, *errors: int, receip
             "X-Deletion-Receipt": {"description": "The deletion receipt id.", "schema": {"type": "string"}}
         }
     responses: dict[int, Any] = {success: ok}
+    if pending is not None:
+        responses[pending] = {**ok, "description": "Accepted: recorded, and finished within a minute."}
     for code in errors:
         responses[code] = {
             "description": ERROR_DESCRIPTIONS[code],

@@ -133,7 +133,8 @@ class Refund(BaseModel):
     refund_id: str
     amount: int
     currency: str
-    reason: Literal["failed", "partial", "deleted"]
+    # `outside`: made in Stripe's dashboard (support), found and recorded by the ledger.
+    reason: Literal["failed", "partial", "deleted", "outside"]
     refunded_at: UtcDatetime
 
 
@@ -173,6 +174,8 @@ class Job(BaseModel):
     refund_due: int = 0
     refund_reason: Literal["failed", "partial", "deleted"] | None = None
     refund: Refund | None = None
+    # Refunds made outside the product (Stripe's dashboard) that the ledger found and recorded here.
+    outside_refunds: list[Refund] = Field(default_factory=list)
     # The address Stripe Checkout collected: personal data, kept only until the outcome's email is sent.
     email: str | None = None
     notified_outcome: str | None = None  # the outcome an email was sent (or attempted) for: at most one each
@@ -180,6 +183,8 @@ class Job(BaseModel):
     aftercare_due: bool = False
     # Why it is being deleted, while a purge is under way (status deleted/expired, not yet a tombstone).
     deletion_reason: Literal["expired", "user_request", "checkout_expired"] | None = None
+    # The receipt a DELETE answers with, written with the deletion so a retried DELETE answers the same one.
+    deletion_receipt: str | None = None
     # Tokens minted for emailed private links; rotating the link (a new token_hash) empties it.
     link_token_hashes: list[str] = Field(default_factory=list)
 
@@ -223,6 +228,12 @@ class Tombstone(BaseModel):
     # The Checkout Session that paid for the job (Stripe's id, not personal): a late or replayed event of that
     # payment is recognized as the job's own, not refunded as a stray one.
     paid_session: str | None = None
+    # What money moved for the job (Stripe's ids and integer cents only): the ledger matches Stripe against it.
+    payment_intent: str | None = None
+    amount_paid: int = 0
+    refund: Refund | None = None
+    # Refunds made outside the product (Stripe's dashboard) that the ledger found and recorded here.
+    outside_refunds: list[Refund] = Field(default_factory=list)
 
 
 def slot_key(style: str, k: int) -> str:

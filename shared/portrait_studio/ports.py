@@ -89,6 +89,20 @@ class CheckoutSession:
 
 
 @dataclass(frozen=True)
+class RefundRecord:
+    """A refund as Stripe holds it: ids and integer cents, and the metadata we wrote (none when made by hand)."""
+
+    refund_id: str
+    payment_intent: str | None
+    amount: int
+    currency: str
+    status: str  # pending | succeeded | failed | canceled | requires_action
+    created: datetime
+    job_id: str | None  # metadata.job_id
+    key: str | None  # metadata.refund_key: the idempotency key it was made with
+
+
+@dataclass(frozen=True)
 class PaymentEvent:
     """A verified Stripe event: only the checkout events we handle carry a session."""
 
@@ -123,7 +137,24 @@ class Payments(Protocol):
         ...
 
     def refund(self, payment_intent: str, amount: int, idempotency_key: str, job_id: str) -> str:
-        """Refund `amount` cents of the payment; returns the refund's id. The same key refunds once."""
+        """Refund `amount` cents of the payment; returns the refund's id. The same key refunds once (Stripe keeps
+        a key 24 hours: the key also goes into the refund's metadata, so `list_refunds` finds it later)."""
+        ...
+
+    def list_refunds(self, payment_intent: str) -> list[RefundRecord]:
+        """Every refund of one payment, newest first."""
+        ...
+
+    def list_checkouts(self, created_gte: datetime) -> list[CheckoutSession]:
+        """Every Checkout Session created since then (every page), newest first."""
+        ...
+
+    def list_refunds_since(self, created_gte: datetime) -> list[RefundRecord]:
+        """Every refund created since then (every page), newest first: ours and those made in the dashboard."""
+        ...
+
+    def checkout_of_payment(self, payment_intent: str) -> CheckoutSession | None:
+        """The Checkout Session that collected a payment (None: not one of ours)."""
         ...
 
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
@@ -293,6 +324,10 @@ class JobStore(Protocol):
 
     def delete_job(self, tombstone: Tombstone, tombstone_expires_at: datetime) -> None:
         """Delete every item of the job and leave the tombstone."""
+        ...
+
+    def update_tombstone(self, job_id: str, **fields: Any) -> bool:
+        """Set fields of a tombstone (the ledger records money found after the job went); False if there is none."""
         ...
 
     def status_counts(self) -> dict[str, int]: ...

@@ -26,8 +26,10 @@ if TYPE_CHECKING:  # services are imported when first used: each function needs 
         SecretStore,
     )
     from portrait_studio.services.aftercare import Aftercare
+    from portrait_studio.services.deletion import DeletionService
     from portrait_studio.services.generation import GenerationService
     from portrait_studio.services.jobs import JobsService
+    from portrait_studio.services.ledger import Ledger
     from portrait_studio.services.normalization import NormalizationService
     from portrait_studio.services.payments import PaymentsService
     from portrait_studio.services.provenance import ProvenanceStamp
@@ -193,6 +195,20 @@ class Container:
 
         s = self
         return PaymentsService(s.settings, s.store, s.queue, s.payment_provider, s.clock, s.retention, s.metrics)
+
+    @cached_property
+    def deletion(self) -> DeletionService:
+        from portrait_studio.services.deletion import DeletionService
+
+        s = self
+        return DeletionService(s.store, s.clock, s.payments, s.retention, s.metrics)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from portrait_studio.services.ledger import Ledger
+
+        s = self
+        return Ledger(s.store, s.payment_provider, s.payments, s.clock, s.metrics)
 
     @cached_property
     def provenance(self) -> ProvenanceStamp:

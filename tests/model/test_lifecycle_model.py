@@ -15,7 +15,12 @@ an expired checkout's job never paid nor generated.
 At the end, with the faults over: every job is terminal within `max_generating_s` of its start of generation;
 every unpaid checkout ended its job; every payment is refunded exactly as its job's outcome says (`failed` in
 full, `partial` pro rata, deleted with nothing made in full, `ready` not at all), once; a stray or second
-payment in full, once.
+payment in full, once (by its event's handler, or by the ledger when every event of it was lost).
+
+Deletion and the ledger: a DELETE records the deletion and the refund it owes first; the write recording its refund
+may fail after Stripe refunded (the next reconciler run records it). Support refunds `ready` jobs by hand in the
+dashboard; the ledger runs at any moment: when nothing failed during a run, no mismatch is left unrepaired and every
+refund made by hand is recorded. At the end every refund of a job's own payment is on its job or tombstone.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.models import JobStatus, Payment, Tombstone
 from portrait_studio.services.finishing import refund_owed
-from portrait_studio.services.payments import LOOKUP_AFTER_S
+from portrait_studio.services.ledger import LedgerReport
+from portrait_studio.services.payments import LOOKUP_AFTER_S, refund_key
 from tests.model.test_pacing import most_in_a_minute
-from tests.model.world import COLLECT, DISPATCH, NORMALIZE, World, job_of_email
+from tests.model.world import COLLECT, DISPATCH, NORMALIZE, STRIPE_DOWN, InjectedFault, World, job_of_email
 
 EXAMPLES = int(os.environ.get("LIFECYCLE_EXAMPLES", "500"))
 TARGETS = ("store", "queue", "blobs", "replicate")
@@ -75,24 +81,48 @@ class LifecycleModel(RuleBasedStateMachine):
     @precondition(lambda self: self.world.started)
     @rule(pick=st.integers(0, 2))
     def the_user_deletes_a_job(self, pick: int) -> None:
-        """DELETE /jobs/{id}. An awaiting job whose checkout was just paid (its event still on the way) has that
-        payment refunded in full by the DELETE itself, before the job is gone. With Stripe down for that refund
-        the DELETE answers 503 having written nothing: the job goes on as it was, owing nothing."""
+        """DELETE /jobs/{id}: the deletion and the refund it owes are recorded first (the job is `deleting`), then
+        refunded and purged. An awaiting job whose checkout was just paid (its event still on the way) has that
+        payment refunded in full by the DELETE itself. With Stripe down (or any step failing) the DELETE answers 202
+        and the reconciler finishes it, the refund included."""
         world = self.world
         job_id = sorted(world.started)[pick % len(world.started)]
         job = world.job(job_id)
         awaiting = job is not None and job.status == JobStatus.AWAITING_PAYMENT and job.checkout_session_id
         session = world.stripe.sessions[job.checkout_session_id] if awaiting else None  # type: ignore[union-attr,index]
-        before = world.store.jobs.get(job_id)
-        deleted = world.delete(job_id)
-        if not deleted:
-            assert world.store.jobs.get(job_id) == before, (before, world.store.jobs.get(job_id))
-            STATS.checks["DELETE answered 503 (Stripe down), nothing written"] += 1
+        finished = world.delete(job_id)
+        record = world.store.jobs.get(job_id)
+        assert isinstance(record, Tombstone) or (record is not None and record.status.is_tombstone), record
+        if not finished:
+            STATS.checks["DELETE answered 202, left to the reconciler"] += 1
         elif session is not None:
             paid = world.stripe.sessions[session.session_id]
             if paid.status == "complete" and paid.payment_intent:
                 assert world.stripe.refunded(paid.payment_intent) == [paid.amount_total], (paid, world.stripe.refunds)
                 STATS.checks["DELETE refunded a just-paid checkout at once"] += 1
+
+    @precondition(lambda self: self.world.started and not self.world.stripe.fail_next)
+    @rule(pick=st.integers(0, 2), mode=st.sampled_from(["before", "after"]))
+    def a_delete_whose_refund_record_fails(self, pick: int, mode: str) -> None:
+        """DELETE, and the write recording the refund Stripe has just made fails (or its answer is lost): the user
+        never retries. The refund is recorded by the next reconciler run, never made twice."""
+        world = self.world
+        job_id = sorted(world.started)[pick % len(world.started)]
+        world.faults.arm("store.update_job", 1, mode)  # the 1st write records the deletion, the 2nd the refund
+        world.delete(job_id)
+        world.faults.armed.pop("store.update_job", None)
+        key = refund_key(job_id)
+        made = [r for r in world.stripe.refund_records if r.key == key]
+        if not made:
+            return
+        with world.faults_off():
+            world.reconcile()
+        record = world.store.jobs.get(job_id)
+        if isinstance(record, Tombstone) or world.stripe.fail_next == 0:
+            refund = record.refund if record is not None else None  # type: ignore[union-attr]
+            assert refund is not None and refund.refund_id == made[0].refund_id, (record, made)
+            STATS.checks["DELETE's refund record failed, recorded by the next run"] += 1
+        assert len(made) == 1, made
 
     @precondition(lambda self: self._payable())
     @rule(pick=st.integers(0, 2), discount=st.sampled_from([0, 0, 300, 645, 1290]), lost=st.booleans())
@@ -111,6 +141,39 @@ class LifecycleModel(RuleBasedStateMachine):
         jobs = sorted(self.world.started)
         spare = self.world.stripe.open_spare(jobs[pick % len(jobs)])
         self.world.stripe.pay(spare.session_id)
+
+    def _ready_payments(self) -> list[tuple[str, int]]:
+        """(payment intent, cents left to refund) of `ready` jobs: what support may refund by hand."""
+        world, found = self.world, []
+        for job_id in sorted(world.started):
+            job = world.job(job_id)
+            if job is None or job.status != JobStatus.READY or job.payment is None or not job.payment.payment_intent:
+                continue
+            left = job.payment.amount_total - sum(world.stripe.refunded(job.payment.payment_intent))
+            if left > 0:
+                found.append((job.payment.payment_intent, left))
+        return found
+
+    @precondition(lambda self: self._ready_payments())
+    @rule(pick=st.integers(0, 2), cents=st.sampled_from([100, 645, 1290]))
+    def support_refunds_in_the_dashboard(self, pick: int, cents: int) -> None:
+        """A refund made by hand in Stripe's dashboard, outside the product: only the ledger ever hears of it."""
+        payments = self._ready_payments()
+        intent, left = payments[pick % len(payments)]
+        self.world.stripe.refund_outside(intent, min(cents, left))
+
+    @rule()
+    def the_ledger_runs(self) -> None:
+        """The daily ledger (any moment, under any fault): when nothing failed during it, every payment Stripe holds
+        is matched and nothing is left unrepaired."""
+        world = self.world
+        fired, down = sum(world.faults.fired.values()), world.stripe.fail_next
+        try:
+            report = world.ledger.run(timedelta(hours=72))
+        except (InjectedFault, *STRIPE_DOWN):
+            return
+        if sum(world.faults.fired.values()) == fired and world.stripe.fail_next == down:
+            self.ledger_matched(report)
 
     # --- Stripe ------------------------------------------------------------------------------------
     @precondition(lambda self: self.world.stripe.outbox)
@@ -373,7 +436,8 @@ class LifecycleModel(RuleBasedStateMachine):
             job = self.world.job(job_id)
             if job is not None and job.status == JobStatus.READY:
                 assert job.payment is not None and job.refund is None and job.refund_due == 0, job
-                assert not self.world.stripe.refunded(job.payment.payment_intent), job
+                ours = [k for pi, _, k in self.world.stripe.refunds if pi == job.payment.payment_intent]
+                assert all(k.startswith("outside:") for k in ours), job  # only support, by hand
 
     @invariant()
     def a_job_that_ended_left_nothing(self) -> None:
@@ -458,22 +522,49 @@ class LifecycleModel(RuleBasedStateMachine):
                 continue
             job_id = session.job_id or ""
             payment = self._payment_of(job_id) or world.store.paid.get(job_id)
-            refunds = stripe.refunded(session.payment_intent)
+            # Refunds made by hand in the dashboard are the ledger's to record (`ledger_matched`), not the product's.
+            refunds = [
+                a for pi, a, key in stripe.refunds if pi == session.payment_intent and not key.startswith("outside:")
+            ]
             if payment is not None and payment.checkout_session_id == session.session_id:
                 owed = self._expected_refund(job_id, payment)
                 assert refunds == ([owed] if owed else []), (job_id, session, owed, refunds, world.job(job_id))
                 job = world.job(job_id)
                 if job is not None and owed:
                     assert job.refund is not None and job.refund.amount == owed, job
-            elif session.session_id in stripe.dropped and session.session_id not in stripe.heard:
-                # GAP (still open, reported; the only allowance): a second session's payment whose every
-                # `completed` event is lost forever is found by nobody — the reconciler looks up only the session
-                # recorded on an awaiting job. In production Stripe retries an event for 3 days, so "lost forever"
-                # needs 3 days of 5xx; a job's own session is always found (reconciler, DELETE).
-                assert refunds in ([], [session.amount_total]), (job_id, session, refunds)
-                STATS.gap_second_payment_unheard += 1
             else:
+                # A payment no job holds (a second session, a job gone): refunded whole, once — by its event's
+                # handler, or, when every event of it was lost, by the ledger run at the end.
+                if session.session_id in stripe.dropped and session.session_id not in stripe.heard:
+                    STATS.gap_second_payment_unheard += 1  # formerly a gap: now the ledger's repair
                 assert refunds == [session.amount_total], (job_id, session, refunds, world.store.jobs.get(job_id))
+
+    def ledger_matched(self, report: LedgerReport) -> None:
+        """After a ledger run nothing broke: no mismatch left unrepaired; every refund made outside the product is
+        recorded on its job or tombstone; a payment no job holds is refunded whole, once."""
+        world = self.world
+        assert report.unrepaired == 0, report.items
+        STATS.checks["ledger run, every payment matched"] += 1
+        STATS.checks["ledger repaired a mismatch"] += report.repaired
+        for made in world.stripe.refund_records:
+            if made.key is not None:
+                continue
+            session = world.stripe.checkout_of_payment(made.payment_intent or "")
+            assert session is not None and session.job_id
+            record = world.store.jobs.get(session.job_id)
+            assert record is not None and any(r.refund_id == made.refund_id for r in record.outside_refunds), record
+            STATS.checks["dashboard refund recorded by the ledger"] += 1
+
+    def refunds_recorded(self) -> None:
+        """At the end: every refund Stripe made of a job's own payment is recorded on its job or its tombstone."""
+        world = self.world
+        for made in world.stripe.refund_records:
+            if made.key is None or made.job_id is None or made.key != refund_key(made.job_id):
+                continue  # a stray payment given back whole (no job holds it), or made outside the product
+            record = world.store.jobs.get(made.job_id)
+            refund = record.refund if record is not None else None
+            assert refund is not None and refund.refund_id == made.refund_id, (made, record)
+            STATS.checks["a job's refund recorded on it or its tombstone"] += 1
 
     def purges_finished(self, halfway: list[str], stopped: datetime) -> None:
         """At the end: a purge that stopped halfway (job marked deleted/expired, objects left) is finished by the
@@ -500,7 +591,9 @@ class LifecycleModel(RuleBasedStateMachine):
         stopped = world.clock.now()
         world.run_to_quiescence()
         assert not world.unexpected, world.unexpected
+        self.ledger_matched(world.ledger.run(timedelta(hours=72)))  # the daily run, with everything up
         self.payments_settled()
+        self.refunds_recorded()
         self.aftercare_done()
         self.purges_finished(halfway, stopped)
         STATS.checks["purge stopped halfway, finished by the reconciler"] += world.purges_finished

@@ -43,12 +43,12 @@ from portrait_studio.models import (
     PhotoQuality,
     Prediction,
     SlotStatus,
-    Tombstone,
     UploadFile,
     Verdict,
 )
 from portrait_studio.ports import CheckoutSession, PaymentEvent, RemotePrediction
 from portrait_studio.services.generation import GenerationService
+from portrait_studio.services.ledger import Ledger
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.payments import PaymentsService
 from portrait_studio.services.retention import RetentionService
@@ -115,7 +115,8 @@ class Faulty:
             return value
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            mode = self._faults.take(self._name)
+            # A fault armed for this one method (e.g. `store.update_job`) counts only its calls.
+            mode = self._faults.take(f"{self._name}.{attribute}") or self._faults.take(self._name)
             if mode == "before":
                 raise InjectedFault(f"{self._name}.{attribute} failed")
             result = value(*args, **kwargs)
@@ -344,7 +345,7 @@ class CountingQueue:
 
 @dataclass
 class Deleted:
-    """A job as its owner's DELETE found it (after `before_delete`, before the purge)."""
+    """A job as its owner's DELETE found it (before the deletion was recorded)."""
 
     job: Job | None
     images: int
@@ -433,6 +434,9 @@ class World:
         # model still sees every error that is neither an injected fault nor Stripe down.
         self._watch(self.payments, "_reconcile_unpaid")
         self._watch(self.container.aftercare, "run")
+        self.deletion = self.container.deletion
+        self.ledger = Ledger(store, self.stripe, self.payments, c, m)  # type: ignore[arg-type]
+        self._watch(self.deletion, "finish")  # a DELETE leaves what failed to the reconciler: errors still seen
         self.unpaid_creates: list[RemoteRecord] = []
         self.deleted_as: dict[str, Deleted] = {}  # job → how its owner's DELETE found it
         self.purges_finished = 0  # purges found halfway and finished by the reconciler
@@ -582,43 +586,36 @@ class World:
     def reconcile(self) -> None:
         """One run of functions/reconcile: generation's reconciler, payments', the aftercare's, then the purges
         that stopped halfway (a failed run: the next one tries again)."""
-        fired = sum(self.faults.fired.values())
+        fired, stripe_down = sum(self.faults.fired.values()), self.stripe.fail_next
         with contextlib.suppress(InjectedFault):
             self.generation.reconcile()
             self.payments.reconcile()
             self.container.aftercare.reconcile()  # refunds not made yet, emails not sent (services/aftercare.py)
             # Jobs marked deleted/expired, not yet tombstones: an earlier purge, or one this run's payment
             # reconciler began (an unpaid expiry) and a fault stopped halfway.
-            self.purges_finished += self.retention.finish_interrupted()
-        # A run nothing broke leaves no purge halfway.
-        if sum(self.faults.fired.values()) == fired and (halfway := self.store.jobs_purging()):
+            self.purges_finished += self.deletion.finish_interrupted()
+        # A run nothing broke (no fault, Stripe up for a deletion's refund) leaves no purge halfway.
+        broken = sum(self.faults.fired.values()) != fired or self.stripe.fail_next != stripe_down
+        if not broken and (halfway := self.store.jobs_purging()):
             self.unexpected.append(AssertionError(f"purges left halfway by a whole run: {halfway}"))
         self._note_finished()
 
     def delete(self, job_id: str) -> bool:
-        """DELETE /jobs/{id} (functions/api/app.py: before_delete, then the purge); a person whose request failed
-        tries again. With Stripe down the API answers 503 and nothing is deleted: False."""
-
-        def request() -> None:
-            self.payments.before_delete(job_id)
-            record = self.store.jobs.get(job_id)
-            if job_id not in self.deleted_as and not isinstance(record, Tombstone):
-                job = record if isinstance(record, Job) and not record.status.is_tombstone else None
-                images = sum(s.images_collected for s in self.store.list_slots(job_id)) if job else 0
-                self.deleted_as[job_id] = Deleted(job, images)
-            self.retention.purge(job_id, "user_request")
-
+        """DELETE /jobs/{id} (functions/api/app.py → services/deletion.py): the deletion and the refund it owes are
+        recorded first; a person whose request failed before that (a 5xx) tries again. True when it finished at
+        once (204), False when the refund or the purge was left to the reconciler (202)."""
+        record = self.store.jobs.get(job_id)
+        if job_id not in self.deleted_as and isinstance(record, Job) and not record.status.is_tombstone:
+            images = sum(s.images_collected for s in self.store.list_slots(job_id))
+            self.deleted_as[job_id] = Deleted(record, images)
         try:
-            try:
-                request()
-            except InjectedFault:
-                with self.faults_off():
-                    request()
-        except STRIPE_DOWN:
-            return False
+            receipt = self.deletion.request(job_id)
+        except InjectedFault:
+            with self.faults_off():
+                receipt = self.deletion.request(job_id)
         self.deleted.setdefault(job_id, len(self.replicate.records))
         self._note_finished()
-        return True
+        return receipt.finished
 
     # --- helpers -----------------------------------------------------------------------------------
     def faults_off(self) -> Any:

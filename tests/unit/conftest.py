@@ -8,6 +8,7 @@ from PIL import Image
 
 from portrait_studio.config import Settings
 from portrait_studio.services.aftercare import Aftercare
+from portrait_studio.services.deletion import DeletionService
 from portrait_studio.services.generation import GenerationService
 from portrait_studio.services.jobs import JobsService
 from portrait_studio.services.payments import PaymentsService
@@ -50,6 +51,7 @@ class World:
     payments: PaymentsService
     mail: MemoryNotifier
     aftercare: Aftercare
+    deletion: DeletionService
 
 
 @pytest.fixture
@@ -85,4 +87,5 @@ def world() -> World:
         payments,
         mail,
         aftercare,
+        DeletionService(store, clock, payments, retention, metrics),
     )

@@ -110,6 +110,5 @@ def test_rotating_the_link_kills_every_earlier_token_at_once(world: World) -> No
 
 def test_delete_forgets_the_address(world: World) -> None:
     job_id, _ = paid_job(world)
-    world.payments.before_delete(job_id)
-    world.retention.purge(job_id, "user_request")
+    assert world.deletion.request(job_id).finished
     assert "ada@example.com" not in repr(world.store.jobs.get(job_id))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from portrait_studio import keys
-from portrait_studio.errors import PaymentProviderUnavailable, PaymentWebhookRejected
+from portrait_studio.errors import PaymentWebhookRejected
 from portrait_studio.models import Job, JobStatus, Tombstone
 from portrait_studio.ports import PaymentEvent
 from portrait_studio.services.retention import PrefixNotEmpty
@@ -173,20 +173,19 @@ def test_a_ready_job_is_not_refunded(world: World) -> None:
 
 def test_delete_before_any_headshot_refunds_in_full_and_after_delivery_does_not(world: World) -> None:
     early = paid_generating_job(world)
-    world.payments.before_delete(early)
-    world.retention.purge(early, "user_request")
+    assert world.deletion.request(early).finished
     assert [amount for _, amount, _ in world.stripe.refunds] == [1290]
     late = paid_generating_job(world)
     finish_all(world, late)
     run_queues(world)
-    world.payments.before_delete(late)
+    assert world.deletion.request(late).finished
     assert len(world.stripe.refunds) == 1
 
 
 def test_delete_while_awaiting_payment_closes_the_checkout(world: World) -> None:
     job_id = accepted_job(world)
     session_id = job(world, job_id).checkout_session_id or ""
-    world.payments.before_delete(job_id)
+    assert world.deletion.request(job_id).finished
     assert world.stripe.sessions[session_id].status == "expired"
 
 
@@ -207,8 +206,7 @@ def test_a_late_event_of_a_deleted_jobs_own_payment_is_not_refunded_again(world:
     run_queues(world)
     assert job(world, job_id).status == JobStatus.READY
     session_id = job(world, job_id).payment.checkout_session_id  # type: ignore[union-attr]
-    world.payments.before_delete(job_id)
-    world.retention.purge(job_id, "user_request")
+    assert world.deletion.request(job_id).finished
     # Stripe retries the completion (our answer was lost): the job is gone, but this was its own payment.
     replay = PaymentEvent("evt_9", "checkout.session.completed", world.stripe.sessions[session_id])
     assert world.payments.handle(replay) == "duplicate"
@@ -233,8 +231,7 @@ def test_a_payment_made_just_before_delete_is_refunded_by_the_delete(world: Worl
     job_id = accepted_job(world)
     session_id = job(world, job_id).checkout_session_id or ""
     paid = world.stripe.pay(session_id)  # its completed event is still on the way
-    world.payments.before_delete(job_id)
-    world.retention.purge(job_id, "user_request")
+    assert world.deletion.request(job_id).finished
     assert [amount for _, amount, _ in world.stripe.refunds] == [1290]
     # The event arrives later: refunded with the same key, so not twice.
     assert world.payments.handle(PaymentEvent("evt_1", "checkout.session.completed", paid)) == "refunded_stray"
@@ -258,16 +255,68 @@ def test_a_free_checkout_starts_the_job_and_owes_no_refund(world: World) -> None
     assert world.stripe.refunds == [] and not job(world, job_id).aftercare_due
 
 
-def test_a_delete_that_stripe_refused_leaves_nothing_owed(world: World) -> None:
+def test_a_delete_with_stripe_down_is_recorded_and_refunded_by_the_reconciler(world: World) -> None:
     job_id = paid_generating_job(world)
-    world.stripe.fail_next = 3
-    with pytest.raises(PaymentProviderUnavailable):  # the DELETE answers 503 and deletes nothing
-        world.payments.before_delete(job_id)
-    assert job(world, job_id).refund_due == 0 and job(world, job_id).refund is None
+    world.stripe.fail_next = 1
+    receipt = world.deletion.request(job_id)  # the API answers 202 with the receipt
+    assert not receipt.finished and world.stripe.refunds == []
+    deleting = job(world, job_id)
+    assert deleting.status == JobStatus.DELETED and deleting.refund_due == 1290 and deleting.refund is None
+    # The job cannot end `ready` any more: its outputs are dropped; the reconciler refunds, then purges.
     finish_all(world, job_id)
     run_queues(world)
+    assert world.deletion.finish_interrupted() == 1
+    tombstone = world.store.get_job(job_id)
+    assert isinstance(tombstone, Tombstone) and tombstone.receipt_id == receipt.receipt_id
+    assert tombstone.refund is not None and tombstone.refund.amount == 1290 and tombstone.amount_paid == 1290
+    assert [amount for _, amount, _ in world.stripe.refunds] == [1290]
+
+
+def test_a_delete_whose_refund_record_fails_after_stripe_refunded_is_recorded_next_minute(world: World) -> None:
+    """Stripe made the refund, then the write recording it failed: the next run finds it (by listing the payment's
+    refunds: the key is in its metadata) and records that one; nothing is refunded twice."""
+    job_id = paid_generating_job(world)
+    record_refund = world.store.update_job
+
+    def failing(job_id_: str, *args: object, **fields: object) -> bool:
+        if "refund" in fields and fields["refund"] is not None:
+            raise ConnectionError("the store did not answer")
+        return record_refund(job_id_, *args, **fields)  # type: ignore[arg-type]
+
+    world.store.update_job = failing  # type: ignore[method-assign]
+    receipt = world.deletion.request(job_id)
+    assert not receipt.finished and [a for _, a, _ in world.stripe.refunds] == [1290]
+    world.store.update_job = record_refund  # type: ignore[method-assign]
+    world.clock.advance(days=2)  # past Stripe's 24 hours: only the listing can find it now
+    world.stripe._by_key.clear()
+    assert world.deletion.finish_interrupted() == 1
+    tombstone = world.store.get_job(job_id)
+    assert isinstance(tombstone, Tombstone) and tombstone.refund is not None
+    assert tombstone.refund.refund_id == world.stripe.refund_records[0].refund_id
+    assert [a for _, a, _ in world.stripe.refunds] == [1290]
+    assert world.metrics.counts["RefundsFoundAgain"] == 1
+
+
+def test_a_retried_delete_answers_the_same_receipt(world: World) -> None:
+    job_id = paid_generating_job(world)
+    world.stripe.fail_next = 1
+    first = world.deletion.request(job_id)
+    second = world.deletion.request(job_id)
+    assert second.finished and second.receipt_id == first.receipt_id
+    assert [a for _, a, _ in world.stripe.refunds] == [1290]
+
+
+def test_a_failed_jobs_refund_and_its_delete_are_one_refund(world: World) -> None:
+    """The aftercare's refund and the DELETE's share the job's one key: deleting a failed job whose refund is
+    still owed refunds it once."""
+    job_id = paid_generating_job(world)
+    for _ in range(2 * world.settings.max_attempts_per_slot):
+        finish_all(world, job_id, status="failed")
+        run_queues(world)
+    assert job(world, job_id).status == JobStatus.FAILED
+    assert world.deletion.request(job_id).finished
     world.aftercare.reconcile()
-    assert job(world, job_id).status == JobStatus.READY and world.stripe.refunds == []
+    assert [a for _, a, _ in world.stripe.refunds] == [1290]
 
 
 def test_a_free_checkout_whose_event_was_lost_is_started_by_the_reconciler(world: World) -> None:
@@ -289,7 +338,7 @@ def test_an_expiry_found_by_the_reconciler_whose_deletion_failed_is_finished_nex
     world.clock.advance(seconds=121)
     assert world.payments.reconcile()["errors"] == 1  # the bucket failed; the reconciler went on
     world.blobs.fail_keys = set()
-    assert world.retention.finish_interrupted() == 1
+    assert world.deletion.finish_interrupted() == 1
     record = world.store.get_job(job_id)
     assert isinstance(record, Tombstone) and record.reason == "checkout_expired"
     assert list(world.blobs.list_keys(keys.job_prefix(job_id))) == []

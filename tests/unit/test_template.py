@@ -311,7 +311,9 @@ def test_http_api_cors_and_throttling() -> None:
 
 def test_schedules() -> None:
     reconcile = events("ReconcileFunction", "Schedule")
-    assert [p["Schedule"] for p in reconcile.values()] == ["rate(1 minute)"]
+    assert [p["Schedule"] for p in reconcile.values()] == ["rate(1 minute)", "cron(15 4 * * ? *)"]
+    # The daily ledger runs in the reconciler (it holds the Stripe key), on an input of its own.
+    assert [json.loads(p.get("Input", "{}")) for p in reconcile.values()] == [{}, {"mode": "ledger"}]
     # The time bound (every job terminal within max_generating_s) is computed from this period.
     settings = Settings()
     assert settings.reconcile_every_s == 60

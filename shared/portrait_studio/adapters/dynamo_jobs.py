@@ -591,6 +591,12 @@ class DynamoJobStore:
         }
         self.table.put_item(Item=item)
 
+    def update_tombstone(self, job_id: str, **fields: Any) -> bool:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":tombstone": "tombstone"}
+        condition = ["attribute_exists(pk)", "kind = :tombstone"]
+        return self._update(_pk(job_id), META, fields, condition, names, values)
+
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         kwargs: dict[str, Any] = {

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable, PaymentWebhookRejected
-from portrait_studio.ports import CheckoutSession, PaymentEvent, Price
+from portrait_studio.ports import CheckoutSession, PaymentEvent, Price, RefundRecord
 
 CHECKOUT_EVENTS = frozenset(
     {
@@ -50,6 +50,26 @@ def checkout_session(data: Any) -> CheckoutSession:
         currency=str(data.get("currency") or ""),
         payment_intent=str(intent) if intent else None,
         email=customer.get("email"),
+    )
+
+
+def refund_record(data: Any) -> RefundRecord:
+    """Our view of a Refund object: ids, cents and our metadata (none on a refund made in the dashboard)."""
+    if hasattr(data, "to_dict"):
+        data = data.to_dict()
+    metadata = data.get("metadata") or {}
+    intent = data.get("payment_intent")
+    if isinstance(intent, Mapping):
+        intent = intent.get("id")
+    return RefundRecord(
+        refund_id=str(data["id"]),
+        payment_intent=str(intent) if intent else None,
+        amount=int(data.get("amount") or 0),
+        currency=str(data.get("currency") or ""),
+        status=str(data.get("status") or ""),
+        created=_at(data.get("created")),
+        job_id=metadata.get("job_id"),
+        key=metadata.get("refund_key"),
     )
 
 
@@ -126,11 +146,33 @@ class StripePayments:
             # Already complete or expired: nothing is left to close.
 
     def refund(self, payment_intent: str, amount: int, idempotency_key: str, job_id: str) -> str:
-        params = {"payment_intent": payment_intent, "amount": amount, "metadata": {"job_id": job_id}}
+        # The key goes into the metadata too: Stripe forgets idempotency keys after 24 hours, a listing does not.
+        metadata = {"job_id": job_id, "refund_key": idempotency_key}
+        params = {"payment_intent": payment_intent, "amount": amount, "metadata": metadata}
         made = self._call(
             lambda: self.client.v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
         )
         return str(made["id"])
+
+    def list_refunds(self, payment_intent: str) -> list[RefundRecord]:
+        params = {"payment_intent": payment_intent, "limit": 100}
+        every = self._call(lambda: list(self.client.v1.refunds.list(params=params).auto_paging_iter()))
+        return [refund_record(r) for r in every]
+
+    def list_checkouts(self, created_gte: datetime) -> list[CheckoutSession]:
+        params = {"created": {"gte": int(created_gte.timestamp())}, "limit": 100}
+        every = self._call(lambda: list(self.client.v1.checkout.sessions.list(params=params).auto_paging_iter()))
+        return [checkout_session(s) for s in every]
+
+    def list_refunds_since(self, created_gte: datetime) -> list[RefundRecord]:
+        params = {"created": {"gte": int(created_gte.timestamp())}, "limit": 100}
+        every = self._call(lambda: list(self.client.v1.refunds.list(params=params).auto_paging_iter()))
+        return [refund_record(r) for r in every]
+
+    def checkout_of_payment(self, payment_intent: str) -> CheckoutSession | None:
+        params = {"payment_intent": payment_intent, "limit": 1}
+        found = self._call(lambda: self.client.v1.checkout.sessions.list(params=params))
+        return checkout_session(found.data[0]) if found.data else None
 
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
         import stripe

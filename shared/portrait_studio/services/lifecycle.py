@@ -158,6 +158,28 @@ class Lifecycle:
         assert tombstone in TOMBSTONES
         return self.store.update_job(job_id, status=tombstone, deletion_reason=reason)
 
+    def record_deletion(self, job: Job, refund_due: int, refund_reason: str | None, receipt_id: str) -> bool:
+        """DELETE by the owner: any state → deleted (a record still: `deleting` until the purge makes it a tombstone),
+        with the refund it owes and its receipt, in one conditional write on the state it was read in, so the
+        refund owed is computed from the job as it is. The reconciler finishes it (refund, then purge)."""
+        expect_fields = {"refund": None} if job.refund is None else None
+        fields: dict[str, Any] = {"deletion_reason": "user_request", "deletion_receipt": receipt_id}
+        if refund_due:
+            fields |= {"refund_due": refund_due, "refund_reason": refund_reason}
+        return self.store.update_job(
+            job.job_id, expect=[job.status], expect_fields=expect_fields, status=J.DELETED, **fields
+        )
+
+    def record_outside_refund(self, job: Job, refund: Refund) -> bool:
+        """Not a status change: a refund made in Stripe's dashboard, found by the ledger (recorded once each)."""
+        if any(r.refund_id == refund.refund_id for r in job.outside_refunds):
+            return False
+        return self.store.update_job(
+            job.job_id,
+            expect_fields={"outside_refunds": job.outside_refunds} if job.outside_refunds else None,
+            outside_refunds=[*job.outside_refunds, refund],
+        )
+
     def defer_dispatch(self, job_id: str, until: datetime) -> bool:
         """Not a status change: tells the reconciler that the job's planned slots have a dispatch coming."""
         return self.store.update_job(job_id, expect=[J.GENERATING], dispatch_retry_at=until)

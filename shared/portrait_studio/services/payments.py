@@ -36,7 +36,6 @@ from portrait_studio.ports import (
     Price,
     Queue,
 )
-from portrait_studio.services.finishing import images_of
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.plan import base_plan, prediction_budget
 from portrait_studio.services.retention import RetentionService
@@ -51,6 +50,16 @@ PRICE_CACHE_S = 300
 OPEN_AFTER_S = 30
 # An unpaid job quiet this long has its session looked up (a lost `completed` or `expired` event).
 LOOKUP_AFTER_S = 120
+
+
+def refund_key(job_id: str) -> str:
+    """The idempotency key of a job's own refund (at most one per job), kept in the refund's metadata."""
+    return f"refund:{job_id}"
+
+
+def stray_refund_key(session_id: str) -> str:
+    """The key of a payment given back whole: a second session's, or one for a job that is gone."""
+    return f"refund:stray:{session_id}"
 
 
 @dataclass
@@ -144,7 +153,7 @@ class PaymentsService:
     def _refund_stray(self, session: CheckoutSession, job_id: str) -> None:
         """The whole payment back; the key is the session's, so the event and a DELETE never refund it twice."""
         if session.payment_intent and session.amount_total > 0:
-            key = f"refund:stray:{session.session_id}"
+            key = stray_refund_key(session.session_id)
             self.payments.refund(session.payment_intent, session.amount_total, key, job_id)
             self.metrics.count("StrayPaymentsRefunded")
             self.metrics.count("RefundedCents", session.amount_total)
@@ -199,41 +208,45 @@ class PaymentsService:
             return False
         if job.payment.payment_intent is None:  # free (a 100 % promotion code): nothing was paid
             return False
-        self._refund(job, job.refund_due, f"refund:{job_id}", job.refund_reason or "failed")
+        # One key per job: the aftercare's refund of an outcome and a DELETE's refund can never both be made.
+        self._refund(job, job.refund_due, refund_key(job_id), job.refund_reason or "failed")
         return True
 
-    def before_delete(self, job_id: str) -> None:
-        """DELETE by the owner: an open checkout is closed; a paid job with no headshot made yet is refunded in
-        full (its predictions are canceled with it). Raises PaymentProviderUnavailable when Stripe cannot be
-        reached, so nothing is deleted before the money is safe: the user tries again."""
-        job = self.store.get_job(job_id)
-        if not isinstance(job, Job):
+    def owed_on_delete(self, job: Job, images: int) -> tuple[int, str | None]:
+        """What a DELETE owes the owner, with its reason: a paid job with no headshot made is refunded in full; one
+        that ended short keeps the refund its outcome owes; anything already refunded owes nothing more."""
+        paid = job.payment
+        if paid is None or paid.payment_intent is None or paid.amount_total <= 0 or job.refund is not None:
+            return 0, None
+        if images == 0:
+            return paid.amount_total, "deleted"
+        return job.refund_due, job.refund_reason
+
+    def close_unpaid_checkout(self, job: Job) -> None:
+        """A deleting job that never recorded a payment: its open checkout is closed; one paid just now (its event
+        still on the way) is given back whole, under the key the event's handler would use (so never twice)."""
+        if job.payment is not None or not job.checkout_session_id:
             return
-        if job.status == JobStatus.AWAITING_PAYMENT and job.checkout_session_id:
-            self.payments.expire_checkout(job.checkout_session_id)
-            # Paid just now, its event still on the way: nobody would record this payment once the job is gone.
-            session = self.payments.get_checkout(job.checkout_session_id)
-            if session.payment_status == "paid":
-                self._refund_stray(session, job_id)
-            return
-        if job.payment is None or job.refund is not None or job.payment.amount_total <= 0:
-            return
-        made = images_of(self.store.list_slots(job_id))
-        if made > 0 or job.payment.payment_intent is None:
-            return
-        # Stripe first: if it cannot be reached nothing is written, the DELETE answers 503 and the job goes on
-        # as it was (no refund left owed to a job that may still end ready).
-        self._refund(job, job.payment.amount_total, f"refund:deleted:{job_id}", "deleted")
+        self.payments.expire_checkout(job.checkout_session_id)
+        session = self.payments.get_checkout(job.checkout_session_id)
+        if session.payment_status == "paid":
+            self._refund_stray(session, job.job_id)
 
     def _refund(self, job: Job, amount: int, key: str, reason: Literal["failed", "partial", "deleted"]) -> None:
-        """Stripe refunds `amount` of the job's payment (once per key), then the job records it."""
+        """Stripe refunds `amount` of the job's payment (once per key), then the job records it. A refund made
+        earlier under this key whose record was lost (a write failed after Stripe refunded) is found again by
+        listing the payment's refunds (Stripe forgets idempotency keys after 24 hours), and recorded instead."""
         assert job.payment is not None and job.payment.payment_intent is not None
-        refund_id = self.payments.refund(job.payment.payment_intent, amount, key, job.job_id)
+        intent = job.payment.payment_intent
+        made = next((r for r in self.payments.list_refunds(intent) if r.key == key), None)
+        refund_id = made.refund_id if made else self.payments.refund(intent, amount, key, job.job_id)
         currency, now = job.payment.currency, self.clock.now()
         refund = Refund(refund_id=refund_id, amount=amount, currency=currency, reason=reason, refunded_at=now)
         if self.lifecycle.record_refund(job.job_id, refund):
             self.metrics.count("Refunds")
             self.metrics.count("RefundedCents", amount)
+            if made:
+                self.metrics.count("RefundsFoundAgain")
 
     # --- repair --------------------------------------------------------------------------------------
     def reconcile(self) -> dict[str, int]:

@@ -20,6 +20,10 @@ PURGE_METRIC = {"expired": "JobsExpired", "user_request": "JobsDeletedByUser", "
 SWEEP_LOOKBACK_HOURS = 72
 
 
+def new_receipt() -> str:
+    return "del_" + secrets.token_hex(12)
+
+
 class PrefixNotEmpty(RuntimeError):
     """Objects remained under a job's prefix after every pass: the job is not reported deleted."""
 
@@ -58,14 +62,21 @@ class RetentionService:
                 Lifecycle(self.store, self.clock).begin_deletion(job_id, status, reason)
             self._cancel_predictions(job_id)  # again when a purge stopped halfway is finished
         deleted = self.delete_prefix(keys.job_prefix(job_id))
+        job = record if isinstance(record, Job) else None
+        payment = job.payment if job else None
         tombstone = Tombstone(
             job_id=job_id,
             status=status,
             reason=reason,
             deleted_at=self.clock.now(),
             objects_deleted=deleted,
-            receipt_id="del_" + secrets.token_hex(12),
-            paid_session=record.payment.checkout_session_id if isinstance(record, Job) and record.payment else None,
+            receipt_id=(job.deletion_receipt if job else None) or new_receipt(),
+            paid_session=payment.checkout_session_id if payment else None,
+            # The money stays accounted for after the job is gone (ids and cents only): the ledger's match.
+            payment_intent=payment.payment_intent if payment else None,
+            amount_paid=payment.amount_total if payment else 0,
+            refund=job.refund if job else None,
+            outside_refunds=job.outside_refunds if job else [],
         )
         self.store.delete_job(tombstone, self.clock.now() + timedelta(days=self.settings.tombstone_days))
         self.metrics.count(PURGE_METRIC[reason])
@@ -92,19 +103,6 @@ class RetentionService:
         if any(True for _ in self.blobs.list_keys(prefix)):
             raise PrefixNotEmpty(prefix)
         return deleted
-
-    def finish_interrupted(self) -> int:
-        """Every minute: purges that stopped halfway (a crash, a bucket error) are done again. Returns how many."""
-        done = 0
-        for job_id in self.store.jobs_purging():
-            record = self.store.get_job(job_id)
-            if isinstance(record, Job) and record.status.is_tombstone:
-                try:
-                    self.purge(job_id, record.deletion_reason or "user_request")
-                    done += 1
-                except PrefixNotEmpty:
-                    self.metrics.count("PurgesUnfinished")
-        return done
 
     def sweep(self) -> dict[str, int]:
         """The hourly run: purge every job whose expiry hour has come, found through the index."""

@@ -1,0 +1,83 @@
+"""Every cent accounted for, end to end: the local stack's Stripe emulator holds the money, the operator's
+`portrait-studio ledger` (found through `.local/stack.json`, as an operator runs it) matches it to our jobs.
+
+Not here: a DELETE whose refund record fails once — the local stack has no fault for one DynamoDB write; the
+lifecycle model (`a_delete_whose_refund_record_fails`), tests/model/test_ledger_world.py and tests/unit/test_payments.py
+prove it on the real services over fakes with DynamoDB's semantics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.local.client import PortraitClient
+from tests.e2e.test_operator_cli import run_cli
+from tests.e2e.test_payments import accepted_job, stripe
+
+pytestmark = pytest.mark.e2e
+
+
+def ledger(stack: dict[str, Any], cwd: Path) -> tuple[int, dict[str, Any]]:
+    state = cwd / ".local" / "stack.json"
+    if not state.exists():
+        state.parent.mkdir(exist_ok=True)
+        state.symlink_to(Path(stack["log_path"]).parent / "stack.json")
+    done = run_cli("ledger", "--since", "72h", "--json", cwd=cwd)
+    assert done.returncode in (0, 1), done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert "@" not in done.stdout  # ids and amounts only
+    return done.returncode, report
+
+
+def session_of(stack: dict[str, Any], job_id: str) -> dict[str, Any]:
+    (session,) = [s for s in stripe(stack, "/_emulator/sessions") if s["client_reference_id"] == job_id]
+    return session
+
+
+def test_webhooks_dropped_while_paying_the_job_still_starts_and_the_ledger_matches(
+    stack: dict[str, Any], client: PortraitClient, tmp_path: Path
+) -> None:
+    faults = f"{stack['stripe_url']}/_emulator/faults"
+    httpx.put(faults, json={"drop_webhooks": True}).raise_for_status()
+    try:
+        job, _ = accepted_job(client, styles=["corporate"])
+        client.pay(job)
+        assert client.get(job).json()["status"] == "awaiting_payment"  # no event came
+        client.advance_clock(150)  # past the payments reconciler's quiet period: it asks Stripe
+        view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=240)
+        assert view["status"] == "ready" and view["payment"]["amount_total"] == 1290
+        assert httpx.get(faults).json()["dropped"] >= 1
+    finally:
+        httpx.delete(faults).raise_for_status()
+    code, report = ledger(stack, tmp_path)
+    assert code == 0, report
+    assert report["paid"] >= 1 and (report["mismatches"], report["repaired"]) == (0, 0), report
+
+
+def test_a_refund_made_directly_against_a_ready_jobs_payment_is_recorded_once(
+    stack: dict[str, Any], client: PortraitClient, tmp_path: Path
+) -> None:
+    job, _ = accepted_job(client, styles=["corporate"])
+    client.pay(job)
+    assert client.wait_for(job, ("ready", "partial", "failed"), timeout_s=240)["status"] == "ready"
+    intent = session_of(stack, job.job_id)["payment_intent"]
+    # Support, in the dashboard: the secret key from stack.json, the payment, an amount; nothing of ours.
+    by_hand = httpx.post(
+        f"{stack['stripe_url']}/v1/refunds",
+        data={"payment_intent": intent, "amount": "500"},
+        headers={"Authorization": f"Bearer {stack['stripe_secret_key']}"},
+    )
+    assert by_hand.status_code == 200, by_hand.text
+    code, report = ledger(stack, tmp_path)
+    assert code == 0, report
+    assert (report["mismatches"], report["repaired"]) == (1, 1), report
+    (item,) = report["items"]
+    assert (item["kind"], item["job_id"], item["amount"], item["repaired"]) == ("outside_refund", job.job_id, 500, True)
+    code, again = ledger(stack, tmp_path)  # recorded on the job: matched from now on, never recorded twice
+    assert code == 0 and again["mismatches"] == 0, again
+    assert client.get(job).json()["status"] == "ready"
