@@ -84,6 +84,8 @@
     jobStatus: $('job-status'),
     jobMessage: $('job-message'),
     paymentLine: $('payment-line'),
+    backdropLine: $('backdrop-line'),
+    backdropColor: $('backdrop-color'),
     refundLine: $('refund-line'),
     payPanel: $('pay-panel'),
     payNote: $('pay-note'),
@@ -641,9 +643,20 @@
     return document.querySelector('input[name="subject"]:checked')?.value || 'person';
   }
 
+  /** The backdrop fields of POST /jobs: a colour only with the solid backdrop (the API refuses it otherwise). */
+  function chosenBackdrop() {
+    const backdrop = document.querySelector('input[name="backdrop"]:checked')?.value || 'studio_grey';
+    return backdrop === 'solid' ? { backdrop, backdrop_color: ui.backdropColor.value } : { backdrop };
+  }
+
   function fileSpec(item) {
     return { name: item.name, content_type: item.contentType, bytes: item.size };
   }
+
+  ui.backdropColor.addEventListener('input', () => {
+    const solid = document.querySelector('input[name="backdrop"][value="solid"]');
+    if (solid) solid.checked = true;
+  });
 
   async function startJob() {
     showPickError('');
@@ -666,7 +679,7 @@
     setBusy(ui.startButton, true, 'Starting…');
     let created;
     try {
-      created = (await api('POST', '/jobs', { auth: false, body: { files: items.map(fileSpec), styles, subject: chosenSubject() } })).data;
+      created = (await api('POST', '/jobs', { auth: false, body: { files: items.map(fileSpec), styles, subject: chosenSubject(), ...chosenBackdrop() } })).data;
     } catch (error) {
       setBusy(ui.startButton, false);
       showPickError(error.message);
@@ -872,6 +885,7 @@
     renderFiles(view);
     renderStatus(view);
     renderPayment(view);
+    renderBackdrop(view);
     renderProgress(view);
     renderGallery(view);
     tick();
@@ -1064,6 +1078,14 @@
       if (!ui.payLink.hidden) ui.payLink.focus();
       else if (!ui.payPreparing.hidden) ui.jobTitle.focus();
     });
+  }
+
+  function renderBackdrop(view) {
+    const backdrop = view.backdrop;
+    const text = backdrop ? `Backdrop: ${backdrop.label}${backdrop.color ? ` (${backdrop.color})` : ''}.` : '';
+    if (ui.backdropLine.textContent !== text) ui.backdropLine.textContent = text;
+    show(ui.backdropLine, Boolean(text));
+    ui.backdropLine.dataset.kind = backdrop ? backdrop.kind : '';
   }
 
   function renderPayment(view) {
@@ -1572,6 +1594,8 @@
     ui.payLink.removeAttribute('href');
     ui.paymentLine.textContent = '';
     ui.refundLine.textContent = '';
+    ui.backdropLine.textContent = '';
+    show(ui.backdropLine, false);
     show(ui.paymentLine, false);
     show(ui.refundLine, false);
     state.checkoutReturn = null;

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portrait_studio.models import JobStatus, Style, Subject, UtcDatetime
+from portrait_studio.models import BackdropKind, JobStatus, Style, Subject, UtcDatetime
 
 FileName = Annotated[str, Field(min_length=1, max_length=255)]
 
@@ -23,6 +23,14 @@ class CreateJobRequest(BaseModel):
     files: Annotated[list[FileSpec], Field(max_length=50)]
     styles: Annotated[list[Style] | None, Field(min_length=1, max_length=4)] = None
     subject: Subject = "person"
+    # Plain strings, checked by the service: an unknown value gets `invalid_backdrop` with the allowed list.
+    backdrop: Annotated[
+        str | None,
+        Field(max_length=32, description="studio_grey (default), office, outdoors or solid: every style's backdrop."),
+    ] = None
+    backdrop_color: Annotated[
+        str | None, Field(max_length=16, description="The solid backdrop's colour as #rrggbb (solid only).")
+    ] = None
 
 
 class AddFilesRequest(BaseModel):
@@ -79,6 +87,12 @@ class StyleProgress(BaseModel):
     items: list[ResultItem] = Field(default_factory=list)
 
 
+class BackdropView(BaseModel):
+    kind: BackdropKind
+    label: str
+    color: str | None = None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -110,6 +124,7 @@ class JobView(BaseModel):
     job_id: str
     status: JobStatus
     subject: Subject
+    backdrop: BackdropView
     created_at: UtcDatetime
     expires_at: UtcDatetime
     files: list[FileView]

@@ -43,6 +43,11 @@ class UnsupportedContentType(InvalidRequest):
     code = "unsupported_content_type"
 
 
+class InvalidBackdrop(InvalidRequest):
+    code = "invalid_backdrop"
+    default_message = "Choose a backdrop we offer; a solid colour needs a hex value like #1f5fbf."
+
+
 class FileTooLarge(InvalidRequest):
     code = "file_too_large"
     http_status = 413

@@ -71,6 +71,17 @@ class SlotStatus(StrEnum):
 Subject = Literal["man", "woman", "person"]
 Style = Literal["corporate", "business_casual", "creative", "formal"]
 STYLES: tuple[Style, ...] = ("corporate", "business_casual", "creative", "formal")
+BackdropKind = Literal["studio_grey", "office", "outdoors", "solid"]
+BACKDROPS: tuple[BackdropKind, ...] = ("studio_grey", "office", "outdoors", "solid")
+HEX_COLOR = r"^#[0-9a-f]{6}$"
+
+
+class Backdrop(BaseModel):
+    """The backdrop of every headshot of a job, chosen before payment. `color` (lowercase #rrggbb) iff solid."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: BackdropKind = "studio_grey"
+    color: Annotated[str, Field(pattern=HEX_COLOR)] | None = None
 
 
 class FaceBox(BaseModel):
@@ -143,6 +154,7 @@ class Job(BaseModel):
     status: JobStatus
     subject: Subject = "person"
     styles: tuple[Style, ...] = STYLES
+    backdrop: Backdrop = Backdrop()
     created_at: UtcDatetime
     expires_at: UtcDatetime
     updated_at: UtcDatetime

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from portrait_studio import keys
 from portrait_studio.api_models import (
     ArchiveResponse,
+    BackdropView,
     CreateJobRequest,
     CreateJobResponse,
     ErrorDetail,
@@ -43,6 +44,7 @@ from portrait_studio.errors import (
 )
 from portrait_studio.models import STYLES, FileStatus, Job, JobStatus, Prediction, UploadFile
 from portrait_studio.ports import BlobStore, Clock, JobStore, Queue
+from portrait_studio.services.backdrops import backdrop_label, parse_backdrop
 from portrait_studio.services.estimate import estimated_ready_at
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.pacing import CreatePacer
@@ -110,6 +112,7 @@ class JobsService:
             raise FileCountOutOfRange(
                 f"Upload between {self.settings.min_files} and {self.settings.max_files} photos; you sent {count}."
             )
+        backdrop = parse_backdrop(request.backdrop, request.backdrop_color)
         files = self._new_files(request.files, round=0)
         token = new_token()
         job = Job(
@@ -118,6 +121,7 @@ class JobsService:
             status=JobStatus.COLLECTING,
             subject=request.subject,
             styles=tuple(dict.fromkeys(request.styles)) if request.styles else STYLES,
+            backdrop=backdrop,
             created_at=now,
             expires_at=now + timedelta(hours=self.settings.retention_hours),
             updated_at=now,
@@ -287,6 +291,7 @@ class JobsService:
             job_id=job.job_id,
             status=job.status,
             subject=job.subject,
+            backdrop=BackdropView(kind=job.backdrop.kind, label=backdrop_label(job.backdrop), color=job.backdrop.color),
             created_at=job.created_at,
             expires_at=job.expires_at,
             files=[self._file_view(job_id, f, url_ttl) for f in files],
