@@ -1214,6 +1214,7 @@
           entry.img.src = url;
         }
         entry.link.href = url;
+        markCrop(entry, safeUrl(result.linkedin_url));
         // Results can land out of order (No. 5 before No. 1): number them by their place in the likeness order.
         if (entry.number !== index + 1) numberResult(entry, style.style, index + 1);
         markLikeness(entry, result);
@@ -1224,6 +1225,14 @@
       group.count.textContent = `${ranked.length} of ${style.expected}`;
     }
     show(ui.likenessNote, anyClosest);
+  }
+
+  /** The headshot's 800 × 800 square for profile circles (LinkedIn), when it has one. */
+  function markCrop(entry, url) {
+    entry.cropUrl = url;
+    if (url) entry.cropLink.href = url;
+    else entry.cropLink.removeAttribute('href');
+    show(entry.cropLink, Boolean(url));
   }
 
   function markLikeness(entry, result) {
@@ -1286,12 +1295,20 @@
     link.className = 'download';
     link.href = url;
     link.textContent = 'Download';
-    const entry = { li, img, link, label, likeness, badge, url, number: 0, fileName: '' };
+    const cropLink = document.createElement('a');
+    cropLink.className = 'download download-crop';
+    cropLink.textContent = 'LinkedIn square';
+    cropLink.hidden = true;
+    const entry = { li, img, link, cropLink, cropUrl: null, label, likeness, badge, url, number: 0, fileName: '' };
     link.addEventListener('click', (event) => {
       event.preventDefault();
       downloadImage(entry.url, entry.fileName);
     });
-    caption.append(label, likeness, link);
+    cropLink.addEventListener('click', (event) => {
+      event.preventDefault();
+      if (entry.cropUrl) downloadImage(entry.cropUrl, entry.fileName.replace(/\.png$/, '-linkedin.jpg'));
+    });
+    caption.append(label, likeness, link, cropLink);
     figure.append(badge, img, caption);
     li.append(figure);
     numberResult(entry, style, number);
@@ -1305,6 +1322,11 @@
     entry.label.textContent = `No. ${number}`;
     entry.link.download = entry.fileName;
     entry.link.setAttribute('aria-label', `Download ${styleName(style).toLowerCase()} headshot ${number}`);
+    entry.cropLink.download = entry.fileName.replace(/\.png$/, '-linkedin.jpg');
+    entry.cropLink.setAttribute(
+      'aria-label',
+      `Download ${styleName(style).toLowerCase()} headshot ${number} as an 800 by 800 square for LinkedIn`,
+    );
   }
 
   /** The bucket is another origin, where the download attribute is ignored: fetch the image (CORS GET)

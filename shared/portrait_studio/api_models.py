@@ -77,6 +77,9 @@ class ResultItem(BaseModel):
     url: str
     likeness: Annotated[int, Field(ge=0, le=100, description="How much the face is like yours, 0-100.")]
     closest: Annotated[bool, Field(description="Among this style's closest likenesses: the ones to try first.")]
+    linkedin_url: Annotated[
+        str | None, Field(description="The same headshot as an 800 × 800 JPEG centred on the face (profile circles).")
+    ] = None
 
 
 class StyleProgress(BaseModel):
@@ -160,6 +163,7 @@ class ArchiveResponse(BaseModel):
     url: str
     expires_at: UtcDatetime
     images: int
+    linkedin_crops: Annotated[int, Field(description="Square crops in the zip's linkedin/ folder.")] = 0
 
 
 class ErrorBody(BaseModel):

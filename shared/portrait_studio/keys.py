@@ -31,6 +31,11 @@ def result(job_id: str, style: str, n: int) -> str:
     return f"jobs/{job_id}/results/{style}/{n}.png"
 
 
+def crop(job_id: str, style: str, n: int) -> str:
+    """A result's LinkedIn-ready square (services/crops.py)."""
+    return f"jobs/{job_id}/linkedin/{style}/{n}.jpg"
+
+
 def archive(job_id: str) -> str:
     return f"jobs/{job_id}/archive.zip"
 
@@ -40,6 +45,11 @@ def archive_member(key: str, rank: int, likeness: int) -> str:
     sorted by name, the closest likeness comes first."""
     style = key.rsplit("/", 2)[-2]
     return f"{style}/{rank:02d}-likeness-{likeness}.png"
+
+
+def archive_crop_member(key: str, rank: int, likeness: int) -> str:
+    """A result's crop in the zip: `linkedin/corporate/01-likeness-91.jpg`, beside its headshot's name."""
+    return "linkedin/" + archive_member(key, rank, likeness).removesuffix(".png") + ".jpg"
 
 
 def job_id_from_key(key: str) -> str | None:

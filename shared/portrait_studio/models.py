@@ -218,6 +218,7 @@ class Prediction(BaseModel):
     images_collected: int = 0
     results: list[int] = Field(default_factory=list)  # numbers of the stored results (keys.result): no listing
     likeness: list[int] = Field(default_factory=list)  # each stored result's likeness (0-100), as `results`
+    crops: list[int] = Field(default_factory=list)  # the results that have a LinkedIn-ready crop (keys.crop)
     # Outputs the gate dropped, by reason (no_face, extra_faces, not_like_you, invalid): the shortfall's words.
     drops: dict[str, int] = Field(default_factory=dict)
     predict_time: float | None = None

@@ -274,6 +274,7 @@ class JobsService:
         for style in job.styles:
             ranked = ranked_by_style.get(style, [])
             urls = [self.blobs.presign_get(r.key, url_ttl) for r in ranked] if url_ttl else []
+            crops = [self.blobs.presign_get(r.crop_key, url_ttl) if r.crop_key else None for r in ranked]
             styles.append(
                 StyleProgress(
                     style=style,
@@ -281,8 +282,8 @@ class JobsService:
                     done=len(ranked),
                     results=urls,
                     items=[
-                        ResultItem(url=url, likeness=r.likeness, closest=r.rank <= CLOSEST_PER_STYLE)
-                        for url, r in zip(urls, ranked, strict=True)
+                        ResultItem(url=url, likeness=r.likeness, closest=r.rank <= CLOSEST_PER_STYLE, linkedin_url=crop)
+                        for url, crop, r in zip(urls, crops, ranked, strict=True)
                     ],
                 )
             )
@@ -336,10 +337,16 @@ class JobsService:
             with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
                 for r in ranked:
                     archive.writestr(keys.archive_member(r.key, r.rank, r.likeness), self.blobs.get(r.key))
+                    if r.crop_key:
+                        member = keys.archive_crop_member(r.key, r.rank, r.likeness)
+                        archive.writestr(member, self.blobs.get(r.crop_key))
             self.blobs.put(key, buffer.getvalue(), "application/zip")
         ttl = self._get_url_ttl(job, now)
         return ArchiveResponse(
-            url=self.blobs.presign_get(key, ttl), expires_at=now + timedelta(seconds=ttl), images=len(ranked)
+            url=self.blobs.presign_get(key, ttl),
+            expires_at=now + timedelta(seconds=ttl),
+            images=len(ranked),
+            linkedin_crops=sum(1 for r in ranked if r.crop_key),
         )
 
     def _file_view(self, job_id: str, f: UploadFile, url_ttl: int) -> FileView:
@@ -384,20 +391,28 @@ class RankedResult(NamedTuple):
     key: str
     likeness: int
     rank: int  # 1 = the most like the person within its style
+    crop_key: str | None = None  # its LinkedIn-ready crop, when it has one
 
 
 def _ranked_results(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[RankedResult]]:
     """Each style's stored results, the most like the person first, from the slot records: a status look lists
     nothing in the bucket (a listing is an R2 class A operation, and the page looks every few seconds)."""
     found: dict[str, list[tuple[int, int]]] = {}
+    cropped: set[tuple[str, int]] = set()
     for slot in slots:
         scores = slot.likeness if len(slot.likeness) == len(slot.results) else [0] * len(slot.results)
         found.setdefault(slot.style, []).extend(zip(slot.results, scores, strict=True))
+        cropped.update((slot.style, number) for number in slot.crops)
     ranked: dict[str, list[RankedResult]] = {}
     for style, results in found.items():
         ordered = sorted(results, key=lambda r: (-r[1], r[0]))
         ranked[style] = [
-            RankedResult(keys.result(job_id, style, number), likeness, rank)
+            RankedResult(
+                keys.result(job_id, style, number),
+                likeness,
+                rank,
+                keys.crop(job_id, style, number) if (style, number) in cropped else None,
+            )
             for rank, (number, likeness) in enumerate(ordered, start=1)
         ]
     return ranked

@@ -227,9 +227,10 @@ class Lifecycle:
         predict_time: float | None,
         likeness: list[int] | None = None,
         drops: dict[str, int] | None = None,
+        crops: list[int] | None = None,
     ) -> bool:
         """succeeded → collected, with the numbers of the results stored (the page reads them, not the bucket),
-        their likeness and what the output gate dropped."""
+        their likeness, which have a LinkedIn-ready crop and what the output gate dropped."""
         t = SLOT_TRANSITIONS["mark_collected"]
         now = self.clock.now()
         return self.store.add_collected(
@@ -243,6 +244,7 @@ class Lifecycle:
             results=results,
             likeness=likeness or [],
             drops=drops or {},
+            crops=crops or [],
         )
 
     def retry(self, slot: Prediction) -> bool:
