@@ -77,6 +77,8 @@ class ResultItem(BaseModel):
     url: str
     likeness: Annotated[int, Field(ge=0, le=100, description="How much the face is like yours, 0-100.")]
     closest: Annotated[bool, Field(description="Among this style's closest likenesses: the ones to try first.")]
+    result: Annotated[str, Field(description="This headshot's id (style/number), for More like this.")] = ""
+    more: Annotated[bool, Field(description="Made by a round of More like this.")] = False
     linkedin_url: Annotated[
         str | None, Field(description="The same headshot as an 800 × 800 JPEG centred on the face (profile circles).")
     ] = None
@@ -146,6 +148,9 @@ class JobView(BaseModel):
     checkout_expires_at: UtcDatetime | None = None
     payment: PaymentView | None = None
     refund: RefundView | None = None
+    more_rounds_left: Annotated[
+        int, Field(description="Rounds of More like this still possible (while ready/partial).")
+    ] = 0
 
 
 class TokenResponse(BaseModel):
@@ -157,6 +162,25 @@ class SubmitResponse(BaseModel):
     job_id: str
     status: JobStatus
     queued_files: int
+
+
+class MoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    result: Annotated[
+        str,
+        Field(
+            pattern=r"^(corporate|business_casual|creative|formal)/[0-9]{1,3}$",
+            description="The headshot to make more like: its `result` in GET /jobs/{id} (style/number).",
+        ),
+    ]
+
+
+class MoreResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    round: Annotated[int, Field(description="Which round of More like this this is (1 or 2).")]
+    rounds_left: int
+    images: Annotated[int, Field(description="New headshots this round makes, in the same style and prompt.")]
 
 
 class ArchiveResponse(BaseModel):

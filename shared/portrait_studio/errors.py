@@ -73,6 +73,22 @@ class JobStateConflict(PortraitError):
     default_message = "The job cannot do that in its current state."
 
 
+class JobNotFinished(JobStateConflict):
+    code = "job_not_finished"
+    default_message = "More like this is possible once your headshots are ready."
+
+
+class JobGone(JobStateConflict):
+    code = "job_gone"
+    default_message = "This job is being deleted: nothing more can be made for it."
+
+
+class ResultNotFound(PortraitError):
+    code = "result_not_found"
+    http_status = 404
+    default_message = "No such headshot in this job."
+
+
 class UploadsIncomplete(PortraitError):
     code = "uploads_incomplete"
     http_status = 409
@@ -96,6 +112,11 @@ class UploadLimitReached(JobLimitReached):
 class SubmitLimitReached(JobLimitReached):
     code = "submit_limit_reached"
     default_message = "This job has been submitted as many times as it can be. Start a new job to try again."
+
+
+class MoreLimitReached(JobLimitReached):
+    code = "more_limit_reached"
+    default_message = "This job has used its rounds of More like this."
 
 
 class TooManyRequests(PortraitError):

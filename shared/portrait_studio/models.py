@@ -35,7 +35,8 @@ class JobStatus(StrEnum):
 
     @property
     def is_finished(self) -> bool:
-        """Generation is over: the job will not change again until it is deleted."""
+        """Generation is over: the job changes again only by a round of "more like this" (ready/partial →
+        generating → the same outcome) or its deletion."""
         return self in (JobStatus.READY, JobStatus.PARTIAL, JobStatus.FAILED)
 
 
@@ -166,6 +167,10 @@ class Job(BaseModel):
     generating_since: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     topups_used: int = 0
+    # "More like this" rounds started (at most settings.more_rounds_per_job), and the outcome the job had before
+    # its first: a round adds headshots but never changes the job's outcome, its refund or its email.
+    more_rounds: int = 0
+    delivered_as: Literal["ready", "partial"] | None = None
     # Predictions this job may create (retries and top-ups included) and how many it has reserved so far.
     prediction_budget: int = 0
     predictions_reserved: int = 0
@@ -224,6 +229,7 @@ class Prediction(BaseModel):
     predict_time: float | None = None
     error: str | None = None
     topup: bool = False
+    more_round: int = 0  # 0: the paid plan (and its top-ups); n: the n-th "more like this" round
 
 
 class Tombstone(BaseModel):

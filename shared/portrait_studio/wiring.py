@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # services are imported when first used: each function needs 
     from portrait_studio.services.aftercare import Aftercare
     from portrait_studio.services.generation import GenerationService
     from portrait_studio.services.jobs import JobsService
+    from portrait_studio.services.more import MoreLikeThis
     from portrait_studio.services.normalization import NormalizationService
     from portrait_studio.services.payments import PaymentsService
     from portrait_studio.services.provenance import ProvenanceStamp
@@ -132,6 +133,12 @@ class Container:
         from portrait_studio.services.jobs import JobsService
 
         return JobsService(self.settings, self.store, self.blobs, self.queue, self.clock)
+
+    @cached_property
+    def more(self) -> MoreLikeThis:
+        from portrait_studio.services.more import MoreLikeThis
+
+        return MoreLikeThis(self.settings, self.store, self.blobs, self.queue, self.clock, self.jobs)
 
     @cached_property
     def normalization(self) -> NormalizationService:

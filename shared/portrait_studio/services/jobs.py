@@ -268,6 +268,8 @@ class JobsService:
         files = self.store.list_files(job_id)
         slots = self.store.list_slots(job_id)
         expected = expected_per_style(job.styles, self.settings)
+        for extra in (s for s in slots if s.more_round):  # "More like this" rounds: shown in progress as the rest
+            expected[extra.style] = expected.get(extra.style, 0) + extra.num_outputs
         url_ttl = self._get_url_ttl(job, now)
         styles: list[StyleProgress] = []
         ranked_by_style = _ranked_results(job_id, slots)
@@ -282,7 +284,14 @@ class JobsService:
                     done=len(ranked),
                     results=urls,
                     items=[
-                        ResultItem(url=url, likeness=r.likeness, closest=r.rank <= CLOSEST_PER_STYLE, linkedin_url=crop)
+                        ResultItem(
+                            url=url,
+                            likeness=r.likeness,
+                            closest=r.rank <= CLOSEST_PER_STYLE,
+                            linkedin_url=crop,
+                            result=f"{style}/{r.number}",
+                            more=r.more,
+                        )
                         for url, crop, r in zip(urls, crops, ranked, strict=True)
                     ],
                 )
@@ -308,6 +317,7 @@ class JobsService:
             intake_error=_intake_error(job),
             payment=_payment_view(job),
             refund=_refund_view(job),
+            more_rounds_left=_more_rounds_left(job, self.settings),
         )
 
     def _estimate(self, job: Job, slots: Sequence[Prediction], now: datetime) -> datetime | None:
@@ -356,6 +366,12 @@ class JobsService:
         return view
 
 
+def _more_rounds_left(job: Job, settings: Settings) -> int:
+    if job.status not in (JobStatus.READY, JobStatus.PARTIAL):
+        return 0
+    return max(0, settings.more_rounds_per_job - job.more_rounds)
+
+
 def _intake_error(job: Job) -> ErrorDetail | None:
     if job.status != JobStatus.COLLECTING or job.intake_problem != NoSinglePerson.code:
         return None
@@ -392,6 +408,8 @@ class RankedResult(NamedTuple):
     likeness: int
     rank: int  # 1 = the most like the person within its style
     crop_key: str | None = None  # its LinkedIn-ready crop, when it has one
+    number: int = 0  # its number within the style (keys.result)
+    more: bool = False  # made by a round of More like this
 
 
 def _ranked_results(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[RankedResult]]:
@@ -399,7 +417,10 @@ def _ranked_results(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[
     nothing in the bucket (a listing is an R2 class A operation, and the page looks every few seconds)."""
     found: dict[str, list[tuple[int, int]]] = {}
     cropped: set[tuple[str, int]] = set()
+    extra: set[tuple[str, int]] = set()
     for slot in slots:
+        if slot.more_round:
+            extra.update((slot.style, number) for number in slot.results)
         scores = slot.likeness if len(slot.likeness) == len(slot.results) else [0] * len(slot.results)
         found.setdefault(slot.style, []).extend(zip(slot.results, scores, strict=True))
         cropped.update((slot.style, number) for number in slot.crops)
@@ -412,6 +433,8 @@ def _ranked_results(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[
                 likeness,
                 rank,
                 keys.crop(job_id, style, number) if (style, number) in cropped else None,
+                number,
+                (style, number) in extra,
             )
             for rank, (number, likeness) in enumerate(ordered, start=1)
         ]
