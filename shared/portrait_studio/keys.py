@@ -36,8 +36,9 @@ def crop(job_id: str, style: str, n: int) -> str:
     return f"jobs/{job_id}/linkedin/{style}/{n}.jpg"
 
 
-def archive(job_id: str) -> str:
-    return f"jobs/{job_id}/archive.zip"
+def archive(job_id: str, images: int) -> str:
+    """The zip of a job's `images` headshots: a round of More like this makes a new one, never a stale one."""
+    return f"jobs/{job_id}/archive-{images}.zip"
 
 
 def archive_member(key: str, rank: int, likeness: int) -> str:

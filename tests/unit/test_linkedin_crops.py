@@ -84,7 +84,7 @@ def test_every_delivered_headshot_has_a_stamped_linkedin_crop_also_in_the_zip(
     assert items and all(item.linkedin_url for item in items)  # beside each headshot, a link to its crop
     archive = world.jobs.archive(paid_job, "t")
     assert archive.linkedin_crops == archive.images == len(crops)
-    with zipfile.ZipFile(io.BytesIO(world.blobs.get(keys.archive(paid_job)))) as bundle:
+    with zipfile.ZipFile(io.BytesIO(world.blobs.get(keys.archive(paid_job, archive.images)))) as bundle:
         names = bundle.namelist()
     linkedin = [n for n in names if n.startswith("linkedin/")]
     assert len(linkedin) == len(crops) and all(n.endswith(".jpg") for n in linkedin)

@@ -69,7 +69,7 @@ def test_a_round_makes_four_headshots_like_the_one_chosen_and_the_job_ends_as_de
 
     archive = world.jobs.archive(job_id, token)
     assert archive.images == 36
-    with zipfile.ZipFile(io.BytesIO(world.blobs.get(keys.archive(job_id)))) as bundle:
+    with zipfile.ZipFile(io.BytesIO(world.blobs.get(keys.archive(job_id, 36)))) as bundle:
         assert len([n for n in bundle.namelist() if n.endswith(".png")]) == 36
 
 

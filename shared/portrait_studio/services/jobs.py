@@ -339,8 +339,8 @@ class JobsService:
         if job.status not in (JobStatus.READY, JobStatus.PARTIAL):
             raise JobStateConflict("The archive is available once the job is ready.")
         now = self.clock.now()
-        key = keys.archive(job_id)
         ranked = [r for results in _ranked_results(job_id, self.store.list_slots(job_id)).values() for r in results]
+        key = keys.archive(job_id, len(ranked))
         if self.blobs.size(key) is None:
             # Built once: PNGs are already compressed, so store them without deflating again.
             buffer = io.BytesIO()

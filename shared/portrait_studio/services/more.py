@@ -3,7 +3,8 @@
 A round is a few planned slots written with the job's move back to `generating` (lifecycle `more_like_this`, one
 transaction that also counts the round against the allowance and adds its predictions to the budget), then the
 same path as the first 32: the paced create line, webhooks, the output gate, likeness ordering, provenance and
-crops, the 48 h deletion. When its slots are done the job ends as it was delivered (services/finishing.py).
+crops, the 48 h deletion. When its slots are done the job ends as it was delivered (services/finishing.py), and
+its zip is a new one (keys.archive names it by its number of headshots).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from portrait_studio import keys
 from portrait_studio.api_models import MoreResponse
 from portrait_studio.config import Settings
 from portrait_studio.errors import JobGone, JobNotFinished, MoreLimitReached, ResultNotFound
@@ -49,7 +49,6 @@ class MoreLikeThis:
             if isinstance(current, Job):
                 self._check(current)  # the reason it changed: another round, a deletion
             raise JobNotFinished("Another request changed this job just now; look at it and try again.")
-        self.blobs.delete([keys.archive(job.job_id)])  # the zip is made again, with the new headshots
         names = [s.slot for s in round_slots]
         self.queue.send(self.settings.dispatch_queue_url, {"job_id": job.job_id, "slots": names})
         rounds = job.more_rounds + 1
