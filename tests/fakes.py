@@ -304,6 +304,27 @@ class MemoryJobStore:
             existing.update({s.slot: s.model_copy() for s in slots})
             return True
 
+    def start_round(
+        self,
+        job_id: str,
+        slots: Sequence[Prediction],
+        expect: Iterable[str],
+        expect_rounds: int,
+        status: str,
+        **fields: Any,
+    ) -> bool:
+        with self._lock:
+            job = self.jobs.get(job_id)
+            existing = self.slots.get(job_id, {})
+            if not isinstance(job, Job) or job.status not in set(expect) or job.more_rounds != expect_rounds:
+                return False
+            if any(s.slot in existing for s in slots):
+                return False
+            self.jobs[job_id] = _updated(job, {**fields, "status": status, "updated_at": self.clock.now()})
+            existing.update({s.slot: s.model_copy() for s in slots})
+            self.slots[job_id] = existing
+            return True
+
     def add_slots(self, job_id: str, slots: Sequence[Prediction], expect_topups_used: int, job_status: str) -> bool:
         with self._lock:
             job = self.jobs.get(job_id)

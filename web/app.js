@@ -84,6 +84,8 @@
     jobStatus: $('job-status'),
     jobMessage: $('job-message'),
     paymentLine: $('payment-line'),
+    backdropLine: $('backdrop-line'),
+    backdropColor: $('backdrop-color'),
     refundLine: $('refund-line'),
     payPanel: $('pay-panel'),
     payNote: $('pay-note'),
@@ -641,9 +643,20 @@
     return document.querySelector('input[name="subject"]:checked')?.value || 'person';
   }
 
+  /** The backdrop fields of POST /jobs: a colour only with the solid backdrop (the API refuses it otherwise). */
+  function chosenBackdrop() {
+    const backdrop = document.querySelector('input[name="backdrop"]:checked')?.value || 'studio_grey';
+    return backdrop === 'solid' ? { backdrop, backdrop_color: ui.backdropColor.value } : { backdrop };
+  }
+
   function fileSpec(item) {
     return { name: item.name, content_type: item.contentType, bytes: item.size };
   }
+
+  ui.backdropColor.addEventListener('input', () => {
+    const solid = document.querySelector('input[name="backdrop"][value="solid"]');
+    if (solid) solid.checked = true;
+  });
 
   async function startJob() {
     showPickError('');
@@ -666,7 +679,7 @@
     setBusy(ui.startButton, true, 'Starting…');
     let created;
     try {
-      created = (await api('POST', '/jobs', { auth: false, body: { files: items.map(fileSpec), styles, subject: chosenSubject() } })).data;
+      created = (await api('POST', '/jobs', { auth: false, body: { files: items.map(fileSpec), styles, subject: chosenSubject(), ...chosenBackdrop() } })).data;
     } catch (error) {
       setBusy(ui.startButton, false);
       showPickError(error.message);
@@ -872,6 +885,7 @@
     renderFiles(view);
     renderStatus(view);
     renderPayment(view);
+    renderBackdrop(view);
     renderProgress(view);
     renderGallery(view);
     tick();
@@ -1066,6 +1080,14 @@
     });
   }
 
+  function renderBackdrop(view) {
+    const backdrop = view.backdrop;
+    const text = backdrop ? `Backdrop: ${backdrop.label}${backdrop.color ? ` (${backdrop.color})` : ''}.` : '';
+    if (ui.backdropLine.textContent !== text) ui.backdropLine.textContent = text;
+    show(ui.backdropLine, Boolean(text));
+    ui.backdropLine.dataset.kind = backdrop ? backdrop.kind : '';
+  }
+
   function renderPayment(view) {
     const awaiting = view.status === 'awaiting_payment';
     if (state.job && Boolean(state.job.awaitingPayment) !== awaiting) {
@@ -1192,6 +1214,7 @@
           entry.img.src = url;
         }
         entry.link.href = url;
+        markCrop(entry, safeUrl(result.linkedin_url));
         // Results can land out of order (No. 5 before No. 1): number them by their place in the likeness order.
         if (entry.number !== index + 1) numberResult(entry, style.style, index + 1);
         markLikeness(entry, result);
@@ -1202,6 +1225,14 @@
       group.count.textContent = `${ranked.length} of ${style.expected}`;
     }
     show(ui.likenessNote, anyClosest);
+  }
+
+  /** The headshot's 800 × 800 square for profile circles (LinkedIn), when it has one. */
+  function markCrop(entry, url) {
+    entry.cropUrl = url;
+    if (url) entry.cropLink.href = url;
+    else entry.cropLink.removeAttribute('href');
+    show(entry.cropLink, Boolean(url));
   }
 
   function markLikeness(entry, result) {
@@ -1264,12 +1295,20 @@
     link.className = 'download';
     link.href = url;
     link.textContent = 'Download';
-    const entry = { li, img, link, label, likeness, badge, url, number: 0, fileName: '' };
+    const cropLink = document.createElement('a');
+    cropLink.className = 'download download-crop';
+    cropLink.textContent = 'LinkedIn square';
+    cropLink.hidden = true;
+    const entry = { li, img, link, cropLink, cropUrl: null, label, likeness, badge, url, number: 0, fileName: '' };
     link.addEventListener('click', (event) => {
       event.preventDefault();
       downloadImage(entry.url, entry.fileName);
     });
-    caption.append(label, likeness, link);
+    cropLink.addEventListener('click', (event) => {
+      event.preventDefault();
+      if (entry.cropUrl) downloadImage(entry.cropUrl, entry.fileName.replace(/\.png$/, '-linkedin.jpg'));
+    });
+    caption.append(label, likeness, link, cropLink);
     figure.append(badge, img, caption);
     li.append(figure);
     numberResult(entry, style, number);
@@ -1283,6 +1322,11 @@
     entry.label.textContent = `No. ${number}`;
     entry.link.download = entry.fileName;
     entry.link.setAttribute('aria-label', `Download ${styleName(style).toLowerCase()} headshot ${number}`);
+    entry.cropLink.download = entry.fileName.replace(/\.png$/, '-linkedin.jpg');
+    entry.cropLink.setAttribute(
+      'aria-label',
+      `Download ${styleName(style).toLowerCase()} headshot ${number} as an 800 by 800 square for LinkedIn`,
+    );
   }
 
   /** The bucket is another origin, where the download attribute is ignored: fetch the image (CORS GET)
@@ -1576,6 +1620,8 @@
     ui.payLink.removeAttribute('href');
     ui.paymentLine.textContent = '';
     ui.refundLine.textContent = '';
+    ui.backdropLine.textContent = '';
+    show(ui.backdropLine, false);
     show(ui.paymentLine, false);
     show(ui.refundLine, false);
     state.checkoutReturn = null;

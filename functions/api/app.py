@@ -24,6 +24,8 @@ from portrait_studio.api_models import (
     CreateJobRequest,
     CreateJobResponse,
     JobView,
+    MoreRequest,
+    MoreResponse,
     PriceView,
     SubmitResponse,
     TokenResponse,
@@ -125,6 +127,16 @@ def rotate_token(job_id: JobId) -> Response[TokenResponse]:
 def get_archive(job_id: JobId) -> Response[ArchiveResponse]:
     logger.append_keys(job_id=job_id)
     return json_response(200, wiring.container().jobs.archive(job_id, _token()))
+
+
+@app.post("/jobs/<job_id>/more", responses=documented(202, MoreResponse, 400, 404, 409), security=JOB_TOKEN)
+def more_like_this(job_id: JobId, request: Annotated[MoreRequest, Body()]) -> Response[MoreResponse]:
+    """Four new headshots like one delivered: its style, prompt and backdrop with new seeds (twice per job)."""
+    logger.append_keys(job_id=job_id)
+    started = wiring.container().more.request(job_id, _token(), request.result)
+    logger.info("more like this", extra={"round": started.round})
+    metrics.add_metric(name="MoreRounds", unit="Count", value=1)
+    return json_response(202, started)
 
 
 @app.delete("/jobs/<job_id>", responses=documented(204, None, 400, 404, receipt=True, pending=202), security=JOB_TOKEN)

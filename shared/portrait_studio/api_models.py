@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portrait_studio.models import JobStatus, Style, Subject, UtcDatetime
+from portrait_studio.models import BackdropKind, JobStatus, Style, Subject, UtcDatetime
 
 FileName = Annotated[str, Field(min_length=1, max_length=255)]
 
@@ -23,6 +23,14 @@ class CreateJobRequest(BaseModel):
     files: Annotated[list[FileSpec], Field(max_length=50)]
     styles: Annotated[list[Style] | None, Field(min_length=1, max_length=4)] = None
     subject: Subject = "person"
+    # Plain strings, checked by the service: an unknown value gets `invalid_backdrop` with the allowed list.
+    backdrop: Annotated[
+        str | None,
+        Field(max_length=32, description="studio_grey (default), office, outdoors or solid: every style's backdrop."),
+    ] = None
+    backdrop_color: Annotated[
+        str | None, Field(max_length=16, description="The solid backdrop's colour as #rrggbb (solid only).")
+    ] = None
 
 
 class AddFilesRequest(BaseModel):
@@ -69,6 +77,11 @@ class ResultItem(BaseModel):
     url: str
     likeness: Annotated[int, Field(ge=0, le=100, description="How much the face is like yours, 0-100.")]
     closest: Annotated[bool, Field(description="Among this style's closest likenesses: the ones to try first.")]
+    result: Annotated[str, Field(description="This headshot's id (style/number), for More like this.")] = ""
+    more: Annotated[bool, Field(description="Made by a round of More like this.")] = False
+    linkedin_url: Annotated[
+        str | None, Field(description="The same headshot as an 800 × 800 JPEG centred on the face (profile circles).")
+    ] = None
 
 
 class StyleProgress(BaseModel):
@@ -77,6 +90,12 @@ class StyleProgress(BaseModel):
     done: int
     results: Annotated[list[str], Field(description="The headshots' links, the most like you first (as `items`).")]
     items: list[ResultItem] = Field(default_factory=list)
+
+
+class BackdropView(BaseModel):
+    kind: BackdropKind
+    label: str
+    color: str | None = None
 
 
 class ErrorDetail(BaseModel):
@@ -110,6 +129,7 @@ class JobView(BaseModel):
     job_id: str
     status: JobStatus
     subject: Subject
+    backdrop: BackdropView
     created_at: UtcDatetime
     expires_at: UtcDatetime
     files: list[FileView]
@@ -128,6 +148,9 @@ class JobView(BaseModel):
     checkout_expires_at: UtcDatetime | None = None
     payment: PaymentView | None = None
     refund: RefundView | None = None
+    more_rounds_left: Annotated[
+        int, Field(description="Rounds of More like this still possible (while ready/partial).")
+    ] = 0
 
 
 class TokenResponse(BaseModel):
@@ -141,10 +164,30 @@ class SubmitResponse(BaseModel):
     queued_files: int
 
 
+class MoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    result: Annotated[
+        str,
+        Field(
+            pattern=r"^(corporate|business_casual|creative|formal)/[0-9]{1,3}$",
+            description="The headshot to make more like: its `result` in GET /jobs/{id} (style/number).",
+        ),
+    ]
+
+
+class MoreResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    round: Annotated[int, Field(description="Which round of More like this this is (1 or 2).")]
+    rounds_left: int
+    images: Annotated[int, Field(description="New headshots this round makes, in the same style and prompt.")]
+
+
 class ArchiveResponse(BaseModel):
     url: str
     expires_at: UtcDatetime
     images: int
+    linkedin_crops: Annotated[int, Field(description="Square crops in the zip's linkedin/ folder.")] = 0
 
 
 class ErrorBody(BaseModel):

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # Generation
     images_target: Annotated[int, Field(ge=1)] = 32
     images_minimum: Annotated[int, Field(ge=1)] = 30
+    # "More like this": rounds a delivered job may ask for, and the headshots each makes (included in the price).
+    more_rounds_per_job: Annotated[int, Field(ge=0)] = 2
+    more_images_per_round: Annotated[int, Field(ge=1)] = 4
     outputs_per_prediction: Annotated[int, Field(ge=1, le=4)] = 4
     # Predictions one job may create, retries and top-ups included; 0 = 2.5x the base plan (20 for 8 × 4).
     prediction_budget_per_job: Annotated[int, Field(ge=0)] = 0

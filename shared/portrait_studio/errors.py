@@ -43,6 +43,11 @@ class UnsupportedContentType(InvalidRequest):
     code = "unsupported_content_type"
 
 
+class InvalidBackdrop(InvalidRequest):
+    code = "invalid_backdrop"
+    default_message = "Choose a backdrop we offer; a solid colour needs a hex value like #1f5fbf."
+
+
 class FileTooLarge(InvalidRequest):
     code = "file_too_large"
     http_status = 413
@@ -68,6 +73,22 @@ class JobStateConflict(PortraitError):
     default_message = "The job cannot do that in its current state."
 
 
+class JobNotFinished(JobStateConflict):
+    code = "job_not_finished"
+    default_message = "More like this is possible once your headshots are ready."
+
+
+class JobGone(JobStateConflict):
+    code = "job_gone"
+    default_message = "This job is being deleted: nothing more can be made for it."
+
+
+class ResultNotFound(PortraitError):
+    code = "result_not_found"
+    http_status = 404
+    default_message = "No such headshot in this job."
+
+
 class UploadsIncomplete(PortraitError):
     code = "uploads_incomplete"
     http_status = 409
@@ -91,6 +112,11 @@ class UploadLimitReached(JobLimitReached):
 class SubmitLimitReached(JobLimitReached):
     code = "submit_limit_reached"
     default_message = "This job has been submitted as many times as it can be. Start a new job to try again."
+
+
+class MoreLimitReached(JobLimitReached):
+    code = "more_limit_reached"
+    default_message = "This job has used its rounds of More like this."
 
 
 class TooManyRequests(PortraitError):

@@ -31,8 +31,14 @@ def result(job_id: str, style: str, n: int) -> str:
     return f"jobs/{job_id}/results/{style}/{n}.png"
 
 
-def archive(job_id: str) -> str:
-    return f"jobs/{job_id}/archive.zip"
+def crop(job_id: str, style: str, n: int) -> str:
+    """A result's LinkedIn-ready square (services/crops.py)."""
+    return f"jobs/{job_id}/linkedin/{style}/{n}.jpg"
+
+
+def archive(job_id: str, images: int) -> str:
+    """The zip of a job's `images` headshots: a round of More like this makes a new one, never a stale one."""
+    return f"jobs/{job_id}/archive-{images}.zip"
 
 
 def archive_member(key: str, rank: int, likeness: int) -> str:
@@ -40,6 +46,11 @@ def archive_member(key: str, rank: int, likeness: int) -> str:
     sorted by name, the closest likeness comes first."""
     style = key.rsplit("/", 2)[-2]
     return f"{style}/{rank:02d}-likeness-{likeness}.png"
+
+
+def archive_crop_member(key: str, rank: int, likeness: int) -> str:
+    """A result's crop in the zip: `linkedin/corporate/01-likeness-91.jpg`, beside its headshot's name."""
+    return "linkedin/" + archive_member(key, rank, likeness).removesuffix(".png") + ".jpg"
 
 
 def job_id_from_key(key: str) -> str | None:

@@ -35,7 +35,8 @@ class JobStatus(StrEnum):
 
     @property
     def is_finished(self) -> bool:
-        """Generation is over: the job will not change again until it is deleted."""
+        """Generation is over: the job changes again only by a round of "more like this" (ready/partial →
+        generating → the same outcome) or its deletion."""
         return self in (JobStatus.READY, JobStatus.PARTIAL, JobStatus.FAILED)
 
 
@@ -71,6 +72,17 @@ class SlotStatus(StrEnum):
 Subject = Literal["man", "woman", "person"]
 Style = Literal["corporate", "business_casual", "creative", "formal"]
 STYLES: tuple[Style, ...] = ("corporate", "business_casual", "creative", "formal")
+BackdropKind = Literal["studio_grey", "office", "outdoors", "solid"]
+BACKDROPS: tuple[BackdropKind, ...] = ("studio_grey", "office", "outdoors", "solid")
+HEX_COLOR = r"^#[0-9a-f]{6}$"
+
+
+class Backdrop(BaseModel):
+    """The backdrop of every headshot of a job, chosen before payment. `color` (lowercase #rrggbb) iff solid."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: BackdropKind = "studio_grey"
+    color: Annotated[str, Field(pattern=HEX_COLOR)] | None = None
 
 
 class FaceBox(BaseModel):
@@ -144,6 +156,7 @@ class Job(BaseModel):
     status: JobStatus
     subject: Subject = "person"
     styles: tuple[Style, ...] = STYLES
+    backdrop: Backdrop = Backdrop()
     created_at: UtcDatetime
     expires_at: UtcDatetime
     updated_at: UtcDatetime
@@ -155,6 +168,10 @@ class Job(BaseModel):
     generating_since: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     topups_used: int = 0
+    # "More like this" rounds started (at most settings.more_rounds_per_job), and the outcome the job had before
+    # its first: a round adds headshots but never changes the job's outcome, its refund or its email.
+    more_rounds: int = 0
+    delivered_as: Literal["ready", "partial"] | None = None
     # Predictions this job may create (retries and top-ups included) and how many it has reserved so far.
     prediction_budget: int = 0
     predictions_reserved: int = 0
@@ -211,11 +228,13 @@ class Prediction(BaseModel):
     images_collected: int = 0
     results: list[int] = Field(default_factory=list)  # numbers of the stored results (keys.result): no listing
     likeness: list[int] = Field(default_factory=list)  # each stored result's likeness (0-100), as `results`
+    crops: list[int] = Field(default_factory=list)  # the results that have a LinkedIn-ready crop (keys.crop)
     # Outputs the gate dropped, by reason (no_face, extra_faces, not_like_you, invalid): the shortfall's words.
     drops: dict[str, int] = Field(default_factory=dict)
     predict_time: float | None = None
     error: str | None = None
     topup: bool = False
+    more_round: int = 0  # 0: the paid plan (and its top-ups); n: the n-th "more like this" round
 
 
 class Tombstone(BaseModel):

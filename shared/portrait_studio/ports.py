@@ -261,6 +261,19 @@ class JobStore(Protocol):
         """One transaction: new slots written, `topups_used` moved on (only if it still is the expected one)."""
         ...
 
+    def start_round(
+        self,
+        job_id: str,
+        slots: Sequence[Prediction],
+        expect: Iterable[str],
+        expect_rounds: int,
+        status: str,
+        **fields: Any,
+    ) -> bool:
+        """One transaction: the job expect → status (with fields) only if it has had `expect_rounds` extra rounds
+        ("more like this") so far, and the round's planned slots written."""
+        ...
+
     def claim_slot(
         self,
         job_id: str,

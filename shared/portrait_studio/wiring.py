@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # services are imported when first used: each function needs 
     from portrait_studio.services.generation import GenerationService
     from portrait_studio.services.jobs import JobsService
     from portrait_studio.services.ledger import Ledger
+    from portrait_studio.services.more import MoreLikeThis
     from portrait_studio.services.normalization import NormalizationService
     from portrait_studio.services.payments import PaymentsService
     from portrait_studio.services.provenance import ProvenanceStamp
@@ -134,6 +135,12 @@ class Container:
         from portrait_studio.services.jobs import JobsService
 
         return JobsService(self.settings, self.store, self.blobs, self.queue, self.clock)
+
+    @cached_property
+    def more(self) -> MoreLikeThis:
+        from portrait_studio.services.more import MoreLikeThis
+
+        return MoreLikeThis(self.settings, self.store, self.blobs, self.queue, self.clock, self.jobs)
 
     @cached_property
     def normalization(self) -> NormalizationService:

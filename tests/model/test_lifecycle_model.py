@@ -40,6 +40,7 @@ from portrait_studio.models import JobStatus, Payment, Tombstone
 from portrait_studio.services.finishing import refund_owed
 from portrait_studio.services.ledger import LedgerReport
 from portrait_studio.services.payments import LOOKUP_AFTER_S, refund_key
+from tests.model.more_rounds import ask_for_more, base_images, expire
 from tests.model.test_pacing import most_in_a_minute
 from tests.model.world import COLLECT, DISPATCH, NORMALIZE, STRIPE_DOWN, InjectedFault, World, job_of_email
 
@@ -174,6 +175,51 @@ class LifecycleModel(RuleBasedStateMachine):
             return
         if sum(world.faults.fired.values()) == fired and world.stripe.fail_next == down:
             self.ledger_matched(report)
+
+    @precondition(lambda self: self.world.started)
+    @rule(pick=st.integers(0, 2), result=st.integers(0, 41), twice=st.booleans())
+    def the_owner_asks_for_more_like_this(self, pick: int, result: int, twice: bool) -> None:
+        """POST /jobs/{id}/more at any moment, for a headshot of the job (or one it does not have), maybe sent
+        twice (a double click, a retried request): started only while ready/partial with rounds left, else a 409
+        or 404 that writes nothing."""
+        job_id = sorted(self.world.started)[pick % len(self.world.started)]
+        for _ in range(2 if twice else 1):
+            before = self.world.job(job_id)
+            answer = ask_for_more(self.world, job_id, result)
+            STATS.checks[f"more like this: {answer}"] += 1
+            if answer not in ("started", "fault"):
+                assert self.world.job(job_id) == before, (answer, before, self.world.job(job_id))
+
+    @precondition(lambda self: self._delivered())
+    @rule(pick=st.integers(0, 2), result=st.integers(0, 39), twice=st.booleans())
+    def a_delivered_job_asks_for_more_like_this(self, pick: int, result: int, twice: bool) -> None:
+        """The same request, for a job that is ready or partial: it starts a round while rounds are left."""
+        delivered = self._delivered()
+        job_id = delivered[pick % len(delivered)]
+        job = self.world.job(job_id)
+        answers = [ask_for_more(self.world, job_id, result) for _ in range(2 if twice else 1)]
+        STATS.checks[f"more like this on a delivered job: {answers}"] += 1
+        if job is not None and job.more_rounds < self.world.settings.more_rounds_per_job:
+            assert answers[0] in ("started", "fault"), (answers, job)
+        if twice and answers[0] == "started":
+            assert answers[1] == "job_not_finished", answers  # the duplicate finds the round running
+
+    def _delivered(self) -> list[str]:
+        return [
+            j
+            for j in sorted(self.world.started)
+            if (job := self.world.job(j)) is not None and job.status in (JobStatus.READY, JobStatus.PARTIAL)
+        ]
+
+    @precondition(lambda self: self.world.started)
+    @rule(pick=st.integers(0, 2))
+    def the_48_hours_end(self, pick: int) -> None:
+        """The expiry sweep purges a delivered job, a round of More like this running or not."""
+        job_id = sorted(self.world.started)[pick % len(self.world.started)]
+        job = self.world.job(job_id)
+        if expire(self.world, job_id):
+            running = job is not None and job.status == JobStatus.GENERATING
+            STATS.checks["expired at 48 h during a round" if running else "expired at 48 h"] += 1
 
     # --- Stripe ------------------------------------------------------------------------------------
     @precondition(lambda self: self.world.stripe.outbox)
@@ -332,6 +378,25 @@ class LifecycleModel(RuleBasedStateMachine):
                 assert count <= job.predictions_reserved <= job.prediction_budget, (count, job)
 
     @invariant()
+    def more_rounds_within_the_allowance(self) -> None:
+        """At most `more_rounds_per_job` rounds, each written whole (all its slots at once), each adding its
+        predictions (a retry each) to the budget and nothing else; a round never changes the outcome."""
+        settings = self.world.settings
+        per_round = -(-settings.more_images_per_round // settings.outputs_per_prediction)
+        for job_id in self.world.started:
+            job = self.world.job(job_id)
+            if job is None:
+                continue
+            assert job.more_rounds <= settings.more_rounds_per_job, job
+            rounds = Counter(s.more_round for s in self.world.store.list_slots(job_id) if s.more_round)
+            assert rounds == dict.fromkeys(range(1, job.more_rounds + 1), per_round), (job, rounds)
+            if job.more_rounds:
+                base = self.world.store.starts_budget[job_id]
+                assert job.prediction_budget == base + 2 * per_round * job.more_rounds, job
+                if job.status.is_finished:
+                    assert job.status.value == job.delivered_as, job
+
+    @invariant()
     def nothing_owed_is_lost(self) -> None:
         """Every slot of a generating job is terminal, in flight, or named by a queued message; one whose
         message died (DLQ) or was never sent waits no longer than the reconciler's promise: a stale claim plus
@@ -463,8 +528,8 @@ class LifecycleModel(RuleBasedStateMachine):
             job = world.job(job_id)
             deleted = world.deleted_as.get(job_id)
             ended = job if job is not None else (deleted.job if deleted else None)
-            if job is not None:
-                assert job.status.is_finished and job.notified_outcome is not None, job
+            if job is not None:  # ended, or delivered and making More like this
+                assert (job.status.is_finished or job.delivered_as) and job.notified_outcome is not None, job
             if ended is not None and ended.status.is_finished:
                 (email,) = world.notifier.emails_of(job_id)
                 assert email["to"] == "buyer@example.com"
@@ -490,14 +555,15 @@ class LifecycleModel(RuleBasedStateMachine):
         nothing; deleted by its owner with no headshot made all of it."""
         world, target = self.world, self.world.settings.images_target
         job = world.job(job_id)
+        # A round of More like this changes neither: the outcome is the delivered one, on the paid plan's images.
         if job is not None:
-            images = sum(s.images_collected for s in world.store.list_slots(job_id))
-            return refund_owed(job.status, images, payment, target)
+            images = base_images(world.store.list_slots(job_id))
+            return refund_owed(JobStatus(job.delivered_as or job.status), images, payment, target)
         deleted = world.deleted_as.get(job_id)
         assert deleted is not None and deleted.job is not None, (job_id, world.store.jobs.get(job_id))
         if deleted.images == 0:
             return payment.amount_total
-        return refund_owed(deleted.job.status, deleted.images, payment, target)
+        return refund_owed(JobStatus(deleted.job.delivered_as or deleted.job.status), deleted.images, payment, target)
 
     def payments_settled(self) -> None:
         """At the end, with Stripe up and the reconciler run: every paid session is a job's recorded payment,
@@ -579,7 +645,9 @@ class LifecycleModel(RuleBasedStateMachine):
             assert not list(world.blobs.list_keys(keys.job_prefix(job_id))), job_id
             took = tombstone.deleted_at - stopped
             assert took <= timedelta(seconds=world.settings.reconcile_every_s), (job_id, took)
-            expected = "user_request" if job_id in world.deleted_as else "checkout_expired"
+            expected = "checkout_expired"
+            if job_id in world.deleted_as:
+                expected = "expired" if job_id in world.expired else "user_request"
             assert tombstone.reason == expected, (tombstone, job_id in world.deleted_as)
 
     # --- the end: faults over, every job terminal within the bound ---------------------------------

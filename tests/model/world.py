@@ -319,12 +319,14 @@ class ModelJobStore(MemoryJobStore):
         super().__init__(clock)
         self.starts: Counter[str] = Counter()
         self.paid: dict[str, Payment] = {}
+        self.starts_budget: dict[str, int] = {}  # the budget the start gave (a More like this round adds to it)
 
     def start_generation(self, job_id: str, slots: Any, expect: Any, status: str, **fields: Any) -> bool:
         started = super().start_generation(job_id, slots, expect, status, **fields)
         if started:
             self.starts[job_id] += 1
             self.paid.setdefault(job_id, fields["payment"])
+            self.starts_budget.setdefault(job_id, fields["prediction_budget"])
         return started
 
 
@@ -439,6 +441,7 @@ class World:
         self._watch(self.deletion, "finish")  # a DELETE leaves what failed to the reconciler: errors still seen
         self.unpaid_creates: list[RemoteRecord] = []
         self.deleted_as: dict[str, Deleted] = {}  # job → how its owner's DELETE found it
+        self.expired: set[str] = set()  # jobs the 48 h sweep purged (tests/model/more_rounds.py)
         self.purges_finished = 0  # purges found halfway and finished by the reconciler
         self.reconcile_every = timedelta(seconds=s.reconcile_every_s)
         self.next_reconcile = self.clock.now() + self.reconcile_every
@@ -606,7 +609,8 @@ class World:
         once (204), False when the refund or the purge was left to the reconciler (202)."""
         record = self.store.jobs.get(job_id)
         if job_id not in self.deleted_as and isinstance(record, Job) and not record.status.is_tombstone:
-            images = sum(s.images_collected for s in self.store.list_slots(job_id))
+            # The paid plan's headshots (not a More like this round's): what the refund is decided on.
+            images = sum(s.images_collected for s in self.store.list_slots(job_id) if not s.more_round)
             self.deleted_as[job_id] = Deleted(record, images)
         try:
             receipt = self.deletion.request(job_id)
@@ -663,10 +667,11 @@ class World:
 
     def _note_finished(self) -> None:
         for job_id in self.started:
-            if job_id in self.finished:
-                continue
             record = self.store.jobs.get(job_id)
-            if isinstance(record, Job) and record.status.is_finished:
+            if not isinstance(record, Job) or not record.status.is_finished:
+                continue
+            # A round of More like this finishes the job again: its end is measured from the round's start.
+            if job_id not in self.finished or (record.finished_at and record.finished_at > self.finished[job_id]):
                 self.finished[job_id] = record.finished_at or self.clock.now()
 
     def _check_paid(self, record: RemoteRecord) -> None:

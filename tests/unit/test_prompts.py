@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import pytest
 
+from portrait_studio.models import BACKDROPS, Backdrop
+from portrait_studio.services.backdrops import backdrop_phrase
 from portrait_studio.services.plan import TRIGGER_WORD, build_prompt, load_styles, trigger_count
 from tests.clip_tokenizer import CONTEXT_LENGTH, tokenizer
 
 SUBJECTS = ("man", "woman", "person")
 
 
+def every_backdrop_phrase() -> list[str]:
+    """Each backdrop's words, a solid one with every colour name it can carry."""
+    book = load_styles()
+    plain = [backdrop_phrase(Backdrop(kind=kind)) for kind in BACKDROPS if kind != "solid"]
+    return plain + [backdrop_phrase(Backdrop(kind="solid", color=hex_value)) for hex_value in book.colors.values()]
+
+
 def all_prompts() -> list[tuple[str, str, str]]:
     book = load_styles()
     return [(style, template, subject) for style, ps in book.prompts.items() for template in ps for subject in SUBJECTS]
+
+
+def test_every_backdrop_is_offered_and_every_prompt_takes_it() -> None:
+    book = load_styles()
+    assert set(book.backdrops) == set(BACKDROPS)
+    assert all(template.count("{backdrop}") == 1 for ps in book.prompts.values() for template in ps)
+    assert len(every_backdrop_phrase()) == 3 + len(book.colors)
 
 
 def test_four_styles_with_two_prompts_each() -> None:
@@ -23,7 +39,7 @@ def test_four_styles_with_two_prompts_each() -> None:
 
 @pytest.mark.parametrize(("style", "template", "subject"), all_prompts())
 def test_trigger_word_follows_the_class_word_exactly_once(style: str, template: str, subject: str) -> None:
-    prompt = build_prompt(template, subject)
+    prompt = build_prompt(template, subject, backdrop_phrase(Backdrop()))
     assert trigger_count(prompt) == 1
     assert f"{subject} {TRIGGER_WORD}" in prompt
 
@@ -46,7 +62,10 @@ def test_prompts_fit_in_clips_context(style: str, template: str, subject: str) -
     clip = tokenizer()
     if clip is None:
         pytest.skip("CLIP vocabulary not downloaded: run `make setup`")
-    assert clip.count_with_specials(build_prompt(template, subject)) <= CONTEXT_LENGTH
+    longest = max(
+        (build_prompt(template, subject, phrase) for phrase in every_backdrop_phrase()), key=clip.count_with_specials
+    )
+    assert clip.count_with_specials(longest) < CONTEXT_LENGTH, longest
 
 
 def test_the_negative_prompt_fits_in_clips_context() -> None:

@@ -273,6 +273,7 @@ EXPECTED_ROUTES = {
     ("POST", "/jobs/{id}/submit"): "ApiFunction",
     ("GET", "/jobs/{id}"): "ApiFunction",
     ("GET", "/jobs/{id}/archive"): "ApiFunction",
+    ("POST", "/jobs/{id}/more"): "ApiFunction",
     ("POST", "/jobs/{id}/token"): "ApiFunction",
     ("DELETE", "/jobs/{id}"): "ApiFunction",
     ("GET", "/openapi.json"): "ApiFunction",

@@ -371,6 +371,27 @@ class DynamoJobStore:
         update["Update"]["ExpressionAttributeValues"][":used"] = expect_topups_used
         return self._transact([update, *self._put_new_slots(job, slots)], conditional=True)
 
+    def start_round(
+        self,
+        job_id: str,
+        slots: Sequence[Prediction],
+        expect: Iterable[str],
+        expect_rounds: int,
+        status: str,
+        **fields: Any,
+    ) -> bool:
+        job = self.get_job(job_id)
+        if not isinstance(job, Job):
+            return False
+        update = self._job_update(job_id, expect, {"status": status, **fields})
+        # Racing requests: the count of rounds is checked in the same write that moves it on.
+        rounds = (
+            "more_rounds = :rounds" if expect_rounds else "(attribute_not_exists(more_rounds) OR more_rounds = :rounds)"
+        )
+        update["Update"]["ConditionExpression"] += f" AND {rounds}"
+        update["Update"]["ExpressionAttributeValues"][":rounds"] = expect_rounds
+        return self._transact([update, *self._put_new_slots(job, slots)], conditional=True)
+
     def claim_slot(
         self,
         job_id: str,

@@ -121,7 +121,7 @@ class CollectService:
         for reason, count in kept.drops.items():
             self.metrics.count(f"OutputsDropped_{reason}", count)
         likeness = [score for _, score in kept]
-        self.lifecycle.mark_collected(slot, stored, slot.predict_time, likeness, kept.drops)
+        self.lifecycle.mark_collected(slot, stored, slot.predict_time, likeness, kept.drops, crops=kept.crops)
         if not self._still_generating(job.job_id):
             self._delete_results_of(job.job_id, slot)  # the job was deleted while we copied
             return 0
@@ -137,8 +137,10 @@ class CollectService:
             number = int(k) * self.settings.outputs_per_prediction + i + 1
             key = keys.result(job.job_id, style, number)
             if self.blobs.size(key) is not None:  # stored by an earlier attempt that died before recording it
-                judged = self._judge(self.blobs.get(key, self.settings.max_output_bytes), person)
+                stored_data = self.blobs.get(key, self.settings.max_output_bytes)
+                judged = self._judge(stored_data, person)
                 kept.add(number, judged.likeness or 0)
+                self._crop(job, style, number, stored_data, judged, kept)
                 continue
             try:
                 data = self._fetch_png(url)
@@ -151,7 +153,22 @@ class CollectService:
                 continue
             self.blobs.put(key, self.provenance.stamp(data, "image/png") if self.provenance else data, "image/png")
             kept.add(number, judged.likeness or 0)
+            self._crop(job, style, number, data, judged, kept)
         return kept
+
+    def _crop(self, job: Job, style: str, number: int, data: bytes, judged: OutputJudgement, kept: KeptOutputs) -> None:
+        """The result's LinkedIn-ready square, stamped as the result is; none when the face allows no good one."""
+        from portrait_studio.services.crops import linkedin_crop
+
+        if judged.face is None:
+            return
+        crop = linkedin_crop(data, judged.face)
+        if crop is None:
+            self.metrics.count("CropsSkipped")
+            return
+        stamped = self.provenance.stamp(crop, "image/jpeg") if self.provenance else crop
+        self.blobs.put(keys.crop(job.job_id, style, number), stamped, "image/jpeg")
+        kept.crops.append(number)
 
     def _fetch_png(self, url: str) -> bytes:
         from PIL import Image
@@ -182,7 +199,10 @@ class CollectService:
     def _delete_results_of(self, job_id: str, slot: Prediction) -> None:
         style, k = slot.slot.split("#")
         base = int(k) * self.settings.outputs_per_prediction
-        self.blobs.delete([keys.result(job_id, style, base + i + 1) for i in range(slot.num_outputs)])
+        numbers = [base + i + 1 for i in range(slot.num_outputs)]
+        self.blobs.delete(
+            [keys.result(job_id, style, n) for n in numbers] + [keys.crop(job_id, style, n) for n in numbers]
+        )
 
     def _retry_or_give_up(self, slot: Prediction) -> None:
         if slot.attempts >= self.settings.max_attempts_per_slot:
@@ -199,6 +219,7 @@ class KeptOutputs:
     def __init__(self) -> None:
         self._kept: list[tuple[int, int]] = []
         self.drops: dict[str, int] = {}
+        self.crops: list[int] = []  # the kept results that have a LinkedIn-ready crop
 
     def add(self, number: int, likeness: int) -> None:
         self._kept.append((number, likeness))

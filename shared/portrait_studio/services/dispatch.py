@@ -19,6 +19,7 @@ from portrait_studio.config import Settings
 from portrait_studio.errors import GeneratorRateLimited, GeneratorRejectedInput, GeneratorUnavailable
 from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
 from portrait_studio.ports import BlobStore, Clock, Generator, JobStore, Metrics, Queue
+from portrait_studio.services.backdrops import backdrop_phrase
 from portrait_studio.services.cancel import cancel_quietly
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import Lifecycle
@@ -159,7 +160,7 @@ class DispatchService:
 
     def _create(self, job: Job, slot: Prediction, reference_urls: list[str]) -> str:
         book = load_styles()
-        prompt = build_prompt(book.prompts[slot.style][slot.prompt_index], job.subject)
+        prompt = build_prompt(book.prompts[slot.style][slot.prompt_index], job.subject, backdrop_phrase(job.backdrop))
         seed = slot_seed(job.job_id, slot.slot, slot.attempts)
         body = photomaker_input(prompt, reference_urls, seed, slot.num_outputs, self.settings)
         query = urlencode({"job": job.job_id, "slot": slot.slot, "claim": slot.claim_id})

@@ -70,12 +70,16 @@ class Finisher:
             return
         images = images_of(slots)
         budget_left = job.prediction_budget - job.predictions_reserved
-        if images < self.settings.images_target and budget_left > 0:
+        # A "more like this" round is never topped up: its budget is its own slots' (a retry each), no more.
+        if images < self.settings.images_target and budget_left > 0 and not job.delivered_as:
             self._top_up(job, slots, images, budget_left)
             return
         self.finish(job, slots)
 
     def finish(self, job: Job, slots: Sequence[Prediction], timed_out: bool = False) -> None:
+        if job.delivered_as:
+            self._end_round(job, job.delivered_as)
+            return
         images = images_of(slots)
         target = self.settings.images_target
         fields: dict[str, Any]
@@ -94,6 +98,14 @@ class Finisher:
         self._count(job.job_id, outcome, images)
         if self.after_finish is not None:
             self.after_finish(job.job_id)
+
+    def _end_round(self, job: Job, delivered_as: str) -> None:
+        """A "more like this" round ends the job as it was delivered: outcome, note, refund and email unchanged
+        (the extra headshots are a gift, not a new order)."""
+        if self.lifecycle.finish(job.job_id, JobStatus(delivered_as)):
+            self.metrics.count("MoreRoundsFinished")
+            if self.after_finish is not None:
+                self.after_finish(job.job_id)
 
     def _count(self, job_id: str, outcome: JobStatus, images: int) -> None:
         """What operators watch: outcomes (alarms on JobsPartial and JobsFailed), time, images, cost."""

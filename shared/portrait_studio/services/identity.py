@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from portrait_studio import keys
+from portrait_studio.models import FaceBox
 from portrait_studio.services.faces import SECONDARY_FACE_MIN_RATIO, decode_rgb, detect_faces
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from portrait_studio.config import Settings
-    from portrait_studio.models import FaceBox, UploadFile
+    from portrait_studio.models import UploadFile
     from portrait_studio.ports import BlobStore
 
 __all__ = [
@@ -110,10 +111,19 @@ class PersonCheck:
 class OutputJudgement:
     """The verdict on one generated image: kept (drop None) with its likeness, or dropped with a reason."""
 
-    __slots__ = ("distance", "drop", "faces", "likeness")
+    __slots__ = ("distance", "drop", "face", "faces", "likeness")
 
-    def __init__(self, *, drop: Drop | None, faces: int, distance: float | None, likeness: int | None) -> None:
+    def __init__(
+        self,
+        *,
+        drop: Drop | None,
+        faces: int,
+        distance: float | None,
+        likeness: int | None,
+        face: FaceBox | None = None,
+    ) -> None:
         self.drop = drop
+        self.face = face  # where the one face is (its box in the image), when exactly one was found
         self.faces = faces  # faces counted (secondary faces below the size ratio are not)
         self.distance = distance  # to the references' consensus; None when no single face was found
         self.likeness = likeness  # 0-100, see likeness_score
@@ -293,9 +303,12 @@ def judge_output(image_bytes: bytes, consensus: Descriptor, settings: Settings) 
     if counted > 1:
         return OutputJudgement(drop="extra_faces", faces=counted, distance=None, likeness=None)
     height, width = rgb.shape[:2]
-    distance = describe_face(rgb, main.clipped(width, height), settings).distance(consensus)
+    left, top, right, bottom = main.clipped(width, height)
+    distance = describe_face(rgb, (left, top, right, bottom), settings).distance(consensus)
     drop: Drop | None = "not_like_you" if distance > settings.identity_output_max_distance else None
-    return OutputJudgement(drop=drop, faces=1, distance=round(distance, 4), likeness=likeness_score(distance, settings))
+    box = FaceBox(left=left, top=top, width=right - left, height=bottom - top)
+    likeness = likeness_score(distance, settings)
+    return OutputJudgement(drop=drop, faces=1, distance=round(distance, 4), likeness=likeness, face=box)
 
 
 def _decode_output(data: bytes) -> npt.NDArray[np.uint8]:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from portrait_studio import keys
 from portrait_studio.api_models import (
     ArchiveResponse,
+    BackdropView,
     CreateJobRequest,
     CreateJobResponse,
     ErrorDetail,
@@ -43,6 +44,7 @@ from portrait_studio.errors import (
 )
 from portrait_studio.models import STYLES, FileStatus, Job, JobStatus, Prediction, UploadFile
 from portrait_studio.ports import BlobStore, Clock, JobStore, Queue
+from portrait_studio.services.backdrops import backdrop_label, parse_backdrop
 from portrait_studio.services.estimate import estimated_ready_at
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.pacing import CreatePacer
@@ -110,6 +112,7 @@ class JobsService:
             raise FileCountOutOfRange(
                 f"Upload between {self.settings.min_files} and {self.settings.max_files} photos; you sent {count}."
             )
+        backdrop = parse_backdrop(request.backdrop, request.backdrop_color)
         files = self._new_files(request.files, round=0)
         token = new_token()
         job = Job(
@@ -118,6 +121,7 @@ class JobsService:
             status=JobStatus.COLLECTING,
             subject=request.subject,
             styles=tuple(dict.fromkeys(request.styles)) if request.styles else STYLES,
+            backdrop=backdrop,
             created_at=now,
             expires_at=now + timedelta(hours=self.settings.retention_hours),
             updated_at=now,
@@ -264,12 +268,15 @@ class JobsService:
         files = self.store.list_files(job_id)
         slots = self.store.list_slots(job_id)
         expected = expected_per_style(job.styles, self.settings)
+        for extra in (s for s in slots if s.more_round):  # "More like this" rounds: shown in progress as the rest
+            expected[extra.style] = expected.get(extra.style, 0) + extra.num_outputs
         url_ttl = self._get_url_ttl(job, now)
         styles: list[StyleProgress] = []
         ranked_by_style = _ranked_results(job_id, slots)
         for style in job.styles:
             ranked = ranked_by_style.get(style, [])
             urls = [self.blobs.presign_get(r.key, url_ttl) for r in ranked] if url_ttl else []
+            crops = [self.blobs.presign_get(r.crop_key, url_ttl) if r.crop_key else None for r in ranked]
             styles.append(
                 StyleProgress(
                     style=style,
@@ -277,8 +284,15 @@ class JobsService:
                     done=len(ranked),
                     results=urls,
                     items=[
-                        ResultItem(url=url, likeness=r.likeness, closest=r.rank <= CLOSEST_PER_STYLE)
-                        for url, r in zip(urls, ranked, strict=True)
+                        ResultItem(
+                            url=url,
+                            likeness=r.likeness,
+                            closest=r.rank <= CLOSEST_PER_STYLE,
+                            linkedin_url=crop,
+                            result=f"{style}/{r.number}",
+                            more=r.more,
+                        )
+                        for url, crop, r in zip(urls, crops, ranked, strict=True)
                     ],
                 )
             )
@@ -287,6 +301,7 @@ class JobsService:
             job_id=job.job_id,
             status=job.status,
             subject=job.subject,
+            backdrop=BackdropView(kind=job.backdrop.kind, label=backdrop_label(job.backdrop), color=job.backdrop.color),
             created_at=job.created_at,
             expires_at=job.expires_at,
             files=[self._file_view(job_id, f, url_ttl) for f in files],
@@ -302,6 +317,7 @@ class JobsService:
             intake_error=_intake_error(job),
             payment=_payment_view(job),
             refund=_refund_view(job),
+            more_rounds_left=_more_rounds_left(job, self.settings),
         )
 
     def _estimate(self, job: Job, slots: Sequence[Prediction], now: datetime) -> datetime | None:
@@ -323,18 +339,24 @@ class JobsService:
         if job.status not in (JobStatus.READY, JobStatus.PARTIAL):
             raise JobStateConflict("The archive is available once the job is ready.")
         now = self.clock.now()
-        key = keys.archive(job_id)
         ranked = [r for results in _ranked_results(job_id, self.store.list_slots(job_id)).values() for r in results]
+        key = keys.archive(job_id, len(ranked))
         if self.blobs.size(key) is None:
             # Built once: PNGs are already compressed, so store them without deflating again.
             buffer = io.BytesIO()
             with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
                 for r in ranked:
                     archive.writestr(keys.archive_member(r.key, r.rank, r.likeness), self.blobs.get(r.key))
+                    if r.crop_key:
+                        member = keys.archive_crop_member(r.key, r.rank, r.likeness)
+                        archive.writestr(member, self.blobs.get(r.crop_key))
             self.blobs.put(key, buffer.getvalue(), "application/zip")
         ttl = self._get_url_ttl(job, now)
         return ArchiveResponse(
-            url=self.blobs.presign_get(key, ttl), expires_at=now + timedelta(seconds=ttl), images=len(ranked)
+            url=self.blobs.presign_get(key, ttl),
+            expires_at=now + timedelta(seconds=ttl),
+            images=len(ranked),
+            linkedin_crops=sum(1 for r in ranked if r.crop_key),
         )
 
     def _file_view(self, job_id: str, f: UploadFile, url_ttl: int) -> FileView:
@@ -342,6 +364,12 @@ class JobsService:
         if f.status == FileStatus.ACCEPTED and url_ttl:
             view.thumbnail_url = self.blobs.presign_get(keys.reference(job_id, f.file_id), url_ttl)
         return view
+
+
+def _more_rounds_left(job: Job, settings: Settings) -> int:
+    if job.status not in (JobStatus.READY, JobStatus.PARTIAL):
+        return 0
+    return max(0, settings.more_rounds_per_job - job.more_rounds)
 
 
 def _intake_error(job: Job) -> ErrorDetail | None:
@@ -379,20 +407,35 @@ class RankedResult(NamedTuple):
     key: str
     likeness: int
     rank: int  # 1 = the most like the person within its style
+    crop_key: str | None = None  # its LinkedIn-ready crop, when it has one
+    number: int = 0  # its number within the style (keys.result)
+    more: bool = False  # made by a round of More like this
 
 
 def _ranked_results(job_id: str, slots: Sequence[Prediction]) -> dict[str, list[RankedResult]]:
     """Each style's stored results, the most like the person first, from the slot records: a status look lists
     nothing in the bucket (a listing is an R2 class A operation, and the page looks every few seconds)."""
     found: dict[str, list[tuple[int, int]]] = {}
+    cropped: set[tuple[str, int]] = set()
+    extra: set[tuple[str, int]] = set()
     for slot in slots:
+        if slot.more_round:
+            extra.update((slot.style, number) for number in slot.results)
         scores = slot.likeness if len(slot.likeness) == len(slot.results) else [0] * len(slot.results)
         found.setdefault(slot.style, []).extend(zip(slot.results, scores, strict=True))
+        cropped.update((slot.style, number) for number in slot.crops)
     ranked: dict[str, list[RankedResult]] = {}
     for style, results in found.items():
         ordered = sorted(results, key=lambda r: (-r[1], r[0]))
         ranked[style] = [
-            RankedResult(keys.result(job_id, style, number), likeness, rank)
+            RankedResult(
+                keys.result(job_id, style, number),
+                likeness,
+                rank,
+                keys.crop(job_id, style, number) if (style, number) in cropped else None,
+                number,
+                (style, number) in extra,
+            )
             for rank, (number, likeness) in enumerate(ordered, start=1)
         ]
     return ranked

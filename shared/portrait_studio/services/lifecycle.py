@@ -41,6 +41,8 @@ JOB_TRANSITIONS = _table(
     Transition("finish_ready", (J.GENERATING,), J.READY),
     Transition("finish_partial", (J.GENERATING,), J.PARTIAL),
     Transition("finish_failed", (J.GENERATING,), J.FAILED),
+    # "More like this": a delivered job generates again (a few slots), then ends as it was.
+    Transition("more_like_this", (J.READY, J.PARTIAL), J.GENERATING),
 )
 # Deleting (DELETE or 48 h) is allowed from every state and leaves a tombstone: retention does it.
 TOMBSTONES = (J.DELETED, J.EXPIRED)
@@ -125,6 +127,24 @@ class Lifecycle:
             "email": email,
         }
         return self.store.start_generation(job_id, plan, expect=t.sources, status=t.target, **fields)
+
+    def more_like_this(self, job: Job, slots: Sequence[Prediction], extra_budget: int) -> bool:
+        """ready/partial → generating with the round's slots written and its predictions added to the budget, in
+        one transaction, only if no other round started meanwhile (the allowance is counted in the same write)."""
+        t = JOB_TRANSITIONS["more_like_this"]
+        return self.store.start_round(
+            job.job_id,
+            slots,
+            expect=t.sources,
+            expect_rounds=job.more_rounds,
+            status=t.target,
+            more_rounds=job.more_rounds + 1,
+            delivered_as=job.delivered_as or job.status.value,
+            prediction_budget=job.prediction_budget + extra_budget,
+            generating_since=self.clock.now(),  # the round has the same deadline as a whole job
+            finished_at=None,
+            dispatch_retry_at=None,
+        )
 
     def finish(self, job_id: str, outcome: JobStatus, **fields: Any) -> bool:
         """generating → ready / partial / failed; a refund owed (`refund_due`) is written with the outcome, and
@@ -249,9 +269,10 @@ class Lifecycle:
         predict_time: float | None,
         likeness: list[int] | None = None,
         drops: dict[str, int] | None = None,
+        crops: list[int] | None = None,
     ) -> bool:
         """succeeded → collected, with the numbers of the results stored (the page reads them, not the bucket),
-        their likeness and what the output gate dropped."""
+        their likeness, which have a LinkedIn-ready crop and what the output gate dropped."""
         t = SLOT_TRANSITIONS["mark_collected"]
         now = self.clock.now()
         return self.store.add_collected(
@@ -265,6 +286,7 @@ class Lifecycle:
             results=results,
             likeness=likeness or [],
             drops=drops or {},
+            crops=crops or [],
         )
 
     def retry(self, slot: Prediction) -> bool:

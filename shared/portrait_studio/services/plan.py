@@ -28,6 +28,14 @@ class StyleBook:
     negative_prompt: str
     prompts: Mapping[str, tuple[str, ...]]
     labels: Mapping[str, str]
+    backdrops: Mapping[str, BackdropSpec]
+    colors: Mapping[str, str]  # colour name → #rrggbb
+
+
+@dataclass(frozen=True)
+class BackdropSpec:
+    label: str
+    phrase: str  # what `{backdrop}` becomes; a solid one's `{color}` is the nearest colour name
 
 
 @lru_cache(maxsize=1)
@@ -39,12 +47,15 @@ def load_styles() -> StyleBook:
         negative_prompt=" ".join(data["negative_prompt"].split()),
         prompts={name: tuple(spec["prompts"]) for name, spec in styles.items()},
         labels={name: spec["label"] for name, spec in styles.items()},
+        backdrops={name: BackdropSpec(spec["label"], spec["phrase"]) for name, spec in data["backdrops"].items()},
+        colors=dict(data["colors"]),
     )
 
 
-def build_prompt(template: str, subject: str) -> str:
-    """`{subject}` is followed by the trigger word exactly once, as PhotoMaker requires."""
-    prompt = template.format(subject=subject)
+def build_prompt(template: str, subject: str, backdrop: str) -> str:
+    """`{subject}` is followed by the trigger word exactly once, as PhotoMaker requires; `backdrop` is the phrase
+    of the job's backdrop (services/backdrops.py)."""
+    prompt = template.format(subject=subject, backdrop=backdrop)
     if trigger_count(prompt) != 1 or f"{subject} {TRIGGER_WORD}" not in prompt:
         raise ValueError(f"prompt must contain '{subject} {TRIGGER_WORD}' exactly once")
     return prompt
