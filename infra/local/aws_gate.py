@@ -6,7 +6,8 @@ function's role, as Lambda's does), and the stack itself an admin key. For every
 caller, the operation and the resources (`infra/local/aws_requests.py`), asks the role
 (`infra/local/iam.py`), and either forwards it to moto untouched or answers the error AWS answers —
 `AccessDeniedException` / `AccessDenied` naming the action and resource — and records the denial for
-`GET /_local/iam`. An unknown key is refused as AWS refuses one (`UnrecognizedClientException`).
+`GET /_local/iam`. An unknown key is refused as AWS refuses one (`UnrecognizedClientException`). An allowed call
+can be made to fail as the service sometimes fails (`/_local/aws-faults`, `infra/local/aws_faults.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from infra.local.aws_faults import AwsFaults
 from infra.local.aws_requests import AwsRequest, read_request
 from infra.local.iam import Roles
 
@@ -60,6 +62,7 @@ class AwsGate:
         self.on_call = on_call
         self.url = ""
         self._denied: list[dict[str, str]] = []
+        self.faults = AwsFaults()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -85,8 +88,11 @@ class AwsGate:
             f"{action} on resource: {resource} because no identity-based policy allows the {action} action"
         )
 
-    def route(self, method: str) -> tuple[int, dict[str, str], bytes]:
-        """`GET /_local/iam`: whether roles are enforced and every denial so far; `DELETE` forgets the denials."""
+    def route(self, method: str, path: str = "/_local/iam", body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        """`GET /_local/iam`: whether roles are enforced and every denial so far; `DELETE` forgets the denials.
+        `/_local/aws-faults`: the service errors to answer (infra/local/aws_faults.py)."""
+        if path == "/_local/aws-faults":
+            return self.faults.route(method, body)
         headers = {"Content-Type": "application/json"}
         if method not in ("GET", "DELETE"):
             return 405, headers, b'{"error":{"code":"method_not_allowed","message":"Use GET or DELETE."}}'
@@ -130,6 +136,9 @@ class _Handler(BaseHTTPRequestHandler):
         denied = gate.decide(caller, request)
         if denied is not None:
             self._refuse(request, *_access_denied(request, gate.denial_message(caller, *denied)))
+            return
+        if gate.faults.take(caller.function, [action for action, _ in request.checks], body):
+            self._refuse(request, 500, "InternalServerError", "Internal server error (a local fault)")
             return
         status, reply_headers, answer = self._forward(body)
         if gate.on_call is not None:

@@ -369,8 +369,8 @@ class LocalStack:
         try:
             if split.path == "/_local/usage":
                 status, headers, payload = self.usage.route(method)
-            elif split.path == "/_local/iam":
-                status, headers, payload = self._aws_gate.route(method)
+            elif split.path in ("/_local/iam", "/_local/aws-faults"):
+                status, headers, payload = self._aws_gate.route(method, split.path, body)
             elif split.path.startswith("/_local/"):
                 status, headers, payload = self._local_route(method, split.path, body)
             else:

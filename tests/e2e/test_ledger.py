@@ -1,14 +1,14 @@
 """Every cent accounted for, end to end: the local stack's Stripe emulator holds the money, the operator's
 `portrait-studio ledger` (found through `.local/stack.json`, as an operator runs it) matches it to our jobs.
 
-Not here: a DELETE whose refund record fails once — the local stack has no fault for one DynamoDB write; the
-lifecycle model (`a_delete_whose_refund_record_fails`), tests/model/test_ledger_world.py and tests/unit/test_payments.py
-prove it on the real services over fakes with DynamoDB's semantics.
+A DELETE whose refund record fails: the AWS gate answers that one DynamoDB write with the service's 500 as many
+times as the SDK tries it (`/_local/aws-faults`), after Stripe refunded.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from infra.local.client import PortraitClient
+from tests.e2e.conftest import items_of, objects_under
 from tests.e2e.test_operator_cli import run_cli
 from tests.e2e.test_payments import accepted_job, stripe
 
@@ -81,3 +82,43 @@ def test_a_refund_made_directly_against_a_ready_jobs_payment_is_recorded_once(
     code, again = ledger(stack, tmp_path)  # recorded on the job: matched from now on, never recorded twice
     assert code == 0 and again["mismatches"] == 0, again
     assert client.get(job).json()["status"] == "ready"
+
+
+def test_a_delete_whose_refund_record_fails_is_refunded_once_and_recorded_by_the_reconciler(
+    stack: dict[str, Any], client: PortraitClient, tmp_path: Path
+) -> None:
+    replicate_faults = f"{stack['replicate_url']}/_emulator/faults"
+    aws_faults = f"{stack['api_url']}/_local/aws-faults"
+    # Paid, no headshot yet (Replicate refuses every create): a DELETE owes the whole payment back.
+    httpx.put(replicate_faults, json={"rate_limit_first": 100_000}).raise_for_status()
+    try:
+        job, _ = accepted_job(client, styles=["corporate"])
+        client.pay(job)
+        assert client.wait_for(job, ("generating",), timeout_s=120)["status"] == "generating"
+        # The API's write of the refund Stripe just made fails, every one of the SDK's 6 attempts (1 + 5 retries).
+        the_write = {"action": "dynamodb:UpdateItem", "function": "ApiFunction", "body_contains": "refund_id"}
+        httpx.put(aws_faults, json={"fail": [{**the_write, "times": 6}]}).raise_for_status()
+        response = client.delete(job)
+        assert response.status_code == 202, response.text  # recorded; the rest is the reconciler's
+        assert response.headers["X-Deletion-Receipt"].startswith("del_")
+        assert httpx.get(aws_faults).json()["fail"][0]["fired"] == 6
+        assert client.get(job).json()["status"] == "deleted"  # its owner sees it deleting
+        deadline = time.monotonic() + 60
+        while client.get(job).status_code != 404 and time.monotonic() < deadline:
+            time.sleep(0.5)  # the reconciler runs every second here
+        assert client.get(job).status_code == 404
+    finally:
+        httpx.delete(aws_faults).raise_for_status()
+        httpx.delete(replicate_faults).raise_for_status()
+    assert objects_under(stack, job.job_id) == []
+    (tombstone,) = items_of(stack, job.job_id)
+    intent = session_of(stack, job.job_id)["payment_intent"]
+    refunds = httpx.get(
+        f"{stack['stripe_url']}/v1/refunds",
+        params={"payment_intent": intent},
+        headers={"Authorization": f"Bearer {stack['stripe_secret_key']}"},
+    ).json()["data"]
+    assert [r["amount"] for r in refunds] == [1290]  # refunded once, whole
+    assert tombstone["refund"]["refund_id"] == refunds[0]["id"]  # and recorded: found again, not made twice
+    code, report = ledger(stack, tmp_path)
+    assert code == 0 and report["mismatches"] == 0, report

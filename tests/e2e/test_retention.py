@@ -41,6 +41,11 @@ def assert_gone(stack: dict[str, Any], client: PortraitClient, job: Any) -> None
         "objects_deleted",
         "receipt_id",
         "paid_session",  # Stripe's id of the session that paid: no personal data
+        # What money moved (Stripe's ids and integer cents only), for the ledger to match
+        "payment_intent",
+        "amount_paid",
+        "refund",
+        "outside_refunds",
     }
     assert client.get(job).status_code == 404
 

@@ -197,3 +197,25 @@ def test_an_event_source_polls_with_its_functions_role(gated: Gated) -> None:
         "sqs:ReceiveMessage",
         200,
     )
+
+
+def test_a_fault_fails_only_the_chosen_write_as_the_service_does_and_the_sdk_retries_it(gated: Gated) -> None:
+    fault = {"action": "dynamodb:PutItem", "function": "ApiFunction", "body_contains": "refund_id", "times": 2}
+    status, _, body = gated.gate.route("PUT", "/_local/aws-faults", json.dumps({"fail": [fault]}).encode())
+    assert status == 200
+    dynamodb = gated.as_function("dynamodb", "ApiFunction")
+    other = {"pk": {"S": "job#2"}, "sk": {"S": "job"}}
+    dynamodb.put_item(TableName=gated.table, Item=other)  # not the chosen write: through
+    chosen = {**other, "refund": {"M": {"refund_id": {"S": "re_1"}}}}
+    dynamodb.put_item(TableName=gated.table, Item=chosen)  # failed twice, then the SDK's third try went through
+    _, _, listed = gated.gate.route("GET", "/_local/aws-faults")
+    assert json.loads(listed)["fail"][0] | {"left": 0, "fired": 2} == json.loads(listed)["fail"][0]
+    status, _, _ = gated.gate.route(
+        "PUT", "/_local/aws-faults", json.dumps({"fail": [{**fault, "times": 99}]}).encode()
+    )
+    with pytest.raises(ClientError) as failed:  # more failures than the SDK's tries: the code sees the 500
+        dynamodb.put_item(TableName=gated.table, Item=chosen)
+    assert _code(failed.value) == "InternalServerError"
+    assert gated.denied() == []
+    bad, _, _ = gated.gate.route("PUT", "/_local/aws-faults", b'{"fail": [{"action": "UpdateItem"}]}')
+    assert bad == 400
