@@ -207,8 +207,8 @@ def test_office_backdrop_linkedin_square_and_more_like_this(
     expect(page.locator("#job-status")).to_have_text(f"Your {delivered + 4} headshots are ready.")
     assert load_every_result(page) == delivered + 4
     creative = page.locator("#gallery .style-group", has=page.locator("#gallery-title-creative"))
-    expect(creative.get_by_text("New: more like this")).to_have_count(4)
-    expect(page.locator("#gallery").get_by_text("New: more like this")).to_have_count(4)
+    expect(creative.locator(".more-tag:visible", has_text="New: more like this")).to_have_count(4)
+    expect(page.locator("#gallery").locator(".more-tag:visible", has_text="New: more like this")).to_have_count(4)
     expect(rounds).to_have_text("More like this: 1 round left. Each makes 4 more headshots like the one you pick.")
     expect(page.get_by_role("button", name=re.compile("^More like "))).to_have_count(delivered + 4)
     view = api_view(stack, page)
@@ -234,7 +234,9 @@ def test_office_backdrop_linkedin_square_and_more_like_this(
     expect(error).to_have_text(re.compile(f"^({re.escape(not_finished)}|{re.escape(limit_reached)})$"))
     expect(page.get_by_role("button", name=re.compile("^More like "))).to_have_count(0, timeout=15_000)
     wait_until_ready(page)
-    expect(page.locator("#gallery").get_by_text("New: more like this")).to_have_count(8, timeout=MORE_TIMEOUT_MS)
+    expect(page.locator("#gallery").locator(".more-tag:visible", has_text="New: more like this")).to_have_count(
+        8, timeout=MORE_TIMEOUT_MS
+    )
     expect(rounds).to_have_text("You have used every round of More like this for this job.")
     expect(page.get_by_role("button", name=re.compile("^More like "))).to_have_count(0)
     expect(error).to_be_hidden()
