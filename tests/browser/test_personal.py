@@ -188,6 +188,15 @@ def test_office_backdrop_linkedin_square_and_more_like_this(
     expect(rounds).to_have_text("More like this: 2 rounds left. Each makes 4 more headshots like the one you pick.")
     expect(page.get_by_role("button", name=re.compile("^More like "))).to_have_count(delivered)
     shoot(page, "delivered")
+    # On a phone: two headshots a row, each button finger-sized and inside its headshot's tile, nothing sideways.
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    first = page.locator("#gallery li").first
+    tile, button = first.bounding_box(), first.get_by_role("button", name=re.compile("^More like this")).bounding_box()
+    assert tile and button and button["height"] >= 44
+    assert tile["x"] <= button["x"] and button["x"] + button["width"] <= tile["x"] + tile["width"] <= PHONE["width"]
+    shoot(page, "delivered-phone", full_page=False)
+    page.set_viewport_size(DESKTOP)
 
     # The LinkedIn square of one headshot: an 800 × 800 image, saved under a clear name.
     with page.expect_download() as square:
