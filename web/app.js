@@ -115,6 +115,10 @@
     copyLink: $('copy-link'),
     rotateLink: $('rotate-link'),
     linkStatus: $('link-status'),
+    guide: $('selfie-guide'),
+    jobHints: $('job-hints'),
+    moreRounds: $('more-rounds'),
+    moreError: $('more-error'),
     dialog: $('confirm-delete'),
     confirmOk: $('confirm-ok'),
     confirmCancel: $('confirm-cancel'),
@@ -138,6 +142,8 @@
     gallery: new Map(), // result path → {li, img, link, url}
     styleGroups: new Map(), // style → {section, list, count}
     lastRefresh: 0,
+    moreAsked: null, // the headshot (its alt text) a round of More like this was asked for on this page
+    moreSeenStatus: '', // the job's status at the last look, to notice a round being delivered
     fromLink: false, // opened from a private link and not yet seen to work
     removedFileIds: new Set(), // uploaded photos removed from the job (DELETE …/files/{id}): never shown again
   };
@@ -604,6 +610,7 @@
     state.phase = phase;
     const choosing = phase === 'pick' || phase === 'replace';
     show(ui.dropzone, choosing);
+    show(ui.guide, choosing); // the selfie guide matters while photos are being chosen, not afterwards
     ui.pickTitle.textContent =
       phase === 'pick' ? '1. Choose your photos' : phase === 'replace' ? '1. Add more photos' : '1. Your photos';
     show(ui.options, phase === 'pick');
@@ -888,6 +895,8 @@
     renderBackdrop(view);
     renderProgress(view);
     renderGallery(view);
+    renderHints(view);
+    renderMore(view);
     tick();
   }
 
@@ -990,7 +999,9 @@
         }
         break;
       case 'generating':
-        status = `Making your headshots: ${view.images_done} of ${view.images_expected} done.${readyIn(view)}`;
+        status = state.moreAsked
+          ? `Making 4 more like ${state.moreAsked}: ${view.images_done} of ${view.images_expected} done.${readyIn(view)}`
+          : `Making your headshots: ${view.images_done} of ${view.images_expected} done.${readyIn(view)}`;
         if (state.phase !== 'watching') setPhase('watching');
         if (!state.tickTimer) startTicking();
         break;
@@ -1181,6 +1192,9 @@
           url: item && item.url,
           likeness: Number.isInteger(item?.likeness) ? Math.max(0, Math.min(100, item.likeness)) : null,
           closest: item?.closest === true,
+          linkedin_url: item?.linkedin_url,
+          result: typeof item?.result === 'string' ? item.result : '', // its id, for More like this
+          more: item?.more === true,
         }))
       : (style.results || []).map((url) => ({ url, likeness: null, closest: false }));
     // The API already orders them; sort (stably) anyway so the page never shows a less-like one first.
@@ -1218,6 +1232,8 @@
         // Results can land out of order (No. 5 before No. 1): number them by their place in the likeness order.
         if (entry.number !== index + 1) numberResult(entry, style.style, index + 1);
         markLikeness(entry, result);
+        entry.resultId = result.result;
+        show(entry.moreTag, result.more);
         if (result.closest) anyClosest = true;
         order.push(entry.li);
       });
@@ -1299,7 +1315,20 @@
     cropLink.className = 'download download-crop';
     cropLink.textContent = 'LinkedIn square';
     cropLink.hidden = true;
-    const entry = { li, img, link, cropLink, cropUrl: null, label, likeness, badge, url, number: 0, fileName: '' };
+    // Made by a round of More like this: said in words, so the new ones are easy to find among the others.
+    const moreTag = document.createElement('p');
+    moreTag.className = 'more-tag';
+    moreTag.textContent = 'New: more like this';
+    moreTag.hidden = true;
+    const moreButton = document.createElement('button');
+    moreButton.type = 'button';
+    moreButton.className = 'button button-secondary button-small more-button';
+    moreButton.textContent = 'More like this';
+    moreButton.hidden = true;
+    const entry = {
+      li, img, link, cropLink, cropUrl: null, label, likeness, badge, moreTag, moreButton, resultId: '', url, number: 0, fileName: '',
+    };
+    moreButton.addEventListener('click', () => askMore(entry));
     link.addEventListener('click', (event) => {
       event.preventDefault();
       downloadImage(entry.url, entry.fileName);
@@ -1308,8 +1337,8 @@
       event.preventDefault();
       if (entry.cropUrl) downloadImage(entry.cropUrl, entry.fileName.replace(/\.png$/, '-linkedin.jpg'));
     });
-    caption.append(label, likeness, link, cropLink);
-    figure.append(badge, img, caption);
+    caption.append(label, likeness, link, cropLink, moreButton);
+    figure.append(badge, moreTag, img, caption);
     li.append(figure);
     numberResult(entry, style, number);
     return entry;
@@ -1323,10 +1352,84 @@
     entry.link.download = entry.fileName;
     entry.link.setAttribute('aria-label', `Download ${styleName(style).toLowerCase()} headshot ${number}`);
     entry.cropLink.download = entry.fileName.replace(/\.png$/, '-linkedin.jpg');
-    entry.cropLink.setAttribute(
-      'aria-label',
-      `Download ${styleName(style).toLowerCase()} headshot ${number} as an 800 by 800 square for LinkedIn`,
-    );
+    // Names that start with the words shown (label in name), and that no "Download … headshot 1" also matches.
+    entry.cropLink.setAttribute('aria-label', `LinkedIn square of ${styleName(style).toLowerCase()} headshot ${number} (800 × 800)`);
+    entry.moreButton.setAttribute('aria-label', `More like this: ${styleName(style).toLowerCase()} headshot ${number}`);
+  }
+
+  /* ---------------------------------------------------------------- hints and More like this */
+
+  /** Advice about the photos (e.g. low_variety) in the API's words: it never blocks paying. */
+  function renderHints(view) {
+    const hints = Array.isArray(view.hints) ? view.hints.filter((h) => h && typeof h.message === 'string' && h.message) : [];
+    const key = hints.map((h) => `${h.code}:${h.message}`).join('|');
+    if (ui.jobHints.dataset.key !== key) {
+      ui.jobHints.dataset.key = key;
+      ui.jobHints.replaceChildren(
+        ...hints.map((hint) => {
+          const p = document.createElement('p');
+          p.className = 'job-hint';
+          if (typeof hint.code === 'string') p.dataset.code = hint.code;
+          p.textContent = hint.message;
+          return p;
+        }),
+      );
+    }
+    show(ui.jobHints, hints.length > 0);
+  }
+
+  /** The rounds left, and a button on each headshot while a round can still be asked for. */
+  function renderMore(view) {
+    const delivered = DELIVERED.has(view.status);
+    const left = Number.isInteger(view.more_rounds_left) ? Math.max(0, view.more_rounds_left) : 0;
+    const offered = delivered && left > 0;
+    if (delivered) state.moreAsked = null; // the round, if any, is delivered
+    // A refusal stays beside the gallery until the job is delivered again (then it no longer holds).
+    if (delivered && state.moreSeenStatus && !DELIVERED.has(state.moreSeenStatus)) setText(ui.moreError, '');
+    state.moreSeenStatus = view.status;
+    for (const entry of state.gallery.values()) {
+      const usable = offered && Boolean(entry.resultId);
+      show(entry.moreButton, usable);
+      if (!usable) entry.moreButton.disabled = true;
+      else if (entry.moreButton.getAttribute('aria-busy') !== 'true') entry.moreButton.disabled = false;
+    }
+    let text = '';
+    if (offered) {
+      text = `More like this: ${plural(left, 'round', 'rounds')} left. Each makes 4 more headshots like the one you pick.`;
+    } else if (delivered && state.gallery.size) {
+      text = 'You have used every round of More like this for this job.';
+    }
+    if (ui.moreRounds.textContent !== text) ui.moreRounds.textContent = text;
+    show(ui.moreRounds, Boolean(text));
+  }
+
+  async function askMore(entry) {
+    if (!state.job || !entry.resultId) return;
+    setText(ui.moreError, '');
+    for (const other of state.gallery.values()) other.moreButton.disabled = true; // one round at a time
+    setBusy(entry.moreButton, true, 'Asking…');
+    const jobId = state.job.jobId;
+    try {
+      await api('POST', `/jobs/${jobId}/more`, { body: { result: entry.resultId } });
+      if (state.job?.jobId !== jobId) return;
+      state.moreAsked = entry.img.alt.toLowerCase();
+      // Its buttons go away while the job is generating again; the progress is told at the top of the job.
+      ui.jobTitle.focus();
+      await poll(); // then every few seconds until the round is delivered
+      setBusy(entry.moreButton, false); // only now: no second press can slip in before the job says generating
+      if (state.view) renderMore(state.view);
+    } catch (error) {
+      setBusy(entry.moreButton, false);
+      if (error.status === 404) {
+        jobGone();
+        return;
+      }
+      // 409 job_not_finished, more_limit_reached, job_gone: the API's own words, beside the gallery.
+      setText(ui.moreError, error.message);
+      if (state.view) renderMore(state.view);
+      if (!entry.moreButton.hidden) entry.moreButton.focus();
+      poll(); // the rounds left may have changed elsewhere (another tab, the private link)
+    }
   }
 
   /** The bucket is another origin, where the download attribute is ignored: fetch the image (CORS GET)
@@ -1615,6 +1718,14 @@
     setText(ui.jobMessage, '');
     setText(ui.intakeError, '');
     show(ui.likenessNote, false);
+    state.moreAsked = null;
+    state.moreSeenStatus = '';
+    setText(ui.moreError, '');
+    ui.moreRounds.textContent = '';
+    show(ui.moreRounds, false);
+    delete ui.jobHints.dataset.key;
+    ui.jobHints.replaceChildren();
+    show(ui.jobHints, false);
     setText(ui.payNote, '');
     show(ui.payPanel, false);
     ui.payLink.removeAttribute('href');

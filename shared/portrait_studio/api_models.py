@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -125,6 +125,13 @@ class RefundView(BaseModel):
     refunded_at: UtcDatetime | None = None
 
 
+class JobHint(BaseModel):
+    """Advice about the job's photos that never blocks it (the person may still pay and go on)."""
+
+    code: Annotated[Literal["low_variety"], Field(description="low_variety: the photos all show one pose.")]
+    message: Annotated[str, Field(description="What to tell the person, in words.")]
+
+
 class JobView(BaseModel):
     job_id: str
     status: JobStatus
@@ -151,6 +158,10 @@ class JobView(BaseModel):
     more_rounds_left: Annotated[
         int, Field(description="Rounds of More like this still possible (while ready/partial).")
     ] = 0
+    hints: Annotated[
+        list[JobHint],
+        Field(description="Non-blocking advice about the accepted photos (collecting, awaiting_payment)."),
+    ] = Field(default_factory=list)
 
 
 class TokenResponse(BaseModel):

@@ -49,6 +49,7 @@ from portrait_studio.services.estimate import estimated_ready_at
 from portrait_studio.services.lifecycle import Lifecycle
 from portrait_studio.services.pacing import CreatePacer
 from portrait_studio.services.plan import expected_per_style
+from portrait_studio.services.variety import photo_hints
 
 # What a job sent back for photos of different people says, in its message and its intake_error.
 NO_SINGLE_PERSON = f"{NoSinglePerson.default_message} {NoSinglePerson.hint}"
@@ -318,6 +319,7 @@ class JobsService:
             payment=_payment_view(job),
             refund=_refund_view(job),
             more_rounds_left=_more_rounds_left(job, self.settings),
+            hints=photo_hints(job.status, files),
         )
 
     def _estimate(self, job: Job, slots: Sequence[Prediction], now: datetime) -> datetime | None:
