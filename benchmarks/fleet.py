@@ -21,9 +21,11 @@ Run: `make bench` or `python benchmarks/fleet.py [--jobs N | --quick] [--timeout
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -322,6 +324,23 @@ def poll_cost(
 
 
 # --- the report --------------------------------------------------------------------------------------------
+
+
+def run_ledger(state: Path) -> dict[str, Any]:
+    """The operator's `portrait-studio ledger --since 72h --json` on this stack, run as an operator runs it (a fresh
+    shell, the stack found through `.local/stack.json`). Adds `exit`: 1 while an unrepaired mismatch is left."""
+    with tempfile.TemporaryDirectory() as cwd:
+        (Path(cwd) / ".local").mkdir()
+        (Path(cwd) / ".local" / "stack.json").symlink_to(state / "stack.json")
+        command = [str(Path(sys.executable).parent / "portrait-studio"), "ledger", "--since", "72h", "--json"]
+        shell = {"PATH": os.environ["PATH"], "HOME": cwd, "PYTHONPATH": str(ROOT / "shared")}
+        done = subprocess.run(command, cwd=cwd, env=shell, capture_output=True, text=True, timeout=300)
+    if done.returncode not in (0, 1):
+        return {"exit": done.returncode, "error": done.stderr.strip()[-300:]}
+    report: dict[str, Any] = json.loads(done.stdout)
+    return {**report, "exit": done.returncode}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=20)
@@ -360,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         dlq = dead_letters(stack)
         per_poll = poll_cost(api, runs, http_functions)
         iam = httpx.get(f"{api}/_local/iam").json()
+        ledger = run_ledger(Path(state))
 
     statuses = [run.status if run.status in FINISHED else "stuck" for run in runs]
     ready = [run for run in runs if run.status == "ready"]
@@ -394,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
             f"predictions per job: mean (ideal {IDEAL_PREDICTIONS})",
             f"{mean_predictions:.2f}",
             f"≤ {MAX_PREDICTIONS:.1f}",
+        ),
+        (
+            "  of them succeeded / failed / canceled",
+            " / ".join(str(sum(p.get("status") == s for p in mine)) for s in ("succeeded", "failed", "canceled")),
+            "",
         ),
         ("slots with two live predictions", str(doubled), "0"),
         (
@@ -435,6 +460,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No job finished, so no poll could be measured: the lines above include the benchmark's {polls} polls.")
 
     print_lambda_limits(counted["lambda"])
+    if "error" in ledger:
+        print(f"\nportrait-studio ledger failed (exit {ledger['exit']}): {ledger['error']}")
+    else:
+        figures = ", ".join(f"{k} {ledger[k]}" for k in ("sessions", "paid", "refunded", "mismatches", "repaired"))
+        print(f"\nportrait-studio ledger --since 72h, after the fleet: {figures} (exit {ledger['exit']})")
+        for item in ledger["items"][:10]:
+            print(f"  mismatch: {json.dumps(item)}")
     denied = iam["denied"]
     for denial in denied[:10]:
         print(f"IAM denied {denial['function']}: {denial['action']} on {denial['resource']}")
@@ -446,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
         (
             len([run for run in ready if run.images >= MIN_IMAGES]) == count,
             f"{len([run for run in ready if run.images >= MIN_IMAGES])}/{count} jobs ready with ≥ {MIN_IMAGES} images",
+        ),
+        (
+            ledger.get("mismatches") == 0 and ledger["exit"] == 0,
+            f"{ledger.get('mismatches', 'no')} ledger mismatches after the fleet (goal 0)",
         ),
         (statuses.count("stuck") == 0, f"{statuses.count('stuck')} jobs stuck (goal 0)"),
         (doubled == 0, f"{doubled} slots with two live predictions (goal 0)"),
