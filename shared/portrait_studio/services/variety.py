@@ -6,7 +6,7 @@ headshots come out stiff and alike. Intake already stores a rough head turn per 
 numbers says whether the photos were taken from different angles.
 
 The threshold, measured with intake's own code (normalize_photo, then assess_photo) on the real photos of
-/work/shared/corpus grouped by MANIFEST.json's `expected.person`, and on samples/:
+the shared corpus (`../shared/corpus`, `PORTRAIT_CORPUS`) grouped by MANIFEST.json's `expected.person`, and on samples/:
 
 * the same photo again (re-encoded, rotated by EXIF, HEIC vs PNG): Eileen Collins' 3 files read 0.156, 0.156
   and 0.0 (spread 0.156); Obama's portrait and its EXIF-rotated copy both read 0.234 (spread 0.0);
