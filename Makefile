@@ -88,6 +88,7 @@ bench: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check --group bench
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/fleet.py
+	$(PY) benchmarks/more_like_this.py
 	$(PY) benchmarks/realtime.py
 	$(PY) benchmarks/lifecycle.py --examples 20000
 	$(PY) benchmarks/normalize.py
