@@ -28,6 +28,7 @@ from tests.browser.test_web import (
     saved_job,
     wait_until_ready,
 )
+from tests.e2e.conftest import FAST  # fast timings: a round of More like this takes seconds
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the Playwright driver is not installed: pip install playwright==1.65.2"
@@ -39,14 +40,6 @@ pytestmark = pytest.mark.browser
 VARIED = [SAMPLES / "person-a-1.jpg", SAMPLES / "person-a-2.jpg", SAMPLES / "person-a-3.heic"]  # yaw spread 1.56
 LOW_VARIETY_TEXT = "Photos from a few different angles give better results."
 MORE_TIMEOUT_MS = 90_000
-# The end-to-end tests' fast timings (tests/e2e/conftest.py FAST): a round of More like this takes seconds.
-FAST = {
-    "PORTRAIT_RECONCILE_GRACE_S": "2",
-    "PORTRAIT_CLAIM_STALE_S": "3",
-    "PORTRAIT_CREATE_JOB_RATE_PER_HOUR": "1000",
-    "LOCAL_RECONCILE_EVERY_S": "1",
-    "EMULATOR_STEP_DELAY": "0.1",
-}
 
 
 @pytest.fixture(scope="module")
