@@ -405,8 +405,8 @@ class LifecycleModel(RuleBasedStateMachine):
         allowed = timedelta(seconds=settings.claim_stale_s + 2 * settings.reconcile_every_s)
         for job_id in self.world.started:
             job = self.world.job(job_id)
-            if job is None:
-                continue
+            if job is None or job.status.is_tombstone:
+                continue  # deleting: nothing is owed but the refund and the purge (the deletion invariants' part)
             slots = self.world.store.list_slots(job_id)
             if job.status != JobStatus.GENERATING:
                 assert all(s.status.is_terminal for s in slots), (job.status, [s.status for s in slots])
