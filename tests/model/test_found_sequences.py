@@ -1,0 +1,55 @@
+"""Sequences the lifecycle model once found failing, replayed as they were printed, with every invariant checked
+after each step (a run's examples depend on the process's hash seed, so a failure CI found may not come back)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.model.test_lifecycle_model import LifecycleModel
+
+
+def invariants(state: LifecycleModel) -> list[Callable[[], None]]:
+    names = [
+        "a_job_that_ended_left_nothing",
+        "a_ready_job_is_never_refunded",
+        "creates_stay_within_the_global_budget",
+        "more_rounds_within_the_allowance",
+        "never_two_live_predictions_for_one_claim",
+        "no_prediction_for_a_deleted_job",
+        "no_prediction_without_a_recorded_payment",
+        "no_unexpected_errors",
+        "nothing_owed_is_lost",
+        "one_email_per_outcome_at_most",
+        "predictions_within_the_budget",
+        "ready_means_at_least_30",
+        "refunds_never_exceed_payments",
+        "started_once_per_payment",
+    ]
+    return [getattr(state, name) for name in names]
+
+
+def replay(steps: list[Callable[[LifecycleModel], None]]) -> None:
+    state = LifecycleModel()
+    for step in steps:
+        step(state)
+        for check in invariants(state):
+            check()
+    state.teardown()
+
+
+def test_delete_during_a_stripe_outage_right_after_a_payment_started_the_job() -> None:
+    """The job is `deleting` with its planned slots while Stripe is down: it owes its refund and its purge, which
+    the reconciler finishes, not its slots (CI, December 2026)."""
+    replay(
+        [
+            lambda s: s.a_call_will_fail(after_calls=0, dependency="blobs", mode="before"),
+            lambda s: s.the_ledger_runs(),
+            lambda s: s.the_reconciler_runs(fault=("store", 0, "before")),
+            lambda s: s.stripe_is_down(calls=4),
+            lambda s: s.a_job_awaits_payment(),
+            lambda s: s.the_reconciler_runs(fault=("store", 0, "before")),
+            lambda s: s.another_session_of_a_job_is_paid(pick=0),
+            lambda s: s.a_stripe_event_arrives(fate="deliver", pick=0),
+            lambda s: s.the_user_deletes_a_job(pick=0),
+        ]
+    )
