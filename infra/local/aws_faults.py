@@ -3,8 +3,9 @@
 `PUT /_local/aws-faults {"fail": [{"action": "dynamodb:UpdateItem", "function": "ApiFunction",
 "body_contains": "refund_id", "times": 6}]}` answers the next 6 matching requests with DynamoDB's 500
 `InternalServerError`. The SDK retries it: `times` of 6 (the first try and the adapters' 5 retries,
-`adapters/aws.py`) fails one call of the code. `GET` lists the faults with how often each fired; `DELETE` clears them. Local only, never in the
-template; the request body is matched, never logged (it holds job ids and emails).
+`adapters/aws.py`) fails one call of the code. `GET` lists the faults with how often each fired; `DELETE`
+clears them. Local only, never in the template; the request body is matched, never logged (it holds job ids and
+emails).
 """
 
 from __future__ import annotations

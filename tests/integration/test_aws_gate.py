@@ -201,7 +201,7 @@ def test_an_event_source_polls_with_its_functions_role(gated: Gated) -> None:
 
 def test_a_fault_fails_only_the_chosen_write_as_the_service_does_and_the_sdk_retries_it(gated: Gated) -> None:
     fault = {"action": "dynamodb:PutItem", "function": "ApiFunction", "body_contains": "refund_id", "times": 2}
-    status, _, body = gated.gate.route("PUT", "/_local/aws-faults", json.dumps({"fail": [fault]}).encode())
+    status, _, _ = gated.gate.route("PUT", "/_local/aws-faults", json.dumps({"fail": [fault]}).encode())
     assert status == 200
     dynamodb = gated.as_function("dynamodb", "ApiFunction")
     other = {"pk": {"S": "job#2"}, "sk": {"S": "job"}}
