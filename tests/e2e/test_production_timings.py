@@ -20,7 +20,7 @@ import pytest
 from infra.local.client import PortraitClient, running_stack
 from infra.local.replicate_emulator import FULL_FAULT_PROFILE
 from portrait_studio.config import Settings
-from tests.e2e.conftest import GOOD, drained, predictions
+from tests.e2e.conftest import GOOD, drained, items_of, objects_under, predictions
 
 # The default prediction budget: 2.5 x the 8-prediction plan (services/plan.py prediction_budget).
 BUDGET = 20
@@ -128,3 +128,37 @@ def test_when_every_image_is_filtered_the_job_says_so_and_is_never_ready(product
     assert view["failure_reason"] and "safety filter" in view["failure_reason"], view
     assert took_s <= Settings().max_generating_s, took_s
     drained(production_stack)
+
+
+def test_a_delete_left_halfway_is_finished_within_one_reconcile_period(production_stack: dict[str, Any]) -> None:
+    """DELETE's promise at the template's schedule (the reconciler every minute), the clock moved: a paid job with
+    no headshot, whose refund record fails every SDK try after Stripe refunded, answers 202; one reconcile period
+    of local time later it is gone, refunded once, the refund recorded on its tombstone."""
+    stack, client = production_stack, PortraitClient(production_stack["api_url"])
+    replicate_faults, aws_faults = f"{stack['replicate_url']}/_emulator/faults", f"{stack['api_url']}/_local/aws-faults"
+    httpx.put(replicate_faults, json={"rate_limit_first": 100_000}).raise_for_status()  # nothing is ever made
+    try:
+        job = client.create_job(GOOD)
+        client.upload_all(job, GOOD)
+        client.submit(job).raise_for_status()
+        client.pay(job)
+        assert client.wait_for(job, ("generating",), timeout_s=120)["status"] == "generating"
+        the_write = {"action": "dynamodb:UpdateItem", "function": "ApiFunction", "body_contains": "refund_id"}
+        httpx.put(aws_faults, json={"fail": [{**the_write, "times": 6}]}).raise_for_status()
+        assert client.delete(job).status_code == 202
+        deleted_at = local_now(client)
+        client.advance_clock(Settings().reconcile_every_s)  # fires the ReconcileSchedule once
+        deadline = time.monotonic() + 60
+        while client.get(job).status_code != 404 and time.monotonic() < deadline:
+            time.sleep(TICK_S)  # the reconciler's run takes wall time; the local clock is not moved again
+        assert client.get(job).status_code == 404
+        assert (local_now(client) - deleted_at).total_seconds() < Settings().reconcile_every_s + 60
+    finally:
+        httpx.delete(aws_faults).raise_for_status()
+        httpx.delete(replicate_faults).raise_for_status()
+        client.close()
+    (tombstone,) = items_of(stack, job.job_id)
+    assert objects_under(stack, job.job_id) == []
+    refunds = httpx.get(f"{stack['stripe_url']}/_emulator/refunds").json()
+    mine = [r for r in refunds if r["payment_intent"] == tombstone["payment_intent"]]
+    assert [(r["id"], r["amount"]) for r in mine] == [(tombstone["refund"]["refund_id"], 1290)]  # once, recorded
