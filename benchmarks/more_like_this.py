@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fleet import REPLICATE_PER_S, SELFIES, aws_cost, emulator_predictions, total_usd, usage
+from fleet import REPLICATE_PER_S, SELFIES, aws_cost, emulator_predictions, predictions_per_job, total_usd, usage
 
 from infra.local.client import PortraitClient, running_stack
 from infra.local.template import LocalTemplate
@@ -42,7 +42,7 @@ def one_job(client: PortraitClient, stack: dict[str, Any], http_functions: set[s
     chosen = view["styles"][0]["items"][0]["result"]
     rounds = []
     for _ in range(view["more_rounds_left"]):
-        before = len([p for p in emulator_predictions(stack) if job.job_id in (p.get("webhook") or "")])
+        before = predictions_per_job(emulator_predictions(stack), [job.job_id])[job.job_id]
         usage(stack["api_url"], "DELETE")
         asked = time.monotonic()
         started = client.http.post(f"/jobs/{job.job_id}/more", headers=client.auth(job.token), json={"result": chosen})
@@ -52,7 +52,7 @@ def one_job(client: PortraitClient, stack: dict[str, Any], http_functions: set[s
         if done["images_done"] != view["images_done"] + 4:
             raise RuntimeError(f"round ended with {done['images_done'] - view['images_done']} new headshots")
         view = done
-        created = len([p for p in emulator_predictions(stack) if job.job_id in (p.get("webhook") or "")]) - before
+        created = predictions_per_job(emulator_predictions(stack), [job.job_id])[job.job_id] - before
         aws = total_usd(aws_cost(usage(stack["api_url"]), http_functions))
         rounds.append({"seconds": took, "predictions": created, "aws_usd": aws})
     return rounds
