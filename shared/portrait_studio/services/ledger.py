@@ -17,7 +17,7 @@ import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from portrait_studio.errors import PaymentProviderError, PaymentProviderUnavailable
 from portrait_studio.models import Job, JobStatus, Refund, Tombstone
@@ -161,13 +161,7 @@ class Ledger:
         for made in refunds:
             if made.key is not None or any(r.refund_id == made.refund_id for r in record.outside_refunds):
                 continue
-            refund = Refund(
-                refund_id=made.refund_id,
-                amount=made.amount,
-                currency=made.currency,
-                reason="outside",
-                refunded_at=made.created,
-            )
+            refund = _recorded(made, "outside")
             if isinstance(record, Job):
                 repaired = self.lifecycle.record_outside_refund(record, refund)
             else:
@@ -204,14 +198,7 @@ class Ledger:
             fresh = self.store.get_job(job_id)
             repaired = isinstance(fresh, Job | Tombstone) and fresh.refund is not None
         else:
-            refund = Refund(
-                refund_id=made[0].refund_id,
-                amount=made[0].amount,
-                currency=made[0].currency,
-                reason="deleted",
-                refunded_at=made[0].created,
-            )
-            repaired = self.store.update_tombstone(job_id, refund=refund)
+            repaired = self.store.update_tombstone(job_id, refund=_recorded(made[0], "deleted"))
         mismatch("refund_unrecorded", made[0].amount, repaired)
 
     def _claims(self, report: LedgerReport, seen: _Seen) -> None:
@@ -233,3 +220,10 @@ class Ledger:
                     False,
                 )
                 report.items.append(item)
+
+
+def _recorded(made: RefundRecord, reason: Literal["deleted", "outside"]) -> Refund:
+    """A refund Stripe holds, as our records keep it."""
+    return Refund(
+        refund_id=made.refund_id, amount=made.amount, currency=made.currency, reason=reason, refunded_at=made.created
+    )
