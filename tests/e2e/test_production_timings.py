@@ -20,7 +20,8 @@ import pytest
 from infra.local.client import PortraitClient, running_stack
 from infra.local.replicate_emulator import FULL_FAULT_PROFILE
 from portrait_studio.config import Settings
-from tests.e2e.conftest import GOOD, drained, items_of, objects_under, predictions
+from tests.e2e.conftest import GOOD, drained, predictions
+from tests.e2e.test_ledger import assert_refunded_once_and_recorded, paid_job_whose_refund_record_fails
 
 # The default prediction budget: 2.5 x the 8-prediction plan (services/plan.py prediction_budget).
 BUDGET = 20
@@ -135,30 +136,16 @@ def test_a_delete_left_halfway_is_finished_within_one_reconcile_period(productio
     no headshot, whose refund record fails every SDK try after Stripe refunded, answers 202; one reconcile period
     of local time later it is gone, refunded once, the refund recorded on its tombstone."""
     stack, client = production_stack, PortraitClient(production_stack["api_url"])
-    replicate_faults, aws_faults = f"{stack['replicate_url']}/_emulator/faults", f"{stack['api_url']}/_local/aws-faults"
-    httpx.put(replicate_faults, json={"rate_limit_first": 100_000}).raise_for_status()  # nothing is ever made
     try:
-        job = client.create_job(GOOD)
-        client.upload_all(job, GOOD)
-        client.submit(job).raise_for_status()
-        client.pay(job)
-        assert client.wait_for(job, ("generating",), timeout_s=120)["status"] == "generating"
-        the_write = {"action": "dynamodb:UpdateItem", "function": "ApiFunction", "body_contains": "refund_id"}
-        httpx.put(aws_faults, json={"fail": [{**the_write, "times": 6}]}).raise_for_status()
-        assert client.delete(job).status_code == 202
-        deleted_at = local_now(client)
-        client.advance_clock(Settings().reconcile_every_s)  # fires the ReconcileSchedule once
-        deadline = time.monotonic() + 60
-        while client.get(job).status_code != 404 and time.monotonic() < deadline:
-            time.sleep(TICK_S)  # the reconciler's run takes wall time; the local clock is not moved again
-        assert client.get(job).status_code == 404
-        assert (local_now(client) - deleted_at).total_seconds() < Settings().reconcile_every_s + 60
+        with paid_job_whose_refund_record_fails(stack, client) as job:
+            assert client.delete(job).status_code == 202
+            deleted_at = local_now(client)
+            client.advance_clock(Settings().reconcile_every_s)  # fires the ReconcileSchedule once
+            deadline = time.monotonic() + 60
+            while client.get(job).status_code != 404 and time.monotonic() < deadline:
+                time.sleep(TICK_S)  # the reconciler's run takes wall time; the local clock is not moved again
+            assert client.get(job).status_code == 404
+            assert (local_now(client) - deleted_at).total_seconds() < Settings().reconcile_every_s + 60
     finally:
-        httpx.delete(aws_faults).raise_for_status()
-        httpx.delete(replicate_faults).raise_for_status()
         client.close()
-    (tombstone,) = items_of(stack, job.job_id)
-    assert objects_under(stack, job.job_id) == []
-    refunds = httpx.get(f"{stack['stripe_url']}/_emulator/refunds").json()
-    mine = [r for r in refunds if r["payment_intent"] == tombstone["payment_intent"]]
-    assert [(r["id"], r["amount"]) for r in mine] == [(tombstone["refund"]["refund_id"], 1290)]  # once, recorded
+    assert_refunded_once_and_recorded(stack, job.job_id)
