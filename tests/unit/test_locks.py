@@ -6,6 +6,8 @@ changed without `make lock`, a hand-edited lock or an unhashed entry fails here 
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import re
 import tomllib
 from pathlib import Path
@@ -81,17 +83,30 @@ def test_layer_lock_is_for_the_lambda_target_and_installed_with_hashes_required(
     assert "-r requirements.txt" not in layer_makefile
 
 
-def test_face_models_sdist_is_pinned_by_sha256_and_checked() -> None:
-    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pinned = next(pin for pin in pins if pin.startswith("face-recognition-models=="))
-    entries = lock_entries(DEPS / "face-models.txt")
-    name, _, version = pinned.partition("==")
-    assert set(entries) == {name}
-    assert entries[name][0] == version
-    assert len(entries[name][1]) == 1  # the one sdist, not "any of"
-    makefile = (DEPS / "Makefile").read_text()
-    assert "--require-hashes" in makefile.split("face_models_sdist", 2)[2]
-    assert "sha256sum --check" in makefile
+FACE_MODELS = ROOT / "shared/portrait_studio/face_models"
+# A row of NOTICE.md's table: | `file` | what | source | licence | sha256 |
+NOTICE_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|.*\|\s*([0-9a-f]{64})\s*\|\s*$", re.M)
+
+
+def test_face_models_are_the_files_notice_documents() -> None:
+    """The SharedLayer ships shared/portrait_studio/face_models/ as committed: every model in it is one NOTICE.md
+    lists (source, licence) and has the sha256 NOTICE.md gives, so a swapped or re-quantized file fails here."""
+    documented = dict(NOTICE_ROW.findall((FACE_MODELS / "NOTICE.md").read_text()))
+    assert documented, "NOTICE.md has no | `file` | ... | sha256 | rows"
+    shipped = {path.name for path in FACE_MODELS.iterdir() if path.name != "NOTICE.md"}
+    assert shipped == set(documented), f"face_models/ holds {sorted(shipped)}, NOTICE.md lists {sorted(documented)}"
+    for name, sha256 in documented.items():
+        actual = hashlib.sha256((FACE_MODELS / name).read_bytes()).hexdigest()
+        assert actual == sha256, f"{name}: sha256 {actual}, NOTICE.md documents {sha256}"
+
+
+def test_face_models_are_package_data() -> None:
+    """Installed (not only in the layer's copy of shared/), portrait_studio carries the models and their notice."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    patterns = package_data["portrait_studio"]
+    for path in FACE_MODELS.iterdir():
+        relative = path.relative_to(FACE_MODELS.parent).as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), f"{relative} is not package data"
 
 
 def _group(groups: dict[str, list[object]], name: str) -> list[str]:
