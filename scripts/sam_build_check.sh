@@ -5,7 +5,8 @@
 #   3. the DepsLayer holds only aarch64 wheels for cp312 (or abi3 / py3-none) or pure Python - every ELF
 #      object is aarch64;
 #   4. every function artifact has its app.py;
-#   5. the DepsLayer holds exactly the two face models identity.py loads (never the 68-point model);
+#   5. the SharedLayer holds python/portrait_studio/face_models/ with exactly the two .onnx models (YuNet,
+#      SFace int8) and their NOTICE.md, and the DepsLayer no face_models/ (dlib's .dat models are gone);
 #      layers + the largest function stay under Lambda's 250 MB unzipped limit (sizes printed);
 #   6. the template, once translated by the SAM translator, passes cfn-lint (cfn-lint alone validates the
 #      SAM template without translating it, so it cannot see e.g. a dependency cycle through HttpApi's routes).
@@ -97,20 +98,26 @@ def size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
 
 
-# The face models (services/identity.py): exactly the two we use, never the 68-point model.
-face_models = deps / "face_models"
-WANTED_MODELS = {"dlib_face_recognition_resnet_model_v1.dat", "shape_predictor_5_face_landmarks.dat"}
-found_models = {p.name for p in face_models.glob("*")} if face_models.is_dir() else set()
+# The face models ship with the package in the SharedLayer: exactly the two onnxruntime runs, and their notice.
+face_models = shared / "face_models"
+WANTED_MODELS = {"face_detection_yunet_2023mar.onnx", "face_recognition_sface_2021dec_int8.onnx", "NOTICE.md"}
+found_models = {p.name for p in face_models.iterdir()} if face_models.is_dir() else set()
 if found_models != WANTED_MODELS:
-    problems.append(f"DepsLayer/python/face_models holds {sorted(found_models)}, expected {sorted(WANTED_MODELS)}")
+    problems.append(f"SharedLayer/python/portrait_studio/face_models holds {sorted(found_models)}, "
+                    f"expected {sorted(WANTED_MODELS)}")
+if (deps / "face_models").exists():
+    problems.append("DepsLayer/python/face_models exists: dlib's models are no longer shipped")
+if not (deps / "onnxruntime" / "__init__.py").is_file():
+    problems.append("DepsLayer/python/onnxruntime is missing: nothing can run the face models")
 
 deps_size, shared_size = size(build / "DepsLayer"), size(build / "SharedLayer")
 layers = deps_size + shared_size
 largest = max((size(fn) for fn in functions), default=0)
 limit = 250 * 1024 * 1024
-print(f"DepsLayer {deps_size / 2**20:.1f} MiB (face models {size(face_models) / 2**20:.1f} MiB), "
-      f"SharedLayer {shared_size / 2**20:.1f} MiB, largest function {largest / 2**10:.0f} KiB: "
-      f"{(layers + largest) / 2**20:.1f} of 250 MiB unzipped; {elf_total} ELF objects (all checked for aarch64)")
+print(f"DepsLayer {deps_size / 2**20:.1f} MiB (onnxruntime {size(deps / 'onnxruntime') / 2**20:.1f} MiB), "
+      f"SharedLayer {shared_size / 2**20:.1f} MiB (face models {size(face_models) / 2**20:.1f} MiB), "
+      f"largest function {largest / 2**10:.0f} KiB: {(layers + largest) / 2**20:.1f} of 250 MiB unzipped, "
+      f"{(limit - layers - largest) / 2**20:.1f} MiB free; {elf_total} ELF objects (all checked for aarch64)")
 if layers + largest > limit:
     problems.append(f"layers + function = {(layers + largest) / 2**20:.1f} MiB > 250 MiB unzipped limit")
 
