@@ -21,7 +21,7 @@ import json
 import statistics
 from pathlib import Path
 
-SWEEP = (0.55, 0.6, 0.62, 0.65)
+SWEEP = (0.6, 0.65, 0.68, 0.7, 0.72)
 _IMAGES = {".jpg", ".jpeg", ".png", ".webp", ".heic"}
 
 

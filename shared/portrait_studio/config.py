@@ -95,17 +95,15 @@ class Settings(BaseSettings):
     blur_min_variance: Annotated[float, Field(ge=0)] = 20.0
     duplicate_max_distance: Annotated[int, Field(ge=0, le=64)] = 6
 
-    # Identity (services/identity.py): Euclidean distances between dlib ResNet face descriptors. Measured on
-    # ../shared/corpus (README "How we check it's you"): photos of one person 0.05-0.44 apart, different people
-    # 0.64-0.89; a person's photo 0.08-0.39 from the consensus of their others, other people >= 0.65 from it.
-    # Same person at intake: the middle of that gap (0 false accepts, 0 false rejects on the corpus pairs).
-    identity_same_person_max_distance: Annotated[float, Field(gt=0, lt=2)] = 0.55
-    # An output against the references' consensus: dlib's own LFW-tuned 0.6, looser than intake because a
-    # generated face drifts. Kept at 0.6 by the real-output evaluation (benchmarks/identity.py --real): looser
-    # keeps more of a person's outputs but lets more strangers through (3.1 % at 0.6, 5.3 % at 0.65).
-    identity_output_max_distance: Annotated[float, Field(gt=0, lt=2)] = 0.6
-    # The two .dat models; None = /opt/python/face_models (the layer), else the face_recognition_models package.
-    face_models_dir: str | None = None
+    # Identity (services/identity.py): cosine distances between SFace descriptors. Set from published PhotoMaker
+    # inputs and outputs (benchmarks/identity.py --real; docs/identity-recognizers.md) and checked on
+    # ../shared/corpus (same person 0.00-0.34 apart, different people >= 0.76).
+    # Same person at intake: the middle of the real references' gap (one person's pairs <= 0.60, two people's
+    # >= 0.74).
+    identity_same_person_max_distance: Annotated[float, Field(gt=0, lt=2)] = 0.67
+    # An output against the references' consensus, looser than intake because a generated face drifts: every
+    # published output with one face is within 0.70 of its person's consensus, every other person's >= 0.71.
+    identity_output_max_distance: Annotated[float, Field(gt=0, lt=2)] = 0.7
 
     # Generation
     images_target: Annotated[int, Field(ge=1)] = 32

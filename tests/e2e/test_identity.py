@@ -25,7 +25,7 @@ from tests.e2e.conftest import FAST, GOOD, SAMPLES, items_of, objects_under, pre
 pytestmark = pytest.mark.e2e
 PERSON_B = SAMPLES / "person-b.png"
 CORPUS = Path(os.environ.get("PORTRAIT_CORPUS") or SAMPLES.parents[1] / "shared" / "corpus")
-# Same as the default identity_output_max_distance (0.6): likeness 50.
+# A kept headshot is within identity_output_max_distance of the consensus: likeness 50 or more.
 MIN_LIKENESS = 50
 
 

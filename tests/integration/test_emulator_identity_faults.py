@@ -1,5 +1,6 @@
 """The emulator's identity faults: outputs that show somebody else (`identity_drift_rate`) or no face at all
-(`faceless_rate`), checked with dlib's detector and face descriptor on the very PNGs a client downloads."""
+(`faceless_rate`), checked with dlib's HOG detector and the production SFace descriptor on the very PNGs a
+client downloads."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from infra.local.replicate_emulator import (
     _load_reference,
     render_preview,
 )
+from portrait_studio.config import Settings
+from portrait_studio.services import face_recognizer
 from tests.integration.emulators import PHOTOMAKER_VERSION as VERSION
 from tests.integration.emulators import replicate_client
 
@@ -34,7 +37,7 @@ STYLE = "Photographic (Default)"
 SEED = 1234
 REFERENCE = Path(__file__).resolve().parents[2] / "samples" / "person-a-1.jpg"
 BANNER = (12, 12, 12)  # the banner's fill, drawn after the tint: exact on every output
-SAME_PERSON = 0.6  # dlib's descriptor distance below which two faces are one person
+SAME_PERSON = Settings().identity_output_max_distance  # the gate's distance below which two faces are one person
 STEP_DELAY_S = 0.02
 
 
@@ -66,34 +69,29 @@ def _rgb(data: bytes) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _dlib() -> tuple[Any, Any, Any]:
+def _detector() -> Any:
     import dlib
-    import face_recognition_models as models
 
-    return (
-        dlib.get_frontal_face_detector(),
-        dlib.shape_predictor(models.pose_predictor_five_point_model_location()),
-        dlib.face_recognition_model_v1(models.face_recognition_model_location()),
-    )
+    return dlib.get_frontal_face_detector()
 
 
 def _faces(rgb: np.ndarray) -> list[Any]:
     """Every face dlib's HOG detector finds, small ones too (upsampled once, any score)."""
-    detector, _, _ = _dlib()
-    rects, _, _ = detector.run(rgb, 1, -0.5)
+    rects, _, _ = _detector().run(rgb, 1, -0.5)
     return list(rects)
 
 
 def _descriptor(rgb: np.ndarray) -> np.ndarray:
-    _, landmarks, recognizer = _dlib()
     faces = _faces(rgb)
     assert faces, "no face"
     main = max(faces, key=lambda rect: rect.area())
-    return np.asarray(recognizer.compute_face_descriptor(rgb, landmarks(rgb, main)))
+    height, width = rgb.shape[:2]
+    box = (max(0, main.left()), max(0, main.top()), min(width, main.right() + 1), min(height, main.bottom() + 1))
+    return face_recognizer.describe(rgb, box)
 
 
 def _distance(first: np.ndarray, second: np.ndarray) -> float:
-    return float(np.linalg.norm(first - second))
+    return float(1.0 - np.dot(first, second))  # cosine distance, as identity.Descriptor
 
 
 def _has_banner(rgb: np.ndarray) -> bool:

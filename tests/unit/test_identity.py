@@ -23,11 +23,11 @@ from PIL import Image, ImageOps
 from infra.local.replicate_emulator import OUTPUT_SIZE, render_preview
 from portrait_studio.config import Settings
 from portrait_studio.errors import PhotoRejected
+from portrait_studio.services import face_recognizer
 from portrait_studio.services.identity import (
     Descriptor,
     check_one_person,
     describe_photo,
-    face_models_dir,
     judge_output,
     likeness_score,
 )
@@ -82,18 +82,22 @@ def png(image: Image.Image) -> bytes:
 
 
 def vector(seed: int, noise: float = 0.0, base_seed: int | None = None) -> Descriptor:
-    """A synthetic descriptor: a random unit-ish direction, optionally jittered around another one's."""
-    base = np.random.default_rng(base_seed if base_seed is not None else seed).normal(0, 0.12, 128)
+    """A synthetic descriptor: a random unit direction, optionally jittered around another one's (`noise` is
+    the jitter's length; random directions in 128-d are ~1.0 apart in cosine distance)."""
+    base = np.random.default_rng(base_seed if base_seed is not None else seed).normal(0, 1, 128)
+    base /= np.linalg.norm(base)
     jitter = np.random.default_rng(seed + 1000).normal(0, noise / np.sqrt(128), 128) if noise else 0.0
-    return Descriptor(base + jitter)
+    moved = base + jitter
+    return Descriptor(moved / np.linalg.norm(moved))
 
 
 # --- without the corpus --------------------------------------------------------------------------------
 def test_likeness_score_is_linear_and_monotone() -> None:
     threshold = DEFAULT.identity_output_max_distance
-    assert likeness_score(0.0, DEFAULT) == 100
+    assert likeness_score(0.0, DEFAULT) == likeness_score(0.3, DEFAULT) == 100
     assert likeness_score(threshold, DEFAULT) == 50
-    assert likeness_score(2 * threshold, DEFAULT) == 0
+    assert likeness_score(threshold + 0.01, DEFAULT) < 50  # below 50 means "not like you"
+    assert likeness_score(2 * threshold - 0.3, DEFAULT) == 0
     assert likeness_score(5.0, DEFAULT) == 0
     scores = [likeness_score(d / 100, DEFAULT) for d in range(150)]
     assert scores == sorted(scores, reverse=True)
@@ -110,11 +114,10 @@ def test_descriptor_never_leaves_memory() -> None:
     assert str(desc.vector[0]) not in repr(check)
 
 
-def test_models_dir_prefers_the_setting_and_otherwise_finds_the_two_models(tmp_path: Path) -> None:
-    assert face_models_dir(Settings(face_models_dir=str(tmp_path))) == tmp_path
-    found = face_models_dir(DEFAULT)
-    assert (found / "dlib_face_recognition_resnet_model_v1.dat").is_file()
-    assert (found / "shape_predictor_5_face_landmarks.dat").is_file()
+def test_the_recognizer_loads_the_two_shipped_models() -> None:
+    for model in (face_recognizer.YUNET_MODEL, face_recognizer.SFACE_MODEL):
+        assert (face_recognizer.MODELS_DIR / model).is_file()
+        assert face_recognizer._session(str(face_recognizer.MODELS_DIR / model)) is not None
 
 
 def test_one_photo_is_its_own_person() -> None:

@@ -1,30 +1,29 @@
 """Is it you? Face descriptors for one person per job and a likeness gate on every output.
 
-dlib's ResNet face-recognition model turns a face (aligned by the 5-point landmark model) into a 128-d
-descriptor; two photos of one person are close in Euclidean distance, two people far apart. Both models come
-from face-recognition-models 0.3.0; the layer ships only those two files, never the 68-point landmark model
-(its training data excludes commercial use).
+SFace (face_recognizer.py: int8, on faces aligned by YuNet's landmarks) turns a face the HOG detector found
+into a unit 128-d descriptor; two photos of one person are close in cosine distance (1 - u.v), two people far
+apart. It replaced dlib's ResNet, which took two East-Asian people for one on published model outputs
+(docs/identity-recognizers.md).
 
 Privacy: a descriptor identifies a person, so it exists only in memory during one invocation. `Descriptor`
 cannot be pickled, hides its numbers in repr() and is no pydantic field; nothing here logs, stores or
 returns it outside these in-memory objects. Only derived numbers (a distance, a 0-100 score, a yes/no)
 may be kept.
 
-Thresholds live in `Settings` (identity_same_person_max_distance, identity_output_max_distance); README
-"How we check it's you" gives the corpus evidence and `benchmarks/identity.py` the costs.
+Thresholds live in `Settings` (identity_same_person_max_distance, identity_output_max_distance), set from the
+real-output evaluation (`benchmarks/identity.py --real`) and the corpus; docs/identity-recognizers.md gives both.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Iterable, Mapping
 from io import BytesIO
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 from portrait_studio import keys
 from portrait_studio.models import FaceBox
+from portrait_studio.services import face_recognizer
 from portrait_studio.services.faces import SECONDARY_FACE_MIN_RATIO, decode_rgb, detect_faces
 
 if TYPE_CHECKING:
@@ -43,18 +42,15 @@ __all__ = [
     "describe_face",
     "describe_photo",
     "describe_references",
-    "face_models_dir",
     "judge_output",
     "likeness_score",
 ]
 
-RESNET_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
-LANDMARKS_MODEL = "shape_predictor_5_face_landmarks.dat"
-# Where layers/deps/Makefile puts the two models (Lambda mounts layers at /opt).
-LAYER_MODELS_DIR = Path("/opt/python/face_models")
 # Outputs are generated, never user files: PNG, JPEG or WebP only, and never more than 4x a 1024x1024 image.
 _OUTPUT_FORMATS = ["PNG", "JPEG", "WEBP"]
 _OUTPUT_MAX_PIXELS = 4 * 1024 * 1024
+# Likeness 100 at or below this distance: photos of one sitting are this close (corpus <= 0.34), no real output is.
+_LIKENESS_FULL_AT = 0.3
 # A person check looks for the largest mutually-close group among at most this many photos (all subsets).
 _MAX_PHOTOS = 16
 
@@ -62,7 +58,7 @@ Drop = Literal["no_face", "extra_faces", "not_like_you"]
 
 
 class Descriptor:
-    """One face's 128-d descriptor, in memory only: not picklable, not printable, not a pydantic field."""
+    """One face's unit 128-d descriptor, in memory only: not picklable, not printable, not a pydantic field."""
 
     __slots__ = ("_vector",)
 
@@ -74,9 +70,18 @@ class Descriptor:
         return self._vector
 
     def distance(self, other: Descriptor) -> float:
+        """Cosine distance: 0 for the same direction, 1 for unrelated, up to 2 for opposite."""
         import numpy as np
 
-        return float(np.linalg.norm(self._vector - other._vector))
+        return float(1.0 - np.dot(self._vector, other._vector))
+
+    @staticmethod
+    def mean(descriptors: Iterable[Descriptor]) -> Descriptor:
+        """The unit vector along the descriptors' mean: a person's consensus."""
+        import numpy as np
+
+        total = np.sum([d._vector for d in descriptors], axis=0)
+        return Descriptor(total / np.linalg.norm(total))
 
     def __repr__(self) -> str:
         return "Descriptor(<128-d, in memory only>)"
@@ -135,60 +140,16 @@ class OutputJudgement:
         )
 
 
-# --- models -------------------------------------------------------------------------------------------
-def face_models_dir(settings: Settings) -> Path:
-    """The directory holding the two models: the setting, else the layer's, else the installed package's.
-
-    Only the package's location is used (its `__file__`), not its helpers: they name the 68-point model.
-    """
-    if settings.face_models_dir:
-        return Path(settings.face_models_dir)
-    if (LAYER_MODELS_DIR / RESNET_MODEL).is_file():
-        return LAYER_MODELS_DIR
-    import face_recognition_models  # type: ignore[import-untyped]
-
-    return Path(face_recognition_models.__file__).parent / "models"
-
-
-_per_thread = threading.local()
-
-
-def _models(directory: Path) -> tuple[Any, Any]:
-    """(5-point shape predictor, ResNet), loaded once per thread (about 0.1 s) and reused: dlib's models are not
-    thread-safe, and the local stack runs functions side by side in one process (see faces._detector)."""
-    loaded: dict[Path, tuple[Any, Any]] = getattr(_per_thread, "models", None) or {}
-    if directory not in loaded:
-        import dlib
-
-        for name in (LANDMARKS_MODEL, RESNET_MODEL):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"face model {name} not found in {directory}")
-        landmarks = dlib.shape_predictor(str(directory / LANDMARKS_MODEL))
-        resnet = dlib.face_recognition_model_v1(str(directory / RESNET_MODEL))
-        loaded[directory] = (landmarks, resnet)
-        _per_thread.models = loaded
-    return loaded[directory]
-
-
 # --- descriptors --------------------------------------------------------------------------------------
 def describe_face(
     image_rgb: npt.NDArray[np.uint8], box: FaceBox | tuple[int, int, int, int], settings: Settings
 ) -> Descriptor:
     """The descriptor of the face in `box`: a FaceBox, or (left, top, right, bottom) with right/bottom exclusive.
 
-    The box should come from the HOG detector (faces.py): the landmark model was trained on its boxes.
+    The box should come from the HOG detector (faces.py): the recognizer aligns the face HOG found.
     """
-    import dlib
-    import numpy as np
-
-    if isinstance(box, tuple):
-        left, top, right, bottom = box
-    else:
-        left, top, right, bottom = box.left, box.top, box.left + box.width, box.top + box.height
-    landmarks, resnet = _models(face_models_dir(settings))
-    shape = landmarks(image_rgb, dlib.rectangle(left, top, right - 1, bottom - 1))  # dlib's corners are inclusive
-    vector = np.array(resnet.compute_face_descriptor(image_rgb, shape), dtype=np.float64)
-    return Descriptor(vector)
+    corners = box if isinstance(box, tuple) else (box.left, box.top, box.left + box.width, box.top + box.height)
+    return Descriptor(face_recognizer.describe(image_rgb, corners))
 
 
 def describe_photo(jpeg: bytes, settings: Settings, box: FaceBox | None = None) -> Descriptor | None:
@@ -236,10 +197,9 @@ def check_one_person(descriptors: Mapping[str, Descriptor], settings: Settings) 
     consensus. Without a single person nobody is singled out: outliers and distances are empty.
 
     Why a group of mutually-close photos rather than the mean of all: one stranger's photo pulls a mean of
-    three towards itself, while a group only forms from pairs that each look like one person (corpus:
-    same person <= 0.44 apart, different people >= 0.64).
+    three towards itself, while a group only forms from pairs that each look like one person (real references:
+    one person's pairs <= 0.60 apart, two people's >= 0.74).
     """
-    import numpy as np
 
     keys = list(descriptors)
     if len(keys) > _MAX_PHOTOS:
@@ -251,7 +211,7 @@ def check_one_person(descriptors: Mapping[str, Descriptor], settings: Settings) 
     group = _largest_close_group(keys, pair, threshold)
     if len(keys) > 1 and (len(group) < 2 or 2 * len(group) <= len(keys)):
         return PersonCheck(single_person=False, outliers=[], distances={}, consensus=None)
-    consensus = Descriptor(np.mean([descriptors[key].vector for key in group], axis=0))
+    consensus = Descriptor.mean(descriptors[key] for key in group)
     distances = {key: round(descriptors[key].distance(consensus), 4) for key in keys}
     outliers = [key for key in keys if distances[key] > threshold]
     return PersonCheck(single_person=True, outliers=outliers, distances=distances, consensus=consensus)
@@ -277,13 +237,16 @@ def _largest_close_group(keys: list[str], pair: Mapping[tuple[str, str], float],
 
 # --- the output gate ----------------------------------------------------------------------------------
 def likeness_score(distance: float, settings: Settings) -> int:
-    """0-100, linear in the distance: 100 at 0, 50 at identity_output_max_distance, 0 at twice it and beyond.
+    """0-100, linear in the distance: 100 up to _LIKENESS_FULL_AT, 50 at identity_output_max_distance, 0 as far
+    beyond it as full is below it.
 
-    With the default 0.6: the corpus's same-person photos (0.14-0.40 from their consensus) score 67-88; real
-    PhotoMaker outputs that are kept (0.26-0.60) score 50-78 (README "How we check it's you").
+    With the default 0.7: real PhotoMaker outputs that are kept (0.38-0.70 from their consensus) score 50-90;
+    other people's outputs (>= 0.71) score below 50; corpus photos of one person (<= 0.34) 90-100.
     """
-    zero_at = 2.0 * settings.identity_output_max_distance
-    return max(0, min(100, round(100.0 * (1.0 - distance / zero_at))))
+    threshold = settings.identity_output_max_distance
+    full_at = min(_LIKENESS_FULL_AT, threshold / 2)
+    zero_at = 2.0 * threshold - full_at
+    return max(0, min(100, round(100.0 * (zero_at - distance) / (zero_at - full_at))))
 
 
 def judge_output(image_bytes: bytes, consensus: Descriptor, settings: Settings) -> OutputJudgement:
