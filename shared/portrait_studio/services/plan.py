@@ -101,7 +101,9 @@ def select_references(files: Iterable[UploadFile], limit: int = MAX_REFERENCES) 
     def quality(f: UploadFile) -> float:
         assert f.quality is not None
         distance = f.quality.identity_distance if f.quality.identity_distance is not None else 0.3
-        closeness = 1.0 - min(distance, 0.6) / 0.6  # weighs twice: a photo unlike the person blurs the identity
+        # Accepted photos lie within intake's 0.67 of the consensus (cosine, SFace). Weighs twice: a photo unlike
+        # the person blurs the identity.
+        closeness = 1.0 - min(distance, 0.67) / 0.67
         return 2 * closeness + min(f.quality.face_fraction, 0.6) / 0.6 + min(f.quality.sharpness, 500.0) / 500.0
 
     chosen: list[UploadFile] = []
