@@ -1,6 +1,6 @@
-"""Every function's IAM grants, as SAM deploys them (the template translated offline), are exactly README's
-"Grants" table: a new grant is a visible decision. Plus the rules no table edit may break: no Scan, no wildcard
-DynamoDB action, no job put or delete by the internet-facing webhook or the image decoder, no payment key where
+"""Every function's IAM grants, as SAM deploys them (the template translated offline), are exactly the "Grants"
+table of docs/security.md: a new grant is a visible decision. Plus the rules no table edit may break: no Scan, no
+wildcard DynamoDB action, no job put or delete by the internet-facing webhook or the image decoder, no payment key where
 untrusted images are decoded, SQS receive on the function's own queue only."""
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def derived_grants() -> set[tuple[str, str, str]]:
 
 
 def readme_grants() -> set[tuple[str, str, str]]:
-    """Rows of README's grants table: | Function | Actions | Resource | Why |."""
-    text = (ROOT / "README.md").read_text()
+    """Rows of the grants table in docs/security.md: | Function | Actions | Resource | Why |."""
+    text = (ROOT / "docs" / "security.md").read_text()
     section = text.split("\n## Grants\n", 1)[1].split("\n## ", 1)[0]
     grants: set[tuple[str, str, str]] = set()
     for line in section.splitlines():
@@ -112,8 +112,8 @@ def _cell(text: str) -> list[str]:
 
 def test_the_readme_table_lists_exactly_the_grants_sam_deploys() -> None:
     derived, documented = derived_grants(), readme_grants()
-    assert sorted(derived - documented) == [], "granted but not in README's table: add a row with why"
-    assert sorted(documented - derived) == [], "in README's table but not granted: remove the row"
+    assert sorted(derived - documented) == [], "granted but not in docs/security.md's table: add a row with why"
+    assert sorted(documented - derived) == [], "in docs/security.md's table but not granted: remove the row"
 
 
 def _of(function: str) -> set[tuple[str, str]]:
