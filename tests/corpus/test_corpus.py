@@ -33,6 +33,7 @@ from portrait_studio.services import imaging
 from portrait_studio.services.faces import assess_photo, find_duplicate, hamming_distance
 from portrait_studio.services.heif_container import Container, check_container
 from portrait_studio.services.imaging import NormalizedPhoto, normalize_photo
+from portrait_studio.services.imaging_colour import display_p3_profile, icc_transform
 from portrait_studio.services.photos import CheckedPhoto, check_photo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -331,8 +332,8 @@ def test_iphone_display_p3_is_converted_and_our_p3_matches_apples() -> None:
     import pillow_heif
 
     heif = pillow_heif.open_heif(raw("heic/iphone13promax_irot90_exiforient6.heic"))
-    apple = imaging._icc_transform(bytes(heif.info["icc_profile"]), "RGB")
-    ours = imaging._icc_transform(imaging._display_p3_profile(), "RGB")
+    apple = icc_transform(bytes(heif.info["icc_profile"]), "RGB")
+    ours = icc_transform(display_p3_profile(), "RGB")
     assert apple is not None  # Display P3 is not treated as sRGB
     assert ours is not None
     probe = Image.fromarray(np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8))
@@ -342,7 +343,7 @@ def test_iphone_display_p3_is_converted_and_our_p3_matches_apples() -> None:
 
 def test_srgb_tagged_photos_skip_the_identity_transform() -> None:
     with Image.open(CORPUS / "faces/obama_portrait.jpg") as im:
-        assert imaging._icc_transform(im.info["icc_profile"], "RGB") is None
+        assert icc_transform(im.info["icc_profile"], "RGB") is None
 
 
 # --- the face gate on real faces ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import struct
@@ -17,9 +18,11 @@ from PIL import Image, ImageCms
 
 from portrait_studio.config import Settings
 from portrait_studio.errors import CorruptImage, PhotoRejected, TooManyPixels, TooSmall, UnsupportedFormat
-from portrait_studio.services import imaging
 from portrait_studio.services.heif_container import check_container
 from portrait_studio.services.imaging import NormalizedPhoto, normalize_photo, sniff_format
+from portrait_studio.services.imaging_colour import display_p3_profile
+from portrait_studio.services.imaging_decoders import dct_eighths, decode_pillow
+from portrait_studio.services.imaging_pixels import fit
 
 SETTINGS = Settings()
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -411,7 +414,7 @@ def p3_in_srgb(colour: tuple[int, int, int]) -> tuple[int, ...]:
     """A Display P3 colour as LittleCMS converts it to sRGB (relative colorimetric), the reference."""
     expected = ImageCms.profileToProfile(
         Image.new("RGB", (1, 1), colour),
-        ImageCms.ImageCmsProfile(io.BytesIO(imaging._display_p3_profile())),
+        ImageCms.ImageCmsProfile(io.BytesIO(display_p3_profile())),
         ImageCms.createProfile("sRGB"),
         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
     )
@@ -422,7 +425,7 @@ def p3_in_srgb(colour: tuple[int, int, int]) -> tuple[int, ...]:
 
 
 def test_display_p3_profile_is_converted_to_srgb() -> None:
-    p3 = imaging._display_p3_profile()
+    p3 = display_p3_profile()
     colour = (200, 120, 60)
     data = encode(Image.new("RGB", (600, 600), colour), "PNG", icc_profile=p3)
     out = decode(normalize_photo(data, SETTINGS)).getpixel((300, 300))
@@ -510,6 +513,34 @@ def test_decoder_warnings_are_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         normalize_photo(encode(quadrant_image((800, 600)), "PNG"), SETTINGS)
 
 
+IMAGING_MODULES = ("imaging", "imaging_checks", "imaging_decoders", "imaging_heif", "imaging_pixels", "imaging_colour")
+
+
+# "faces": another module's warning (another thread's, landing in the same list) does not count.
+@pytest.mark.parametrize(("module", "counts"), [*((name, True) for name in IMAGING_MODULES), ("faces", False)])
+def test_warnings_attributed_to_our_imaging_modules_are_errors(
+    monkeypatch: pytest.MonkeyPatch, module: str, counts: bool
+) -> None:
+    """A C decoder's warning is attributed to the line of ours that called it, in whichever imaging module."""
+    from PIL import ImageFile
+
+    source = importlib.import_module(f"portrait_studio.services.{module}").__file__
+    assert source is not None
+    original = ImageFile.ImageFile.load
+
+    def load_with_warning(self: ImageFile.ImageFile) -> object:
+        warnings.warn_explicit("corrupt data", UserWarning, source, 1)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load_with_warning)
+    data = encode(quadrant_image((800, 600)), "PNG")
+    if counts:
+        with pytest.raises(CorruptImage):
+            normalize_photo(data, SETTINGS)
+    else:
+        assert isinstance(normalize_photo(data, SETTINGS), NormalizedPhoto)
+
+
 @pytest.mark.parametrize("error", [RuntimeError("boom"), MemoryError(), KeyError("x"), OSError("io"), ValueError()])
 def test_any_decoder_exception_becomes_corrupt(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
     def explode(*_args: object, **_kwargs: object) -> None:
@@ -537,7 +568,7 @@ def test_only_domain_errors_escape_on_heif_failures(monkeypatch: pytest.MonkeyPa
 
 # --- metadata -----------------------------------------------------------------------------------------
 def test_no_metadata_survives_jpeg() -> None:
-    p3 = imaging._display_p3_profile()
+    p3 = display_p3_profile()
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://ns.adobe.com/xap/1.0/"/></x:xmpmeta>'
     data = encode(
         quadrant_image((1500, 1000)),
@@ -560,9 +591,7 @@ def test_no_metadata_survives_other_formats(fmt: str) -> None:
         import pillow_heif
 
         pillow_heif.register_heif_opener()
-    data = encode(
-        quadrant_image((900, 700)), fmt, exif=exif_with(1, gps=True), icc_profile=imaging._display_p3_profile()
-    )
+    data = encode(quadrant_image((900, 700)), fmt, exif=exif_with(1, gps=True), icc_profile=display_p3_profile())
     assert_no_metadata(normalize_photo(data, SETTINGS))
 
 
@@ -639,8 +668,8 @@ def simplejpeg_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]
 def test_dct_scale_is_the_smallest_that_covers_the_target(
     size: tuple[int, int], target: tuple[int, int], eighths: int
 ) -> None:
-    assert imaging._fit(*size, SETTINGS.max_side_px) == target
-    assert imaging._dct_eighths(*size, target) == eighths
+    assert fit(*size, SETTINGS.max_side_px) == target
+    assert dct_eighths(*size, target) == eighths
 
 
 @pytest.mark.parametrize(("size", "scaled"), [((1800, 1200), (1125, 750)), ((1650, 1100), (1032, 688))])
@@ -648,7 +677,7 @@ def test_scaled_jpeg_decode_matches_a_full_lanczos(
     size: tuple[int, int], scaled: tuple[int, int], simplejpeg_calls: list[dict[str, object]]
 ) -> None:
     data = encode(textured(size), "JPEG", quality=92)
-    im, orientation, icc = imaging._decode_pillow(data, "jpeg", SETTINGS)
+    im, orientation, icc = decode_pillow(data, "jpeg", SETTINGS)
     assert [call["size"] for call in simplejpeg_calls] == [scaled]  # 5/8, straight out of libjpeg-turbo
     assert simplejpeg_calls[0]["strict"] is True
     with Image.open(io.BytesIO(data)) as full:
@@ -686,7 +715,7 @@ def test_damaged_jpeg_is_corrupt_whatever_its_size(size: tuple[int, int]) -> Non
 def test_scaled_grayscale_jpeg(simplejpeg_calls: list[dict[str, object]]) -> None:
     grey = textured((1800, 1200)).convert("L")
     data = encode(grey, "JPEG", quality=92)
-    im, _orientation, _icc = imaging._decode_pillow(data, "jpeg", SETTINGS)
+    im, _orientation, _icc = decode_pillow(data, "jpeg", SETTINGS)
     assert [(call["colorspace"], call["size"]) for call in simplejpeg_calls] == [("GRAY", (1125, 750))]
     assert im.mode == "L" and im.size == (1024, 683)
     with Image.open(io.BytesIO(data)) as full:
@@ -730,7 +759,7 @@ def test_exif_orientation_on_a_scaled_jpeg(orientation: int, simplejpeg_calls: l
 
 
 def test_scaled_jpeg_keeps_its_icc_profile(simplejpeg_calls: list[dict[str, object]]) -> None:
-    p3 = imaging._display_p3_profile()
+    p3 = display_p3_profile()
     colour = (200, 120, 60)
     data = encode(Image.new("RGB", (1800, 1200), colour), "JPEG", quality=95, icc_profile=p3)
     out = decode(normalize_photo(data, SETTINGS)).getpixel((512, 340))
