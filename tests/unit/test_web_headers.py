@@ -52,6 +52,7 @@ def test_the_page_loads_nothing_the_policy_would_block() -> None:
     """What web/ references is on the page's own origin: no third-party or inline script and style."""
     page = (WEB / "index.html").read_text()
     assert re.findall(r'<script[^>]*src="([^"]+)"', page) == ["app.js"]
+    assert '<script type="module" src="app.js"></script>' in page  # deferred as before; it imports the rest
     assert re.findall(r'<link rel="stylesheet" href="([^"]+)"', page) == ["styles.css"]
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page)  # no inline script
     assert "<style" not in page and not re.search(r"\sstyle\s*=", page)  # no inline style
