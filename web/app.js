@@ -137,6 +137,7 @@
     view: null, // the last GET /jobs/{id}
     pollTimer: null,
     tickTimer: null,
+    countdownTimer: null,
     pollFailures: 0,
     skewMs: 0, // server clock minus ours, from the Date header
     gallery: new Map(), // result path → {li, img, link, url}
@@ -436,7 +437,7 @@
     remove.addEventListener('click', () => (item.fileId ? removeUploaded(item) : removeItem(item)));
 
     li.append(thumb, body, remove);
-    item.el = { li, progress, status, hint, remove, meta };
+    item.el = { li, progress, status, hint, remove };
     setItemState(item, item.fileId ? 'uploaded' : 'chosen');
     return li;
   }
@@ -458,7 +459,6 @@
   }
 
   function removeItem(item) {
-    if (item.fileId) return;
     dropItem(item);
     updatePickSummary();
     ui.fileInput.focus();
@@ -882,7 +882,7 @@
     if (state.view?.refund?.status === 'pending' && FINISHED.has(status)) schedulePoll(REFUND_POLL_MS);
     else if (DELIVERED.has(status)) schedulePoll(READY_REFRESH_MS);
     else if (status === 'awaiting_payment' && state.view.checkout_url && !confirmingPayment(state.view)) schedulePoll(IDLE_POLL_MS);
-    else if (status === 'failed' || FINISHED.has(status)) clearTimeout(state.pollTimer);
+    else if (FINISHED.has(status)) clearTimeout(state.pollTimer);
     else if (state.phase === 'uploading') clearTimeout(state.pollTimer);
     else schedulePoll(state.phase === 'replace' || state.phase === 'interrupted' ? IDLE_POLL_MS : POLL_MS);
   }
@@ -1184,19 +1184,17 @@
     }
   }
 
-  /** A style's results, the most like you first: `items` (likeness, closest) when the API gives them. */
+  /** A style's results, the most like you first: `items` (likeness, closest) as the API gives them. */
   function rankedResults(style) {
-    const items = Array.isArray(style.items) && style.items.length ? style.items : null;
-    const list = items
-      ? items.map((item) => ({
-          url: item && item.url,
-          likeness: Number.isInteger(item?.likeness) ? Math.max(0, Math.min(100, item.likeness)) : null,
-          closest: item?.closest === true,
-          linkedin_url: item?.linkedin_url,
-          result: typeof item?.result === 'string' ? item.result : '', // its id, for More like this
-          more: item?.more === true,
-        }))
-      : (style.results || []).map((url) => ({ url, likeness: null, closest: false }));
+    const items = Array.isArray(style.items) ? style.items : [];
+    const list = items.map((item) => ({
+      url: item && item.url,
+      likeness: Number.isInteger(item?.likeness) ? Math.max(0, Math.min(100, item.likeness)) : null,
+      closest: item?.closest === true,
+      linkedin_url: item?.linkedin_url,
+      result: typeof item?.result === 'string' ? item.result : '', // its id, for More like this
+      more: item?.more === true,
+    }));
     // The API already orders them; sort (stably) anyway so the page never shows a less-like one first.
     return list
       .map((item, index) => ({ item, index }))
