@@ -300,6 +300,12 @@
     setText(ui.jobError, message);
   }
 
+  /** Say something in a live region: cleared first, so that the same words said twice are announced again. */
+  function announce(element, message) {
+    element.textContent = '';
+    if (message) setTimeout(() => { element.textContent = message; }, 50);
+  }
+
   /* ---------------------------------------------------------------- session (this tab only) */
 
   function saveSession() {
@@ -481,12 +487,6 @@
     );
   }
 
-  function announceFiles(message) {
-    // Cleared first, so that the same words said twice are announced again.
-    ui.filesStatus.textContent = '';
-    if (message) setTimeout(() => { ui.filesStatus.textContent = message; }, 50);
-  }
-
   /** Remove an uploaded photo from the job (e.g. not of you, after no_single_person). */
   async function removeUploaded(item) {
     if (!state.job || !canRemove(item) || item.removing) return;
@@ -532,7 +532,7 @@
     updatePickSummary();
     if (next?.el) next.el.remove.focus();
     else ui.fileInput.focus();
-    announceFiles(`${item.name} removed.`);
+    announce(ui.filesStatus, `${item.name} removed.`);
     poll(); // the job as the API now sees it
   }
 
@@ -948,6 +948,15 @@
     return view?.status === 'collecting' && error && typeof error === 'object' && typeof error.code === 'string' ? error : null;
   }
 
+  /** Done (made, partly made or failed): the clocks change from elapsed time to the time left before deletion. */
+  function finish(closePhotos) {
+    if (state.phase === 'done') return;
+    setPhase('done');
+    stopTicking();
+    startCountdown();
+    if (closePhotos) ui.filesBox.open = false; // the headshots matter now; the photo list stays one tap away
+  }
+
   function renderStatus(view) {
     const checked = view.files.filter((f) => f.status === 'accepted' || f.status === 'refused').length;
     const waiting = view.files.filter((f) => f.status === 'awaiting_upload');
@@ -1007,29 +1016,15 @@
         break;
       case 'ready':
         status = `Your ${plural(view.images_done, 'headshot is', 'headshots are')} ready.`;
-        if (state.phase !== 'done') {
-          setPhase('done');
-          stopTicking();
-          startCountdown();
-          ui.filesBox.open = false; // the headshots matter now; the photo list stays one tap away
-        }
+        finish(true);
         break;
       case 'partial':
         status = `We could make only ${plural(view.images_done, 'headshot', 'headshots')} of ${view.images_expected}.`;
-        if (state.phase !== 'done') {
-          setPhase('done');
-          stopTicking();
-          startCountdown();
-          ui.filesBox.open = false;
-        }
+        finish(true);
         break;
       case 'failed':
         status = 'We could not make your headshots.';
-        if (state.phase !== 'done') {
-          setPhase('done');
-          stopTicking();
-          startCountdown();
-        }
+        finish(false);
         break;
       default:
         status = '';
@@ -1552,12 +1547,6 @@
     if (ui.linkField.value !== url) ui.linkField.value = url;
   }
 
-  function setLinkStatus(message) {
-    // Cleared first, so that the same words said twice (copied again) are announced again.
-    ui.linkStatus.textContent = '';
-    if (message) setTimeout(() => { ui.linkStatus.textContent = message; }, 50);
-  }
-
   async function copyLink() {
     const text = ui.linkField.value;
     if (!text) return;
@@ -1582,14 +1571,14 @@
       }
       if (copied) ui.copyLink.focus();
     }
-    setLinkStatus(copied ? 'Link copied.' : 'The link is selected: copy it with Ctrl+C (⌘C on a Mac), or long-press on a phone.');
+    announce(ui.linkStatus, copied ? 'Link copied.' : 'The link is selected: copy it with Ctrl+C (⌘C on a Mac), or long-press on a phone.');
   }
 
   async function rotateLink() {
     if (!state.job) return;
     const jobId = state.job.jobId;
     showJobError('');
-    setLinkStatus('');
+    announce(ui.linkStatus, '');
     setBusy(ui.rotateLink, true, 'Making a new link…');
     let data;
     try {
@@ -1611,20 +1600,16 @@
     saveSession();
     renderPrivateLink();
     ui.rotateLink.focus();
-    setLinkStatus('New link made: the old one no longer works. Copy this one to come back later.');
+    announce(ui.linkStatus, 'New link made: the old one no longer works. Copy this one to come back later.');
   }
 
   /** Our token no longer opens the job: deleted, expired, or a new link was made for it somewhere else. */
   function linkDead() {
-    forgetJob();
-    ui.deletedTitle.textContent = 'This link no longer works';
-    ui.deletedText.textContent =
+    showEnd(
+      'This link no longer works',
       'The job was deleted or its 48 hours are over, or a new private link was made for it on another device or tab ' +
-      '(the old link stops working at once). If you made a new link, open that one.';
-    ui.newJob.textContent = 'Start a new job';
-    show(ui.receiptLine, false);
-    setPhase('deleted');
-    ui.deletedTitle.focus();
+        '(the old link stops working at once). If you made a new link, open that one.',
+    );
   }
 
   /* ---------------------------------------------------------------- delete, reset */
@@ -1653,39 +1638,40 @@
       return;
     }
     setBusy(ui.deleteButton, false);
-    forgetJob();
-    ui.deletedTitle.textContent = underWay ? 'Deletion under way' : 'Everything is deleted';
-    ui.deletedText.textContent =
+    showEnd(
+      underWay ? 'Deletion under way' : 'Everything is deleted',
       (underWay
         ? 'Your deletion is recorded; your photos, your headshots and the records of this job are gone within a minute.'
         : 'Your photos, your headshots and the records of this job are gone from our storage.') +
-      (refundOnDelete ? ` No headshot was made, so your ${refundOnDelete} is refunded.` : '');
-    ui.newJob.textContent = 'Start a new job';
-    ui.receipt.textContent = receipt;
-    show(ui.receiptLine, Boolean(receipt));
-    setPhase('deleted');
-    ui.deletedTitle.focus();
+        (refundOnDelete ? ` No headshot was made, so your ${refundOnDelete} is refunded.` : ''),
+      { receipt },
+    );
   }
 
   function jobGone() {
-    forgetJob();
-    ui.deletedTitle.textContent = 'This job is gone';
-    ui.deletedText.textContent =
-      'It was deleted, its 48 hours are over, or a new private link was made for it (the old one stops working at once). Nothing of a deleted job is kept.';
-    ui.newJob.textContent = 'Start a new job';
-    show(ui.receiptLine, false);
-    setPhase('deleted');
-    ui.deletedTitle.focus();
+    showEnd(
+      'This job is gone',
+      'It was deleted, its 48 hours are over, or a new private link was made for it (the old one stops working at once). Nothing of a deleted job is kept.',
+    );
   }
 
   /** The job vanished while it waited for payment: its checkout expired and its photos were deleted. */
   function checkoutExpired() {
+    showEnd(
+      'Your checkout expired',
+      'The payment was not made before checkout closed, so we deleted your photos and everything of this job. Nothing was charged.',
+      { newJobLabel: 'Start over' },
+    );
+  }
+
+  /** The job is over for this page: forget it and say why, with the receipt of a deletion if there is one. */
+  function showEnd(title, text, { receipt = '', newJobLabel = 'Start a new job' } = {}) {
     forgetJob();
-    ui.deletedTitle.textContent = 'Your checkout expired';
-    ui.deletedText.textContent =
-      'The payment was not made before checkout closed, so we deleted your photos and everything of this job. Nothing was charged.';
-    ui.newJob.textContent = 'Start over';
-    show(ui.receiptLine, false);
+    ui.deletedTitle.textContent = title;
+    ui.deletedText.textContent = text;
+    ui.newJob.textContent = newJobLabel;
+    ui.receipt.textContent = receipt;
+    show(ui.receiptLine, Boolean(receipt));
     setPhase('deleted');
     ui.deletedTitle.focus();
   }
