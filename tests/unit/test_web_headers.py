@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.local.gateway import static
 from infra.local.web_headers import HEADERS_FILE, headers_for, matches, parse, served_headers
 
 API, R2 = "https://abc123.execute-api.eu-west-1.amazonaws.com", "https://acct.r2.cloudflarestorage.com"
@@ -52,11 +53,42 @@ def test_the_page_loads_nothing_the_policy_would_block() -> None:
     """What web/ references is on the page's own origin: no third-party or inline script and style."""
     page = (WEB / "index.html").read_text()
     assert re.findall(r'<script[^>]*src="([^"]+)"', page) == ["app.js"]
+    assert '<script type="module" src="app.js"></script>' in page  # deferred as before; it imports the rest
     assert re.findall(r'<link rel="stylesheet" href="([^"]+)"', page) == ["styles.css"]
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page)  # no inline script
     assert "<style" not in page and not re.search(r"\sstyle\s*=", page)  # no inline style
     assert not re.search(r"<[^>]*\son[a-z]+\s*=", page)  # no inline event handlers
     assert "url(" not in (WEB / "styles.css").read_text()  # no fonts or images the CSS would fetch
+
+
+def test_the_scripts_are_modules_that_import_only_each_other() -> None:
+    """app.js and the modules it imports: relative imports of files in web/ only (nothing third-party, no bare
+    names a browser cannot resolve without a build step), none that the page never loads, no code from strings."""
+    scripts = {path.resolve() for path in WEB.rglob("*.js")}
+    loaded, queue = set(), [(WEB / "app.js").resolve()]
+    while queue:
+        script = queue.pop()
+        if script in loaded:
+            continue
+        loaded.add(script)
+        text = script.read_text()
+        for specifier in re.findall(r"""^(?:import|export)\b[^;]*?\bfrom\s+['"]([^'"]+)['"]""", text, re.M | re.S):
+            assert specifier.startswith(("./", "../")), (script.name, specifier)
+            target = (script.parent / specifier).resolve()
+            assert target in scripts, (script.name, specifier)
+            queue.append(target)
+        assert not re.search(r"\bimport\s*\(|\beval\s*\(|\bnew Function\b", text), script.name
+        assert len(text.splitlines()) <= 600, script.name  # issue 23: each module small enough to read whole
+    assert loaded == scripts
+
+
+def test_the_local_gateway_serves_the_modules_as_javascript() -> None:
+    """Browsers refuse a module script served under any other type."""
+    for script in sorted(WEB.rglob("*.js")):
+        path = "/" + script.relative_to(WEB).as_posix()
+        status, headers, body = static("GET", path, "http://127.0.0.1:3000", "http://127.0.0.1:4566")
+        assert (status, headers["Content-Type"], body) == (200, "text/javascript", script.read_bytes()), path
+        assert headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_the_local_gateway_fills_in_its_own_origins() -> None:
