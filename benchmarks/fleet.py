@@ -7,7 +7,7 @@ by `--advance` seconds whenever the pipeline sat idle for `--tick` real seconds 
 function ran but the API (the status polls) and the scheduled ones. Moving it at a fixed pace instead would
 let simulated time outrun the real work of one process running every function, and time jobs out that are
 merely queued. Times are simulated: local-clock time from submit to the first status poll that sees the job
-finished (each job is polled every 2 s, as web/app.js does).
+finished (each job is polled every 2 s, as the page does: web/js/progress.js).
 
 Prints jobs ready / partial / failed / stuck, images and Replicate predictions per job, slots that had two
 live predictions at once, simulated submit → ready percentiles, the dead-letter queues' depth, the cost of
@@ -53,7 +53,7 @@ from portrait_studio.config import Settings  # noqa: E402
 
 SELFIES = [ROOT / "samples" / name for name in ("person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic")]
 FINISHED = ("ready", "partial", "failed")
-POLL_S = 2.0  # web/app.js POLL_MS
+POLL_S = 2.0  # web/js/progress.js POLL_MS
 SUBMIT_ATTEMPTS = 3
 CRASH_RATE = 0.1
 IDEAL_PREDICTIONS = 8  # 32 images, 4 per prediction

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     r2_access_key_id_param: str = ""
     r2_secret_access_key_param: str = ""
     # The C2PA signer of every result: an EC P-256 key (PKCS#8 PEM) and its certificate chain, leaf first, PEM
-    # (README "Provenance"). The local stack puts a throwaway test chain there at start.
+    # (docs/provenance.md). The local stack puts a throwaway test chain there at start.
     c2pa_signing_key_param: str = "/portrait-studio/local/c2pa-signing-key"
     c2pa_certificate_chain_param: str = "/portrait-studio/local/c2pa-certificate-chain"
     secrets_max_age_s: Seconds = 300
@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     create_job_rate_per_hour: Annotated[int, Field(ge=1)] = 30
     web_origin: str = "http://127.0.0.1:3000"
 
-    # Normalization and the quality gate. Defaults measured on ../shared/corpus (README "Photos we accept"):
+    # Normalization and the quality gate. Defaults measured on ../shared/corpus
+    # (docs/photos-and-identity.md "Photos we accept"):
     # real faces score >= 0.53 and false positives <= 0.27; accepted faces fill >= 0.176 of the short side;
     # sharp faces measure 199-870 (blur sigma 1.4 px -> ~20); re-encodes/edits of one photo are <= 2 bits
     # apart, small crops 4-10, different photos >= 14.

@@ -1,4 +1,4 @@
-"""Headshots that look like the person, end to end (README "How we check it's you").
+"""Headshots that look like the person, end to end (docs/photos-and-identity.md "How we check it's you").
 
 One person per job at intake; every output judged against the person's references (drops topped up); results
 ordered by likeness; and the face embeddings behind all of it never leave the invocation that computed them:

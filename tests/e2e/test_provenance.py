@@ -1,4 +1,4 @@
-"""Delivered headshots, downloaded as a client does, carry the AI provenance (README "Provenance")."""
+"""Delivered headshots, downloaded as a client does, carry the AI provenance (docs/provenance.md)."""
 
 from __future__ import annotations
 

@@ -359,7 +359,8 @@ class LifecycleModel(RuleBasedStateMachine):
     @invariant()
     def never_two_live_predictions_for_one_claim(self) -> None:
         # A prediction of an abandoned claim (its create answer lost) is canceled at its first webhook; Replicate
-        # has no idempotency key, so "one slot" is checked as "one claim of a slot" (README: the residual risk).
+        # has no idempotency key, so "one slot" is checked as "one claim of a slot" (docs/architecture.md says what
+        # remains: a create whose answer is lost and whose webhooks never come).
         live = Counter((r.job_id, r.slot, r.claim) for r in self.world.replicate.live())
         assert all(n == 1 for n in live.values()), live
 

@@ -50,7 +50,7 @@ def translated() -> dict[str, Any]:
 
 
 def resource_name(node: Any) -> str:
-    """A policy resource as the README writes it: `JobsTable`, `JobsTable/index/by_active_status`,
+    """A policy resource as docs/security.md writes it: `JobsTable`, `JobsTable/index/by_active_status`,
     `ssm:parameter/portrait-studio/${Environment}/…`, `ses:identity/${MailIdentity}`, `kms:key/*`."""
     if isinstance(node, str):
         return node
@@ -98,7 +98,7 @@ def readme_grants() -> set[tuple[str, str, str]]:
         if len(cells) != 4 or cells[0] in ("Function", "") or set(cells[0]) <= {"-", " "}:
             continue
         functions, actions, resources, why = cells
-        assert why, f"README grants: {functions} {actions} {resources} has no reason"
+        assert why, f"docs/security.md grants: {functions} {actions} {resources} has no reason"
         for function in _cell(functions):
             for action in _cell(actions):
                 for resource in _cell(resources):

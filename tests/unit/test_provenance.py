@@ -157,7 +157,7 @@ def test_the_compressed_data_is_copied_not_re_encoded(stamp: ProvenanceStamp) ->
 
 
 def test_with_the_root_as_trust_anchor_the_credential_is_trusted(stamp: ProvenanceStamp, chain: LocalChain) -> None:
-    """What a viewer shows once the signer's CA is on its trust list (README "Provenance")."""
+    """What a viewer shows once the signer's CA is on its trust list (docs/provenance.md)."""
     stamped = stamp.stamp(SAMPLES["png"][1](), "image/png")
     context = c2pa.Context(c2pa.Settings.from_json(json.dumps({"trust": {"trust_anchors": chain.root_pem}})))
     reader = read(stamped, "image/png", context)

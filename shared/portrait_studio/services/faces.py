@@ -5,7 +5,7 @@ detector, which ships inside the `dlib-bin` wheel: nothing is downloaded at run 
 only upright, roughly frontal faces, which is what a reference photo should show anyway.
 
 Thresholds live in `Settings` (face_min_score, face_min_fraction, face_edge_margin_fraction,
-blur_min_variance, duplicate_max_distance); README "Photos we accept" gives the corpus evidence.
+blur_min_variance, duplicate_max_distance); docs/photos-and-identity.md "Photos we accept" gives the corpus evidence.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Generation, assembled: dispatch, outcomes and collect, finishing, reconcile — one object for the handlers.
 
 Each step lives in its own module; they share one `Lifecycle`, the only writer of a status. Each step runs only
-what its function's role allows (README "Grants"): a job dispatch ends gets its aftercare (Stripe refund, SES
+what its function's role allows (docs/security.md "Grants"): a job dispatch ends gets its aftercare (Stripe refund, SES
 email) from collect, by message; an orphan the webhook receiver finds is canceled by dispatch (the token's holder).
 """
 

@@ -2,7 +2,7 @@
 
 Each transition is a named method with its precondition (the states it may start from), applied as one
 conditional write or one transaction, so a replayed or late message can never move anything backwards.
-Services call these methods; nothing else writes a status. The README's state diagram is rendered from
+Services call these methods; nothing else writes a status. docs/architecture.md's state diagram is rendered from
 `JOB_TRANSITIONS` and `SLOT_TRANSITIONS` (a test keeps them in step).
 """
 
@@ -307,7 +307,7 @@ class Lifecycle:
 
 
 def state_diagram() -> str:
-    """The lifecycle as a Mermaid diagram (the README embeds it; a test checks it is current)."""
+    """The lifecycle as a Mermaid diagram (docs/architecture.md embeds it; a test checks it is current)."""
     lines = ["```mermaid", "stateDiagram-v2", "    direction LR", "    %% jobs"]
     lines += _edges(JOB_TRANSITIONS, "job_")
     lines += [f"    note right of job_{J.GENERATING}: any job state → {' / '.join(TOMBSTONES)} (DELETE, 48 h)"]

@@ -159,7 +159,8 @@ def prediction_budget(styles: Sequence[str], settings: Settings) -> int:
     """Predictions a job may create, retries and top-ups included: config, or 2.5x the plan by default (rounded up).
 
     Why 2.5x: at 2x a harsh fault profile (20 % failed predictions, 25 % of images dropped) left 7 % of jobs
-    `partial`; the gate on real outputs drops more than the corpus suggested (README "How we check it's you")."""
+    `partial`; the gate on real outputs drops more than the corpus suggested (docs/photos-and-identity.md,
+    "How we check it's you")."""
     return settings.prediction_budget_per_job or (5 * plan_size(styles, settings) + 1) // 2
 
 
