@@ -41,6 +41,10 @@ dev: setup
 demo: setup
 	$(PY) -m infra.local.demo
 
+# Test files run side by side, one per core, each file whole in one worker (its module-scoped local stack too):
+# tests in a file may share a stack, files never do (each stack is its own processes on free ports).
+PYTEST_PARALLEL ?= -n auto --dist loadfile
+
 ## Everything CI checks: lint, types, template lint and security scan (checkov), unit, integration and end-to-end tests.
 test: setup browser $(CHECKOV_STAMP)
 	$(PY) -m ruff check .
@@ -48,7 +52,7 @@ test: setup browser $(CHECKOV_STAMP)
 	$(PY) -m mypy shared/portrait_studio functions
 	$(VENV)/bin/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_FLAGS)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests $(PYTEST_PARALLEL)
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
@@ -72,13 +76,13 @@ $(CHECKOV_STAMP): requirements-checkov.lock
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
 unit: setup
-	$(PY) -m pytest tests/unit tests/corpus
+	$(PY) -m pytest tests/unit tests/corpus $(PYTEST_PARALLEL)
 
 integration: setup
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest tests/integration $(PYTEST_PARALLEL)
 
 e2e: setup
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest tests/e2e $(PYTEST_PARALLEL)
 
 ## Regenerate the committed openapi.json from the API's resolver.
 openapi: setup
