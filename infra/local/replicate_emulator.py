@@ -42,7 +42,8 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from infra.local.emulator_http import LoopbackEmulator, Reply, cli_parser, parse_cli, utc_now
+from infra.local.emulators.cli import cli_parser, parse_cli
+from infra.local.emulators.loopback import LoopbackEmulator, Reply, utc_now
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 log = logging.getLogger("replicate_emulator")

@@ -51,7 +51,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from infra.local.emulator_http import LoopbackEmulator, Reply, cli_parser, parse_cli, utc_now
+from infra.local.emulators.cli import cli_parser, parse_cli
+from infra.local.emulators.loopback import LoopbackEmulator, Reply, utc_now
 from infra.local.stripe_lists import ListParamError, WebhookFaults, created_filter
 
 log = logging.getLogger("stripe_emulator")

@@ -1,22 +1,15 @@
-"""The plumbing the local emulators (Replicate, Stripe) share: a loopback HTTP server, background work, lifecycle.
+"""An emulator served over HTTP on loopback: its lifecycle, and the HTTP server and handler every emulator uses.
 
 An emulator subclasses `LoopbackEmulator`: it names itself (threads, `Server` header, log line), caps request bodies,
 shapes its own error bodies (`_error_reply`) and answers each request in `handle`; this module reads the body, refuses
-what is oversized or arrives after `stop()`, writes the `Reply`, and runs a timer thread plus a few daemon workers
-(`Runner`) so no HTTP thread ever waits on background work such as a webhook delivery.
+what is oversized or arrives after `stop()`, and writes the `Reply`.
 """
 
 from __future__ import annotations
 
-import argparse
-import heapq
-import itertools
 import logging
-import queue
 import threading
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -24,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 
 import httpx
+
+from infra.local.emulators.runner import Runner
 
 
 def utc_now() -> datetime:
@@ -36,79 +31,6 @@ class Reply:
     body: bytes
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
-
-
-# --------------------------------------------------------------------------- background work
-
-
-class Runner:
-    """A timer thread plus a few daemon workers, named `<name>-<n>`; a failed task is logged to `log`."""
-
-    def __init__(self, workers: int, name: str, log: logging.Logger) -> None:
-        self._workers = workers
-        self._name = name
-        self._log = log
-        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._timers: list[tuple[float, int, Callable[[], None]]] = []
-        self._cond = threading.Condition()
-        self._seq = itertools.count()
-        self._threads: list[threading.Thread] = []
-        self.stopping = threading.Event()
-
-    def start(self) -> None:
-        targets = [self._timer_loop] + [self._worker_loop] * self._workers
-        for n, target in enumerate(targets):
-            thread = threading.Thread(target=target, name=f"{self._name}-{n}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def submit(self, task: Callable[[], None]) -> None:
-        if not self.stopping.is_set():
-            self._tasks.put(task)
-
-    def call_later(self, delay_s: float, task: Callable[[], None]) -> None:
-        if delay_s <= 0:
-            self.submit(task)
-            return
-        with self._cond:
-            heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._seq), task))
-            self._cond.notify()
-
-    def stop(self, timeout_s: float) -> None:
-        self.stopping.set()
-        with self._cond:
-            self._cond.notify_all()
-        for _ in range(self._workers):
-            self._tasks.put(None)
-        deadline = time.monotonic() + timeout_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        stuck = [t.name for t in self._threads if t.is_alive()]
-        if stuck:
-            self._log.warning("threads still busy after stop (daemon, left behind): %s", stuck)
-
-    def _timer_loop(self) -> None:
-        while not self.stopping.is_set():
-            with self._cond:
-                if not self._timers:
-                    self._cond.wait()
-                    continue
-                wait_s = self._timers[0][0] - time.monotonic()
-                if wait_s > 0:
-                    self._cond.wait(wait_s)
-                    continue
-                _, _, task = heapq.heappop(self._timers)
-            self.submit(task)
-
-    def _worker_loop(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None or self.stopping.is_set():
-                return
-            try:
-                task()
-            except Exception:
-                self._log.exception("emulator task failed")
 
 
 # --------------------------------------------------------------------------- the emulator's lifecycle
@@ -190,25 +112,6 @@ class LoopbackEmulator(ABC):
             pass
         finally:
             self.stop()
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def cli_parser(description: str, port: int) -> argparse.ArgumentParser:
-    """An emulator CLI's parser, with the options every emulator takes: --host, --port, --webhook-secret."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=port)
-    parser.add_argument("--webhook-secret", default=None, help="whsec_...; random when omitted")
-    return parser
-
-
-def parse_cli(parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """The command line's options, with logging set up for a CLI run (INFO, timestamped)."""
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return args
 
 
 # --------------------------------------------------------------------------- HTTP plumbing
