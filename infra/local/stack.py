@@ -221,7 +221,7 @@ class LocalStack:
     def _start_emulator(self) -> None:
         import httpx
 
-        from infra.local.replicate_emulator import ReplicateEmulator
+        from infra.local.replicate.emulator import ReplicateEmulator
         from portrait_studio.clock import MovableClock
 
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from infra.local.template import LocalTemplate
 if TYPE_CHECKING:
     from infra.local.aws_gate import Caller
     from infra.local.aws_requests import AwsRequest
-    from infra.local.replicate_emulator import ReplicateEmulator
+    from infra.local.replicate.emulator import ReplicateEmulator
 
 SQS_CHUNK_BYTES = 64 * 1024
 

@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from infra.local.emulators.loopback import LoopbackEmulator
-from infra.local.replicate_emulator import ReplicateEmulator
+from infra.local.replicate.emulator import ReplicateEmulator
 from infra.local.template import LocalTemplate
 from portrait_studio import wiring
 from portrait_studio.config import Settings
