@@ -253,7 +253,7 @@ class LocalStack:
     def _start_stripe(self) -> None:
         """Stripe's emulator, seeded with the $12.90 price and SAVE3; its signed events come back through the
         gateway to POST /webhooks/stripe, as Stripe's would to the deployed API."""
-        from infra.local.stripe_emulator import StripeEmulator
+        from infra.local.stripe.emulator import StripeEmulator
 
         self.stripe = StripeEmulator(
             api_key=LOCAL_STRIPE_KEY, webhook_url=f"{self.api_url}/webhooks/stripe", clock=self.clock.now
