@@ -173,7 +173,7 @@ class LocalStack:
 
         # werkzeug's access log would print every presigned URL, signature included.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        from infra.local.s3_gate import S3Gate
+        from infra.local.s3_gate.gate import S3Gate
 
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()

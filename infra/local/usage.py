@@ -30,7 +30,7 @@ from email.message import Message
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from infra.local.s3_gate import is_presigned
+from infra.local.s3_gate.sigv4 import is_presigned
 from infra.local.template import LocalTemplate
 
 if TYPE_CHECKING:
