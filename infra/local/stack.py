@@ -45,7 +45,7 @@ from infra.local.identities import ADMIN_KEY, LOCAL_SECRET, LocalIdentities, enf
 from infra.local.mail import mail_route
 from infra.local.schedules import next_fire, scheduled_event
 from infra.local.template import ROOT, LocalTemplate, Schedule
-from infra.local.usage import Usage
+from infra.local.usage.counters import Usage
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
