@@ -6,7 +6,7 @@
   S3 gate standing in for R2 that accepts only the R2 key (given to the functions the template gives it) and
   presigned URLs;
 - each function in worker processes of its own, with its template's environment, Timeout, MemorySize and
-  concurrency (see `infra/local/runtime.py`);
+  concurrency (see `infra/local/invoker/`);
 - an HTTP gateway that turns requests into API Gateway HTTP API v2 events for the template's routes;
 - pollers that feed each queue to its function in real SQS batch events (partial failures honoured);
 - a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;
@@ -110,7 +110,7 @@ class LocalStack:
         )
         self.r2_credentials = {"LOCALR2KEY": uuid.uuid4().hex}  # the R2 API token's key pair (R2 is not IAM)
         self.queue_urls: dict[str, str] = {}
-        self.runtime: Any = None  # infra.local.runtime.LambdaRuntime, once started
+        self.runtime: Any = None  # infra.local.invoker.runtime.LambdaRuntime, once started
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._next_fire: dict[tuple[str, str], datetime] = {}
@@ -317,9 +317,9 @@ class LocalStack:
 
     def _start_functions(self) -> None:
         """Each function in worker processes of its own, with only its template's environment (see
-        `infra/local/runtime.py`); nothing of theirs is set in this process."""
-        from infra.local.lambda_env import function_environment, function_spec
-        from infra.local.runtime import LambdaRuntime
+        `infra/local/invoker/`); nothing of theirs is set in this process."""
+        from infra.local.invoker.environment import function_environment, function_spec
+        from infra.local.invoker.runtime import LambdaRuntime
 
         cap = int(os.environ.get("LOCAL_MAX_WORKERS_PER_FUNCTION", "2"))
         values = self.local_environment()

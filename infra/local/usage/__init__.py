@@ -2,7 +2,7 @@
 
 - Lambda: invocations and GB-seconds per function (wall time of the handler × MemorySize / 1024, in whole ms),
   the peak memory of any one invocation and of the last one, and the invocations killed for their Timeout or
-  MemorySize (see `infra/local/runtime.py`);
+  MemorySize (see `infra/local/invoker/`);
 - DynamoDB: read and write request units (on-demand), estimated from each call's request and response;
 - DynamoDB, SQS, SSM, SES: every call the AWS gate (`infra/local/aws_gate.py`) forwards for a function;
 - SQS: requests (one per 64 KB of payload) of the functions, and apart from them the pollers' (Lambda's

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.local.runtime import FunctionSpec
+from infra.local.invoker.spec import FunctionSpec
 from infra.local.template import ROOT, LocalTemplate
 
 # Deployed, these keep their defaults (AWS's and Replicate's and Stripe's endpoints, R2's `auto` region).

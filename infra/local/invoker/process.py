@@ -1,34 +1,23 @@
-"""Functions run as Lambda runs them: each in processes of its own, with its Timeout, MemorySize and concurrency.
+"""`Worker`: one execution environment as the stack sees it — its process, the protocol pipes, its memory.
 
-A `Worker` is one execution environment (a `python -m infra.local.worker` process, see there for the protocol):
-one invocation at a time, kept warm between them. A `FunctionPool` holds up to `concurrency` of them per
-function; an invocation beyond that waits for a free one (Lambda would throttle past reserved concurrency
-with a 429, and an SQS event source would not poll more; waiting is the local stand-in for both).
-
-An invocation past its Timeout, or whose process grows past MemorySize, is killed (SIGKILL), as Lambda does,
-and raises `FunctionCrash`: a queue's batch stays undeleted (redelivered), the gateway answers 500. The next
-invocation starts a fresh process (a cold start). Peak memory per invocation is the process's VmHWM, reset
-before each invocation (Linux `clear_refs`).
+An invocation past its Timeout, or whose process grows past MemorySize, is killed (SIGKILL) as Lambda does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from infra.local.invoker.protocol import take_frame, write_message
+from infra.local.invoker.spec import FunctionCrash, FunctionError, FunctionOutOfMemory, FunctionSpec, FunctionTimeout
 from infra.local.template import ROOT
-from infra.local.worker import FRAME_HEADER, write_message
 
 POLL_S = 0.025  # how often a running invocation's memory is looked at
 INIT_TIMEOUT_S = 60.0  # Lambda allows 10 s; two shared cores importing dlib and boto3 at once need more
@@ -36,45 +25,6 @@ INIT_TIMEOUT_S = 60.0  # Lambda allows 10 s; two shared cores importing dlib and
 
 def log(message: str) -> None:
     print(f"[stack] {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    name: str
-    handler_file: Path
-    handler_name: str
-    timeout_s: float
-    memory_mb: int
-    environment: dict[str, str]  # the process's whole environment
-    concurrency: int = 1
-
-
-class FunctionError(Exception):
-    """The handler raised (or its module failed to load): Lambda answers the invocation with an error."""
-
-    def __init__(self, function: str, error_type: str, message: str) -> None:
-        super().__init__(f"{function}: {error_type}: {message}")
-        self.error_type = error_type
-
-
-class FunctionCrash(Exception):
-    """The execution environment died during the invocation: no response."""
-
-    kind = "crash"
-
-
-class FunctionTimeout(FunctionCrash):
-    kind = "timeout"
-
-
-class FunctionOutOfMemory(FunctionCrash):
-    kind = "out_of_memory"
-
-
-class Observer(Protocol):
-    def memory(self, function: str, peak_mb: float) -> None: ...
-
-    def killed(self, function: str, kind: str) -> None: ...
 
 
 class _Expired(Exception):
@@ -95,7 +45,7 @@ class Worker:
         command = [
             sys.executable,
             "-m",
-            "infra.local.worker",
+            "infra.local.invoker.worker",
             f"--function={spec.name}",
             f"--handler-file={spec.handler_file}",
             f"--handler-name={spec.handler_name}",
@@ -193,7 +143,7 @@ class Worker:
 
     def _receive(self, seconds: float) -> dict[str, Any]:
         deadline = time.monotonic() + seconds
-        while (message := self._take_frame()) is None:
+        while (message := take_frame(self._buffer)) is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _Expired
@@ -210,16 +160,6 @@ class Worker:
                 self._buffer += chunk
             elif self.peak_mb() > self.spec.memory_mb:
                 raise _OverMemory
-        return message
-
-    def _take_frame(self) -> dict[str, Any] | None:
-        if len(self._buffer) < FRAME_HEADER.size:
-            return None
-        size = FRAME_HEADER.unpack_from(self._buffer)[0]
-        if len(self._buffer) < FRAME_HEADER.size + size:
-            return None
-        message: dict[str, Any] = json.loads(bytes(self._buffer[FRAME_HEADER.size : FRAME_HEADER.size + size]))
-        del self._buffer[: FRAME_HEADER.size + size]
         return message
 
     # --- end -------------------------------------------------------------------------------------------
@@ -242,109 +182,3 @@ class Worker:
             with contextlib.suppress(OSError):  # closed already
                 os.close(fd)
         self._requests = self._replies = -1
-
-
-class FunctionPool:
-    """Up to `spec.concurrency` warm workers of one function, each running one invocation at a time."""
-
-    def __init__(self, spec: FunctionSpec, clock_file: Path | None = None, observer: Observer | None = None) -> None:
-        self.spec = spec
-        self._clock_file = clock_file
-        self._observer = observer
-        self._slots = threading.Semaphore(max(1, spec.concurrency))
-        self._lock = threading.Lock()
-        self._idle: list[Worker] = []
-        self._busy: set[Worker] = set()
-        self._stopped = False
-
-    def prewarm(self) -> None:
-        """Start one worker ahead of the first invocation (which waits for it rather than starting another)."""
-        with self._slots:
-            worker = self._take()
-            try:
-                worker.wait_ready()
-            except (FunctionError, FunctionCrash) as exc:
-                log(f"{self.spec.name}: could not start: {exc}")
-                self._drop(worker)
-                return
-            self._give_back(worker)
-
-    def invoke(self, event: Any, request_id: str | None = None) -> Any:
-        with self._slots:
-            worker = self._take()
-            try:
-                result = worker.invoke(event, request_id or str(uuid.uuid4()))
-            except FunctionCrash as crash:
-                self._drop(worker)
-                if self._observer is not None and crash.kind != "crash":
-                    self._observer.killed(self.spec.name, crash.kind)
-                raise
-            except FunctionError:
-                if worker.process.poll() is None:
-                    self._give_back(worker)
-                else:
-                    self._drop(worker)  # its module failed to load: the next invocation starts afresh
-                raise
-            finally:
-                if self._observer is not None and worker.last_peak_mb:
-                    self._observer.memory(self.spec.name, worker.last_peak_mb)
-            self._give_back(worker)
-            return result
-
-    def _take(self) -> Worker:
-        with self._lock:
-            if self._stopped:
-                raise FunctionCrash(f"{self.spec.name}: the local stack is stopping")
-            worker = self._idle.pop() if self._idle else None
-        if worker is None:
-            worker = Worker(self.spec, self._clock_file)  # a cold start
-        with self._lock:
-            self._busy.add(worker)
-        return worker
-
-    def _give_back(self, worker: Worker) -> None:
-        with self._lock:
-            self._busy.discard(worker)
-            if self._stopped:
-                worker.stop()
-            else:
-                self._idle.append(worker)
-
-    def _drop(self, worker: Worker) -> None:
-        with self._lock:
-            self._busy.discard(worker)
-        worker.kill()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            idle, self._idle = self._idle, []
-            busy = list(self._busy)
-        for worker in idle:
-            worker.stop()
-        for worker in busy:  # an invocation still running when the stack stops dies with it, as in a crash
-            worker.kill()
-
-
-class LambdaRuntime:
-    """Every function's pool; `invoke` as the gateway, the pollers and the scheduler call it."""
-
-    def __init__(
-        self, specs: dict[str, FunctionSpec], clock_file: Path | None = None, observer: Observer | None = None
-    ) -> None:
-        self.pools = {name: FunctionPool(spec, clock_file, observer) for name, spec in specs.items()}
-
-    def prewarm(self) -> None:
-        """One worker per function, started in the background so the first request is not a cold start."""
-        for pool in self.pools.values():
-            threading.Thread(target=pool.prewarm, name=f"prewarm-{pool.spec.name}", daemon=True).start()
-
-    def concurrency(self, function: str) -> int:
-        return self.pools[function].spec.concurrency
-
-    def invoke(self, function: str, event: Any) -> Any:
-        return self.pools[function].invoke(event)
-
-    def stop(self) -> None:
-        for pool in self.pools.values():
-            pool.stop()

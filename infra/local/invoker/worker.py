@@ -1,5 +1,5 @@
 """One Lambda execution environment of the local stack: a process that loads one function's handler and runs
-its invocations one at a time (the parent side is `infra/local/runtime.py`).
+its invocations one at a time (the parent side is `process.py`).
 
 The protocol travels on two inherited pipes (`--requests-fd`, `--replies-fd`), never on stdout: what the
 handler prints or logs goes to stdout/stderr, which the stack passes on to its own stderr, as Lambda's go to
@@ -16,14 +16,13 @@ import argparse
 import importlib
 import json
 import os
-import struct
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-FRAME_HEADER = struct.Struct(">I")
+from infra.local.invoker.protocol import read_message, write_frame, write_message
 
 
 class LocalContext:
@@ -42,34 +41,6 @@ class LocalContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def write_message(fd: int, message: dict[str, Any]) -> None:
-    write_frame(fd, json.dumps(message).encode())
-
-
-def write_frame(fd: int, payload: bytes) -> None:
-    data = memoryview(FRAME_HEADER.pack(len(payload)) + payload)
-    while data:
-        data = data[os.write(fd, data) :]
-
-
-def read_exactly(fd: int, size: int) -> bytes | None:
-    chunks = bytearray()
-    while len(chunks) < size:
-        chunk = os.read(fd, size - len(chunks))
-        if not chunk:
-            return None
-        chunks += chunk
-    return bytes(chunks)
-
-
-def read_message(fd: int) -> dict[str, Any] | None:
-    header = read_exactly(fd, FRAME_HEADER.size)
-    if header is None:
-        return None
-    payload = read_exactly(fd, FRAME_HEADER.unpack(header)[0])
-    return None if payload is None else json.loads(payload)
 
 
 def _error(exc: BaseException) -> dict[str, str]:
