@@ -7,8 +7,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from infra.local.invoker.process import Worker, log
+from infra.local.invoker.process import Worker
 from infra.local.invoker.spec import FunctionCrash, FunctionError, FunctionSpec, Observer
+from infra.local.log import log
 
 
 class FunctionPool:

@@ -17,14 +17,11 @@ from typing import Any
 
 from infra.local.invoker.protocol import take_frame, write_message
 from infra.local.invoker.spec import FunctionCrash, FunctionError, FunctionOutOfMemory, FunctionSpec, FunctionTimeout
+from infra.local.log import log
 from infra.local.template import ROOT
 
 POLL_S = 0.025  # how often a running invocation's memory is looked at
 INIT_TIMEOUT_S = 60.0  # Lambda allows 10 s; two shared cores importing dlib and boto3 at once need more
-
-
-def log(message: str) -> None:
-    print(f"[stack] {message}", file=sys.stderr, flush=True)
 
 
 class _Expired(Exception):
