@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-HEADERS_FILE = Path(__file__).resolve().parents[2] / "web" / "_headers"
+from infra.local.template import ROOT
+
+HEADERS_FILE = ROOT / "web" / "_headers"
 PLACEHOLDER = re.compile(r"\{([A-Z0-9_]+)\}")
 
 Rule = tuple[str, dict[str, str]]

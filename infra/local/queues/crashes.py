@@ -8,9 +8,12 @@ batch is not deleted and SQS delivers it again after the visibility timeout, as 
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from typing import Any, Literal
+
+from infra.local.log import log
 
 CrashPoint = Literal["before", "after"]
 
@@ -70,3 +73,21 @@ class CrashFaults:
     def _state_locked(self) -> dict[str, Any]:
         counts = {**self._counts, "total": sum(self._counts.values())}
         return {"crash_rate": self._rate, "seed": self._seed, "crashes": counts}
+
+
+def faults_route(crashes: CrashFaults, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """`/_local/faults`: GET the crash faults, PUT `{"crash_rate", "seed"}`, DELETE to clear them."""
+    json_headers = {"Content-Type": "application/json"}
+    if method == "GET":
+        return 200, json_headers, json.dumps(crashes.state()).encode()
+    if method == "DELETE":
+        return 200, json_headers, json.dumps(crashes.reset()).encode()
+    if method != "PUT":
+        return 405, json_headers, b'{"error":{"code":"method_not_allowed","message":"Use GET, PUT or DELETE."}}'
+    try:
+        rate, seed = validate_crash_faults(json.loads(body or b"null"))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+        error = {"error": {"code": "invalid_request", "message": str(exc)}}
+        return 400, json_headers, json.dumps(error).encode()
+    log(f"crash faults: crash_rate {rate} seed {seed}")
+    return 200, json_headers, json.dumps(crashes.configure(rate, seed)).encode()

@@ -1,4 +1,4 @@
-"""The local API Gateway: a request as the HTTP API's v2 event, a function's reply as HTTP, and the web page."""
+"""A request as the HTTP API's payload v2 event for the template's route it matches, and a function's reply as HTTP."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from infra.local.template import ROOT, Route
-from infra.local.web_headers import served_headers
+from infra.local.template import Route
 
 ACCOUNT = "123456789012"
-WEB_DIR = ROOT / "web"
 
 
 def match(routes: list[Route], method: str, path: str) -> tuple[Route | None, dict[str, str]]:
@@ -75,21 +73,3 @@ def reply(result: Any) -> tuple[int, dict[str, str], bytes]:
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[name] = ", ".join(str(v) for v in values)
     return int(result["statusCode"]), headers, payload
-
-
-def static(method: str, path: str, api_url: str, r2_url: str) -> tuple[int, dict[str, str], bytes]:
-    not_found = b'{"error":{"code":"not_found","message":"No such route."}}'
-    if method not in ("GET", "HEAD") or not WEB_DIR.is_dir():
-        return 404, {"Content-Type": "application/json"}, not_found
-    target = (WEB_DIR / (path.lstrip("/") or "index.html")).resolve()
-    if not target.is_file() or WEB_DIR.resolve() not in target.parents or target.name.startswith("_"):
-        return 404, {"Content-Type": "application/json"}, not_found  # `_headers` is the host's, not served
-    types = {
-        ".html": "text/html; charset=utf-8",
-        ".css": "text/css",
-        ".js": "text/javascript",
-        ".svg": "image/svg+xml",
-    }
-    headers = served_headers(path or "/", api_url, r2_url)  # web/_headers, as production serves it
-    headers["Content-Type"] = types.get(target.suffix, "application/octet-stream")
-    return 200, headers, target.read_bytes()
