@@ -2,7 +2,7 @@
 
 - a moto server: S3 (standing in for R2), SQS, DynamoDB, SSM, SES — resources created from the template;
 - an AWS gate in front of it that authorizes every call with the calling function's role as SAM deploys it
-  (`infra/local/aws_gate.py`; denials at `GET /_local/iam`; `PORTRAIT_LOCAL_IAM=off` only to debug), and an
+  (`infra/local/aws_gate/`; denials at `GET /_local/iam`; `PORTRAIT_LOCAL_IAM=off` only to debug), and an
   S3 gate standing in for R2 that accepts only the R2 key (given to the functions the template gives it) and
   presigned URLs;
 - each function in worker processes of its own, with its template's environment, Timeout, MemorySize and
@@ -37,9 +37,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra.local.aws_gate.identities import ADMIN_KEY, LocalIdentities, enforced
 from infra.local.c2pa_chain import make_local_chain
 from infra.local.gateway.server import Gateway, LocalRoute
-from infra.local.identities import ADMIN_KEY, LocalIdentities, enforced
 from infra.local.log import log
 from infra.local.mail import mail_route
 from infra.local.queues.crashes import CrashFaults, faults_route
@@ -183,7 +183,7 @@ class LocalStack:
         )
         self._gate.start()
         self.r2_url = str(self._gate.url)
-        from infra.local.aws_gate import AwsGate
+        from infra.local.aws_gate.gate import AwsGate
 
         self._aws_gate = AwsGate(
             self.aws_url,
@@ -268,7 +268,7 @@ class LocalStack:
         return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{logical}"
 
     def credentials_for(self, function: str) -> dict[str, str]:
-        """The AWS credentials `function`'s process runs with: its own role's (see infra/local/identities.py)."""
+        """The AWS credentials `function`'s process runs with: its own role's (infra/local/aws_gate/identities.py)."""
         return self.identities.credentials_for(function)
 
     def local_environment(self) -> dict[str, str]:

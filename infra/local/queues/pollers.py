@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from infra.local.identities import LOCAL_SECRET, LocalIdentities
+from infra.local.aws_gate.identities import LOCAL_SECRET, LocalIdentities
 from infra.local.log import log
 from infra.local.queues.crashes import CrashFaults
 from infra.local.template import QueueSource

@@ -4,7 +4,7 @@
   the peak memory of any one invocation and of the last one, and the invocations killed for their Timeout or
   MemorySize (see `infra/local/invoker/`);
 - DynamoDB: read and write request units (on-demand), estimated from each call's request and response;
-- DynamoDB, SQS, SSM, SES: every call the AWS gate (`infra/local/aws_gate.py`) forwards for a function;
+- DynamoDB, SQS, SSM, SES: every call the AWS gate (`infra/local/aws_gate/`) forwards for a function;
 - SQS: requests (one per 64 KB of payload) of the functions, and apart from them the pollers' (Lambda's
   event-source mappings poll and delete too), whose empty receives are counted on their own;
 - R2: class A, class B and free operations of every request the S3 gate forwards — the functions' boto3

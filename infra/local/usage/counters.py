@@ -21,8 +21,8 @@ from infra.local.usage.dynamodb import DynamoDbEstimator, TableShape
 from infra.local.usage.r2 import r2_class, r2_operation
 
 if TYPE_CHECKING:
-    from infra.local.aws_gate import Caller
-    from infra.local.aws_requests import AwsRequest
+    from infra.local.aws_gate.gate import Caller
+    from infra.local.aws_gate.request import AwsRequest
     from infra.local.replicate.emulator import ReplicateEmulator
 
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from infra.local.aws_gate import Caller
-from infra.local.iam import Resolver, Roles, translate
+from infra.local.aws_gate.gate import Caller
+from infra.local.aws_gate.iam import Resolver, Roles, translate
 
 ADMIN_KEY = "testing"  # the stack's own set-up calls and the operator CLI: what `aws configure` would be locally
 LOCAL_SECRET = "local-secret"  # noqa: S105 - moto checks no signature; the key id alone names the caller
