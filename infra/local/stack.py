@@ -31,14 +31,14 @@ import signal
 import socket
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.local.aws_gate.identities import ADMIN_KEY, LocalIdentities, enforced
+from infra.local.aws_gate.identities import ADMIN_KEY
 from infra.local.c2pa_chain import make_local_chain
+from infra.local.cloud import REGION, LocalCloud
 from infra.local.gateway.server import Gateway, LocalRoute
 from infra.local.log import log
 from infra.local.mail import mail_route
@@ -53,8 +53,6 @@ from portrait_studio.config import PHOTOMAKER_VERSION
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
 MAIL_IDENTITY = "portrait-studio.local"  # the SES identity outcome emails are sent from (moto keeps them)
 LOCAL_STRIPE_KEY = "sk_test_local_emulator"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 # The stack's own (admin) credentials; fixed ones keep a developer's real AWS keys away from the local endpoints.
 LOCAL_AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": ADMIN_KEY,
@@ -90,33 +88,13 @@ class LocalStack:
         self.visibility_timeout_s = visibility_timeout_s
         self.step_delay_s = step_delay_s
         self.api_url = f"http://127.0.0.1:{self.port}"
-        self.aws_url = f"http://127.0.0.1:{self.moto_port}"
-        self.r2_url = self.aws_url
-        self.prefix = "portrait-studio-local"
-        self.bucket = f"{self.prefix}-bucket"
-        self.table_names = {logical: f"{self.prefix}-{logical}" for logical in self.template.tables}
-        self.usage = Usage(self.template, self.table_names)
-        self.identities = LocalIdentities(
-            template_path,
-            list(self.template.functions),
-            {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "MailIdentity": MAIL_IDENTITY, "Environment": "local"},
-            names={**self.table_names, **{q: self._queue_url(q) for q in self.template.queues}},
-            arns={
-                **{t: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{n}" for t, n in self.table_names.items()},
-                **{q: self._queue_arn(q) for q in self.template.queues},
-            },
-        )
-        self.r2_credentials = {"LOCALR2KEY": uuid.uuid4().hex}  # the R2 API token's key pair (R2 is not IAM)
-        self.queue_urls: dict[str, str] = {}
+        self.cloud = LocalCloud(self.template, template_path, self.moto_port, MAIL_IDENTITY)
+        self.usage = Usage(self.template, self.cloud.table_names)
         self.runtime: Any = None  # infra.local.invoker.runtime.LambdaRuntime, once started
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.clock: Any = None
         self.scheduler: Scheduler | None = None
-        self._moto: Any = None
-        self._gate: Any = None
-        self._aws_gate: Any = None
-        self.aws_gate_url = ""
         self._gateway: Gateway | None = None
         self.emulator: Any = None
         self.stripe: Any = None
@@ -125,8 +103,8 @@ class LocalStack:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         os.environ.update(LOCAL_AWS_ENVIRONMENT)
-        self._start_moto()
-        self._provision()
+        self.cloud.start(self.usage, lambda: self.clock.now() if self.clock else datetime.now(UTC))
+        self.cloud.provision(self.api_url, self.visibility_timeout_s)
         self._start_emulator()
         self._start_stripe()
         self._start_functions()
@@ -135,7 +113,7 @@ class LocalStack:
         self._start_scheduler()
         self._write_state()
         log(
-            f"ready: api {self.api_url}  web {self.api_url}/  aws {self.aws_url}  replicate {self.emulator.url}"
+            f"ready: api {self.api_url}  web {self.api_url}/  aws {self.cloud.aws_url}  replicate {self.emulator.url}"
             f"  stripe {self.stripe.url}  mail {self.api_url}/_local/mail"
         )
 
@@ -151,67 +129,10 @@ class LocalStack:
             self.emulator.stop()
         if self.stripe:
             self.stripe.stop()
-        if self._gate:
-            self._gate.stop()
-        if self._aws_gate:
-            self._aws_gate.stop()
-        if self._moto:
-            self._moto.stop()
+        self.cloud.stop()
         for name in ("stack.json", "clock-offset"):
             (self.state_dir / name).unlink(missing_ok=True)
         log("stopped")
-
-    def _start_moto(self) -> None:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        # werkzeug's access log would print every presigned URL, signature included.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        from infra.local.s3_gate.gate import S3Gate
-
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
-        self._moto.start()
-        # The object store as clients see it: moto behind a gate that checks presigned URLs like R2 does
-        # (signature, expiry, signed Content-Type and Content-Length); moto itself checks none of them.
-        # Only the R2 key signs requests to it (as R2 knows no AWS role), by header or presigned URL.
-        self._gate = S3Gate(
-            upstream=self.aws_url,
-            credentials=self.r2_credentials,
-            header_keys=frozenset(self.r2_credentials),
-            on_forward=self.usage.count_r2,
-        )
-        self._gate.start()
-        self.r2_url = str(self._gate.url)
-        from infra.local.aws_gate.gate import AwsGate
-
-        self._aws_gate = AwsGate(
-            self.aws_url,
-            self.identities.roles,
-            self.identities.callers(),
-            lambda: self.clock.now() if self.clock else datetime.now(UTC),
-            region=REGION,
-            account=ACCOUNT,
-            enforced=enforced(),
-            on_call=self.usage.count_aws,
-        )
-        self._aws_gate.start()
-        self.aws_gate_url = self._aws_gate.url
-
-    def _client(self, service: str) -> Any:
-        import boto3
-
-        return boto3.client(service, region_name=REGION, endpoint_url=self.aws_url)
-
-    def _provision(self) -> None:
-        from infra.local.provision import create_bucket, create_queues, create_tables
-
-        create_bucket(self._client("s3"), self.bucket, self.api_url)
-        create_tables(self._client("dynamodb"), self.template, self.table_names)
-        self._client("sesv2").create_email_identity(EmailIdentity=MAIL_IDENTITY)
-        self.queue_urls = create_queues(
-            self._client("sqs"), self.template, self.prefix, self._queue_arn, self.visibility_timeout_s
-        )
 
     def _start_emulator(self) -> None:
         import httpx
@@ -230,17 +151,17 @@ class LocalStack:
         ).json()["key"]
         # A throwaway C2PA chain (a test root and its leaf): results verify, but no viewer trusts that root.
         chain = make_local_chain()
-        ssm = self._client("ssm")
-        ((r2_key, r2_secret),) = self.r2_credentials.items()
-        for name, value in (
-            (self._param("r2-access-key-id"), r2_key),
-            (self._param("r2-secret-access-key"), r2_secret),
-            (self._param("replicate-api-token"), LOCAL_TOKEN),
-            (self._param("replicate-webhook-secret"), secret),
-            (self._param("c2pa-signing-key"), chain.private_key_pem),
-            (self._param("c2pa-certificate-chain"), chain.certificate_chain_pem),
-        ):
-            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        ((r2_key, r2_secret),) = self.cloud.r2_credentials.items()
+        self.cloud.put_parameters(
+            [
+                ("r2-access-key-id", r2_key),
+                ("r2-secret-access-key", r2_secret),
+                ("replicate-api-token", LOCAL_TOKEN),
+                ("replicate-webhook-secret", secret),
+                ("c2pa-signing-key", chain.private_key_pem),
+                ("c2pa-certificate-chain", chain.certificate_chain_pem),
+            ]
+        )
 
     def _start_stripe(self) -> None:
         """Stripe's emulator, seeded with the $12.90 price and SAVE3; its signed events come back through the
@@ -251,52 +172,40 @@ class LocalStack:
             api_key=LOCAL_STRIPE_KEY, webhook_url=f"{self.api_url}/webhooks/stripe", clock=self.clock.now
         )
         self.stripe.start()
-        ssm = self._client("ssm")
-        for name, value in (
-            (self._param("stripe-secret-key"), LOCAL_STRIPE_KEY),
-            (self._param("stripe-webhook-secret"), self.stripe.webhook_secret),
-        ):
-            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
-
-    def _param(self, name: str) -> str:
-        return f"/portrait-studio/local/{name}"
-
-    def _queue_url(self, logical: str) -> str:
-        return f"{self.aws_url}/{ACCOUNT}/{self.prefix}-{logical}"
-
-    def _queue_arn(self, logical: str) -> str:
-        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{logical}"
+        self.cloud.put_parameters(
+            [("stripe-secret-key", LOCAL_STRIPE_KEY), ("stripe-webhook-secret", self.stripe.webhook_secret)]
+        )
 
     def credentials_for(self, function: str) -> dict[str, str]:
         """The AWS credentials `function`'s process runs with: its own role's (infra/local/aws_gate/identities.py)."""
-        return self.identities.credentials_for(function)
+        return self.cloud.identities.credentials_for(function)
 
     def local_environment(self) -> dict[str, str]:
         """Every PORTRAIT_* variable the template sets, with its local value."""
         return {
             "PORTRAIT_ENVIRONMENT": "local",
-            "PORTRAIT_AWS_ENDPOINT_URL": self.aws_gate_url,
-            "PORTRAIT_R2_ENDPOINT_URL": self.r2_url,
+            "PORTRAIT_AWS_ENDPOINT_URL": self.cloud.aws_gate_url,
+            "PORTRAIT_R2_ENDPOINT_URL": self.cloud.r2_url,
             "PORTRAIT_R2_REGION": REGION,
-            "PORTRAIT_BUCKET": self.bucket,
-            "PORTRAIT_TABLE_NAME": self.table_names.get("JobsTable", ""),
-            "PORTRAIT_IDEMPOTENCY_TABLE_NAME": self.table_names.get("IdempotencyTable", ""),
-            "PORTRAIT_NORMALIZE_QUEUE_URL": self.queue_urls.get("NormalizeQueue", ""),
-            "PORTRAIT_DISPATCH_QUEUE_URL": self.queue_urls.get("DispatchQueue", ""),
-            "PORTRAIT_COLLECT_QUEUE_URL": self.queue_urls.get("CollectQueue", ""),
-            "PORTRAIT_REPLICATE_TOKEN_PARAM": self._param("replicate-api-token"),
-            "PORTRAIT_WEBHOOK_SECRET_PARAM": self._param("replicate-webhook-secret"),
-            "PORTRAIT_C2PA_SIGNING_KEY_PARAM": self._param("c2pa-signing-key"),
-            "PORTRAIT_C2PA_CERTIFICATE_CHAIN_PARAM": self._param("c2pa-certificate-chain"),
-            "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": self._param("r2-access-key-id"),
-            "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": self._param("r2-secret-access-key"),
+            "PORTRAIT_BUCKET": self.cloud.bucket,
+            "PORTRAIT_TABLE_NAME": self.cloud.table_names.get("JobsTable", ""),
+            "PORTRAIT_IDEMPOTENCY_TABLE_NAME": self.cloud.table_names.get("IdempotencyTable", ""),
+            "PORTRAIT_NORMALIZE_QUEUE_URL": self.cloud.queue_urls.get("NormalizeQueue", ""),
+            "PORTRAIT_DISPATCH_QUEUE_URL": self.cloud.queue_urls.get("DispatchQueue", ""),
+            "PORTRAIT_COLLECT_QUEUE_URL": self.cloud.queue_urls.get("CollectQueue", ""),
+            "PORTRAIT_REPLICATE_TOKEN_PARAM": self.cloud.param("replicate-api-token"),
+            "PORTRAIT_WEBHOOK_SECRET_PARAM": self.cloud.param("replicate-webhook-secret"),
+            "PORTRAIT_C2PA_SIGNING_KEY_PARAM": self.cloud.param("c2pa-signing-key"),
+            "PORTRAIT_C2PA_CERTIFICATE_CHAIN_PARAM": self.cloud.param("c2pa-certificate-chain"),
+            "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": self.cloud.param("r2-access-key-id"),
+            "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": self.cloud.param("r2-secret-access-key"),
             "PORTRAIT_REPLICATE_API_URL": self.emulator.url,
             "PORTRAIT_OUTPUT_ORIGINS": self.emulator.url,  # the emulator serves its outputs itself
             "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
             "PORTRAIT_WEB_ORIGIN": self.api_url,
             "PORTRAIT_STRIPE_API_URL": self.stripe.url,
-            "PORTRAIT_STRIPE_SECRET_KEY_PARAM": self._param("stripe-secret-key"),
-            "PORTRAIT_STRIPE_WEBHOOK_SECRET_PARAM": self._param("stripe-webhook-secret"),
+            "PORTRAIT_STRIPE_SECRET_KEY_PARAM": self.cloud.param("stripe-secret-key"),
+            "PORTRAIT_STRIPE_WEBHOOK_SECRET_PARAM": self.cloud.param("stripe-webhook-secret"),
             "PORTRAIT_STRIPE_PRICE_ID": self.stripe.price_id,
             "PORTRAIT_MAIL_FROM": f"Portrait Studio <headshots@{MAIL_IDENTITY}>",
             "PORTRAIT_MAIL_CONFIGURATION_SET": "",
@@ -337,21 +246,23 @@ class LocalStack:
     # --- gateway, queues, schedules ---------------------------------------------------------------------
     def _start_gateway(self) -> None:
         self._gateway = Gateway(
-            self.port, self.template.routes, self.invoke, self._local_routes(), self.api_url, self.r2_url
+            self.port, self.template.routes, self.invoke, self._local_routes(), self.api_url, self.cloud.r2_url
         )
         self._spawn("gateway", self._gateway.bind().serve_forever)
 
     def _local_routes(self) -> dict[str, LocalRoute]:
         """The stack's own controls under `/_local/` (see each part for what its route takes)."""
         json_headers = {"Content-Type": "application/json"}
+        aws_gate = self.cloud.aws_gate
+        assert aws_gate is not None
         return {
             "/_local/usage": lambda method, _path, _body: self.usage.route(method),
-            "/_local/iam": self._aws_gate.route,
-            "/_local/aws-faults": self._aws_gate.route,
+            "/_local/iam": aws_gate.route,
+            "/_local/aws-faults": aws_gate.route,
             "/_local/faults": lambda method, _path, body: faults_route(self.crashes, method, body),
             "/_local/clock": lambda method, _path, body: clock_route(self.clock, self.fire_due_schedules, method, body),
             "/_local/mail": lambda method, _path, body: mail_route(
-                method, body, lambda: self._client("sesv2"), MAIL_IDENTITY
+                method, body, lambda: self.cloud.client("sesv2"), MAIL_IDENTITY
             ),
             "/_local/health": lambda _method, _path, _body: (200, json_headers, b'{"ok":true}'),
         }
@@ -359,14 +270,14 @@ class LocalStack:
     def _start_pollers(self) -> None:
         pollers = QueuePollers(
             self.template.queue_sources,
-            self.identities,
+            self.cloud.identities,
             self.invoke,
             self.crashes,
             self._stop,
             region=REGION,
-            queue_urls=self.queue_urls,
-            queue_arn=self._queue_arn,
-            aws_gate_url=self.aws_gate_url,
+            queue_urls=self.cloud.queue_urls,
+            queue_arn=self.cloud.queue_arn,
+            aws_gate_url=self.cloud.aws_gate_url,
             visibility_timeout_s=self.visibility_timeout_s,
         )
         pollers.start(self.runtime.concurrency, self._spawn)
@@ -391,20 +302,20 @@ class LocalStack:
         return {
             "api_url": self.api_url,
             "web_url": f"{self.api_url}/",
-            "aws_endpoint_url": self.aws_url,
-            "r2_endpoint_url": self.r2_url,
+            "aws_endpoint_url": self.cloud.aws_url,
+            "r2_endpoint_url": self.cloud.r2_url,
             "replicate_url": self.emulator.url,
             "replicate_token": LOCAL_TOKEN,
             "stripe_url": self.stripe.url,
             # The emulator's own loopback-only key: a script can act as Stripe's dashboard (a refund by hand).
             "stripe_secret_key": LOCAL_STRIPE_KEY,
-            "bucket": self.bucket,
+            "bucket": self.cloud.bucket,
             "region": REGION,
-            "tables": self.table_names,
-            "table": self.table_names.get("JobsTable"),
-            "queues": self.queue_urls,
+            "tables": self.cloud.table_names,
+            "table": self.cloud.table_names.get("JobsTable"),
+            "queues": self.cloud.queue_urls,
             "pid": os.getpid(),
-            "iam_enforced": self._aws_gate.enforced if self._aws_gate else False,
+            "iam_enforced": self.cloud.aws_gate.enforced if self.cloud.aws_gate else False,
             # Everything an operator command needs to reach this stack (`portrait-studio` applies it as is).
             "environment": {**LOCAL_AWS_ENVIRONMENT, **self.local_environment()},
         }
