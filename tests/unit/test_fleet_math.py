@@ -1,4 +1,4 @@
-"""The arithmetic behind the fleet benchmark: usage estimates (infra/local/usage.py) and their prices."""
+"""The arithmetic behind the fleet benchmark: usage estimates (infra/local/usage/) and their prices."""
 
 from __future__ import annotations
 
