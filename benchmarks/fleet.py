@@ -47,7 +47,7 @@ import boto3  # noqa: E402
 import httpx  # noqa: E402
 
 from infra.local.client import Job, PortraitClient, running_stack  # noqa: E402
-from infra.local.replicate_emulator import FULL_FAULT_PROFILE  # noqa: E402
+from infra.local.replicate.faults import FULL_FAULT_PROFILE  # noqa: E402
 from infra.local.template import LocalTemplate  # noqa: E402
 from portrait_studio.config import Settings  # noqa: E402
 

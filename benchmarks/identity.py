@@ -76,7 +76,7 @@ def _reset_peak() -> bool:
 def _fake_output(jpeg: bytes) -> bytes:
     from PIL import Image, ImageOps
 
-    from infra.local.replicate_emulator import OUTPUT_SIZE, render_preview
+    from infra.local.replicate.render import OUTPUT_SIZE, render_preview
 
     with Image.open(io.BytesIO(jpeg)) as image:
         base = ImageOps.fit(image.convert("RGB"), (OUTPUT_SIZE, OUTPUT_SIZE), centering=(0.5, 0.15))

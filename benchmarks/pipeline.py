@@ -31,7 +31,7 @@ import boto3  # noqa: E402
 import httpx  # noqa: E402
 
 from infra.local.client import PortraitClient, running_stack  # noqa: E402
-from infra.local.replicate_emulator import FULL_FAULT_PROFILE  # noqa: E402
+from infra.local.replicate.faults import FULL_FAULT_PROFILE  # noqa: E402
 
 SELFIES = [ROOT / "samples" / name for name in ("person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic")]
 HANDLERS = ["api", "normalize", "dispatch", "webhook", "collect", "reconcile", "expiry_sweep"]

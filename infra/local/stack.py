@@ -2,18 +2,21 @@
 
 - a moto server: S3 (standing in for R2), SQS, DynamoDB, SSM, SES — resources created from the template;
 - an AWS gate in front of it that authorizes every call with the calling function's role as SAM deploys it
-  (`infra/local/aws_gate.py`; denials at `GET /_local/iam`; `PORTRAIT_LOCAL_IAM=off` only to debug), and an
+  (`infra/local/aws_gate/`; denials at `GET /_local/iam`; `PORTRAIT_LOCAL_IAM=off` only to debug), and an
   S3 gate standing in for R2 that accepts only the R2 key (given to the functions the template gives it) and
   presigned URLs;
 - each function in worker processes of its own, with its template's environment, Timeout, MemorySize and
-  concurrency (see `infra/local/runtime.py`);
-- an HTTP gateway that turns requests into API Gateway HTTP API v2 events for the template's routes;
-- pollers that feed each queue to its function in real SQS batch events (partial failures honoured);
-- a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move;
-- crash faults for the queue-driven invocations, set with `PUT /_local/faults` (see `infra/local/crashes.py`);
-- counters of what the functions would be billed for, `GET /_local/usage` (see `infra/local/usage.py`);
-- the Replicate emulator, whose webhooks come back through the gateway;
-- the Stripe emulator (checkout page, signed events to POST /webhooks/stripe);
+  concurrency (see `infra/local/invoker/`);
+- an HTTP gateway that turns requests into API Gateway HTTP API v2 events for the template's routes
+  (`infra/local/gateway/`);
+- pollers that feed each queue to its function in real SQS batch events (partial failures honoured;
+  `infra/local/queues/`);
+- a scheduler firing the template's schedules on a clock that `POST /_local/clock` can move
+  (`infra/local/scheduler/`);
+- crash faults for the queue-driven invocations, set with `PUT /_local/faults` (see `infra/local/queues/crashes.py`);
+- counters of what the functions would be billed for, `GET /_local/usage` (see `infra/local/usage/`);
+- the Replicate emulator (`infra/local/replicate/`), whose webhooks come back through the gateway;
+- the Stripe emulator (`infra/local/stripe/`: checkout page, signed events to POST /webhooks/stripe);
 - every email sent through SES, readable at `GET /_local/mail` (`PUT {"deliver": false}` makes SES refuse).
 
 `python -m infra.local.stack` runs it in the foreground; Ctrl-C stops it.
@@ -28,31 +31,28 @@ import signal
 import socket
 import sys
 import threading
-import time
-import traceback
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from infra.local.aws_gate.identities import ADMIN_KEY
 from infra.local.c2pa_chain import make_local_chain
-from infra.local.crashes import CrashFaults, validate_crash_faults
-from infra.local.gateway import http_event, match, reply, static
-from infra.local.identities import ADMIN_KEY, LOCAL_SECRET, LocalIdentities, enforced
+from infra.local.cloud import REGION, LocalCloud
+from infra.local.gateway.server import Gateway, LocalRoute
+from infra.local.log import log
 from infra.local.mail import mail_route
-from infra.local.schedules import next_fire, scheduled_event
-from infra.local.template import ROOT, LocalTemplate, Schedule
-from infra.local.usage import Usage
+from infra.local.queues.crashes import CrashFaults, faults_route
+from infra.local.queues.pollers import QueuePollers
+from infra.local.scheduler.clock import clock_route, make_clock
+from infra.local.scheduler.scheduler import Scheduler
+from infra.local.template import ROOT, LocalTemplate
+from infra.local.usage.counters import Usage
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
 MAIL_IDENTITY = "portrait-studio.local"  # the SES identity outcome emails are sent from (moto keeps them)
 LOCAL_STRIPE_KEY = "sk_test_local_emulator"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 # The stack's own (admin) credentials; fixed ones keep a developer's real AWS keys away from the local endpoints.
 LOCAL_AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": ADMIN_KEY,
@@ -66,10 +66,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def log(message: str) -> None:
-    print(f"[stack] {message}", file=sys.stderr, flush=True)
 
 
 class LocalStack:
@@ -92,36 +88,14 @@ class LocalStack:
         self.visibility_timeout_s = visibility_timeout_s
         self.step_delay_s = step_delay_s
         self.api_url = f"http://127.0.0.1:{self.port}"
-        self.aws_url = f"http://127.0.0.1:{self.moto_port}"
-        self.r2_url = self.aws_url
-        self.prefix = "portrait-studio-local"
-        self.bucket = f"{self.prefix}-bucket"
-        self.table_names = {logical: f"{self.prefix}-{logical}" for logical in self.template.tables}
-        self.usage = Usage(self.template, self.table_names)
-        self.identities = LocalIdentities(
-            template_path,
-            list(self.template.functions),
-            {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "MailIdentity": MAIL_IDENTITY, "Environment": "local"},
-            names={**self.table_names, **{q: self._queue_url(q) for q in self.template.queues}},
-            arns={
-                **{t: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{n}" for t, n in self.table_names.items()},
-                **{q: self._queue_arn(q) for q in self.template.queues},
-            },
-        )
-        self.r2_credentials = {"LOCALR2KEY": uuid.uuid4().hex}  # the R2 API token's key pair (R2 is not IAM)
-        self.queue_urls: dict[str, str] = {}
-        self.runtime: Any = None  # infra.local.runtime.LambdaRuntime, once started
+        self.cloud = LocalCloud(self.template, template_path, self.moto_port, MAIL_IDENTITY)
+        self.usage = Usage(self.template, self.cloud.table_names)
+        self.runtime: Any = None  # infra.local.invoker.runtime.LambdaRuntime, once started
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._next_fire: dict[tuple[str, str], datetime] = {}
-        self._schedule_lock = threading.Lock()
-        self._record_lock = threading.Lock()
         self.clock: Any = None
-        self._moto: Any = None
-        self._gate: Any = None
-        self._aws_gate: Any = None
-        self.aws_gate_url = ""
-        self._gateway: ThreadingHTTPServer | None = None
+        self.scheduler: Scheduler | None = None
+        self._gateway: Gateway | None = None
         self.emulator: Any = None
         self.stripe: Any = None
         self.crashes = CrashFaults()
@@ -129,8 +103,8 @@ class LocalStack:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         os.environ.update(LOCAL_AWS_ENVIRONMENT)
-        self._start_moto()
-        self._provision()
+        self.cloud.start(self.usage, lambda: self.clock.now() if self.clock else datetime.now(UTC))
+        self.cloud.provision(self.api_url, self.visibility_timeout_s)
         self._start_emulator()
         self._start_stripe()
         self._start_functions()
@@ -139,15 +113,14 @@ class LocalStack:
         self._start_scheduler()
         self._write_state()
         log(
-            f"ready: api {self.api_url}  web {self.api_url}/  aws {self.aws_url}  replicate {self.emulator.url}"
+            f"ready: api {self.api_url}  web {self.api_url}/  aws {self.cloud.aws_url}  replicate {self.emulator.url}"
             f"  stripe {self.stripe.url}  mail {self.api_url}/_local/mail"
         )
 
     def stop(self) -> None:
         self._stop.set()
         if self._gateway:
-            self._gateway.shutdown()
-            self._gateway.server_close()
+            self._gateway.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         if self.runtime:
@@ -156,77 +129,17 @@ class LocalStack:
             self.emulator.stop()
         if self.stripe:
             self.stripe.stop()
-        if self._gate:
-            self._gate.stop()
-        if self._aws_gate:
-            self._aws_gate.stop()
-        if self._moto:
-            self._moto.stop()
+        self.cloud.stop()
         for name in ("stack.json", "clock-offset"):
             (self.state_dir / name).unlink(missing_ok=True)
         log("stopped")
 
-    def _start_moto(self) -> None:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        # werkzeug's access log would print every presigned URL, signature included.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        from infra.local.s3_gate import S3Gate
-
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
-        self._moto.start()
-        # The object store as clients see it: moto behind a gate that checks presigned URLs like R2 does
-        # (signature, expiry, signed Content-Type and Content-Length); moto itself checks none of them.
-        # Only the R2 key signs requests to it (as R2 knows no AWS role), by header or presigned URL.
-        self._gate = S3Gate(
-            upstream=self.aws_url,
-            credentials=self.r2_credentials,
-            header_keys=frozenset(self.r2_credentials),
-            on_forward=self.usage.count_r2,
-        )
-        self._gate.start()
-        self.r2_url = str(self._gate.url)
-        from infra.local.aws_gate import AwsGate
-
-        self._aws_gate = AwsGate(
-            self.aws_url,
-            self.identities.roles,
-            self.identities.callers(),
-            lambda: self.clock.now() if self.clock else datetime.now(UTC),
-            region=REGION,
-            account=ACCOUNT,
-            enforced=enforced(),
-            on_call=self.usage.count_aws,
-        )
-        self._aws_gate.start()
-        self.aws_gate_url = self._aws_gate.url
-
-    def _client(self, service: str) -> Any:
-        import boto3
-
-        return boto3.client(service, region_name=REGION, endpoint_url=self.aws_url)
-
-    def _provision(self) -> None:
-        from infra.local.provision import create_bucket, create_queues, create_tables
-
-        create_bucket(self._client("s3"), self.bucket, self.api_url)
-        create_tables(self._client("dynamodb"), self.template, self.table_names)
-        self._client("sesv2").create_email_identity(EmailIdentity=MAIL_IDENTITY)
-        self.queue_urls = create_queues(
-            self._client("sqs"), self.template, self.prefix, self._queue_arn, self.visibility_timeout_s
-        )
-
     def _start_emulator(self) -> None:
         import httpx
 
-        from infra.local.replicate_emulator import ReplicateEmulator
-        from portrait_studio.clock import MovableClock
+        from infra.local.replicate.emulator import ReplicateEmulator
 
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        # The functions' worker processes read the offset from this file on every `now()`.
-        self.clock = MovableClock(offset_file=self.state_dir / "clock-offset")
+        self.clock = make_clock(self.state_dir)
         self.emulator = ReplicateEmulator(
             port=self.replicate_port, api_token=LOCAL_TOKEN, step_delay_s=self.step_delay_s, clock=self.clock.now
         )
@@ -238,73 +151,61 @@ class LocalStack:
         ).json()["key"]
         # A throwaway C2PA chain (a test root and its leaf): results verify, but no viewer trusts that root.
         chain = make_local_chain()
-        ssm = self._client("ssm")
-        ((r2_key, r2_secret),) = self.r2_credentials.items()
-        for name, value in (
-            (self._param("r2-access-key-id"), r2_key),
-            (self._param("r2-secret-access-key"), r2_secret),
-            (self._param("replicate-api-token"), LOCAL_TOKEN),
-            (self._param("replicate-webhook-secret"), secret),
-            (self._param("c2pa-signing-key"), chain.private_key_pem),
-            (self._param("c2pa-certificate-chain"), chain.certificate_chain_pem),
-        ):
-            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        ((r2_key, r2_secret),) = self.cloud.r2_credentials.items()
+        self.cloud.put_parameters(
+            [
+                ("r2-access-key-id", r2_key),
+                ("r2-secret-access-key", r2_secret),
+                ("replicate-api-token", LOCAL_TOKEN),
+                ("replicate-webhook-secret", secret),
+                ("c2pa-signing-key", chain.private_key_pem),
+                ("c2pa-certificate-chain", chain.certificate_chain_pem),
+            ]
+        )
 
     def _start_stripe(self) -> None:
         """Stripe's emulator, seeded with the $12.90 price and SAVE3; its signed events come back through the
         gateway to POST /webhooks/stripe, as Stripe's would to the deployed API."""
-        from infra.local.stripe_emulator import StripeEmulator
+        from infra.local.stripe.emulator import StripeEmulator
 
         self.stripe = StripeEmulator(
             api_key=LOCAL_STRIPE_KEY, webhook_url=f"{self.api_url}/webhooks/stripe", clock=self.clock.now
         )
         self.stripe.start()
-        ssm = self._client("ssm")
-        for name, value in (
-            (self._param("stripe-secret-key"), LOCAL_STRIPE_KEY),
-            (self._param("stripe-webhook-secret"), self.stripe.webhook_secret),
-        ):
-            ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
-
-    def _param(self, name: str) -> str:
-        return f"/portrait-studio/local/{name}"
-
-    def _queue_url(self, logical: str) -> str:
-        return f"{self.aws_url}/{ACCOUNT}/{self.prefix}-{logical}"
-
-    def _queue_arn(self, logical: str) -> str:
-        return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{logical}"
+        self.cloud.put_parameters(
+            [("stripe-secret-key", LOCAL_STRIPE_KEY), ("stripe-webhook-secret", self.stripe.webhook_secret)]
+        )
 
     def credentials_for(self, function: str) -> dict[str, str]:
-        """The AWS credentials `function`'s process runs with: its own role's (see infra/local/identities.py)."""
-        return self.identities.credentials_for(function)
+        """The AWS credentials `function`'s process runs with: its own role's (infra/local/aws_gate/identities.py)."""
+        return self.cloud.identities.credentials_for(function)
 
     def local_environment(self) -> dict[str, str]:
         """Every PORTRAIT_* variable the template sets, with its local value."""
         return {
             "PORTRAIT_ENVIRONMENT": "local",
-            "PORTRAIT_AWS_ENDPOINT_URL": self.aws_gate_url,
-            "PORTRAIT_R2_ENDPOINT_URL": self.r2_url,
+            "PORTRAIT_AWS_ENDPOINT_URL": self.cloud.aws_gate_url,
+            "PORTRAIT_R2_ENDPOINT_URL": self.cloud.r2_url,
             "PORTRAIT_R2_REGION": REGION,
-            "PORTRAIT_BUCKET": self.bucket,
-            "PORTRAIT_TABLE_NAME": self.table_names.get("JobsTable", ""),
-            "PORTRAIT_IDEMPOTENCY_TABLE_NAME": self.table_names.get("IdempotencyTable", ""),
-            "PORTRAIT_NORMALIZE_QUEUE_URL": self.queue_urls.get("NormalizeQueue", ""),
-            "PORTRAIT_DISPATCH_QUEUE_URL": self.queue_urls.get("DispatchQueue", ""),
-            "PORTRAIT_COLLECT_QUEUE_URL": self.queue_urls.get("CollectQueue", ""),
-            "PORTRAIT_REPLICATE_TOKEN_PARAM": self._param("replicate-api-token"),
-            "PORTRAIT_WEBHOOK_SECRET_PARAM": self._param("replicate-webhook-secret"),
-            "PORTRAIT_C2PA_SIGNING_KEY_PARAM": self._param("c2pa-signing-key"),
-            "PORTRAIT_C2PA_CERTIFICATE_CHAIN_PARAM": self._param("c2pa-certificate-chain"),
-            "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": self._param("r2-access-key-id"),
-            "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": self._param("r2-secret-access-key"),
+            "PORTRAIT_BUCKET": self.cloud.bucket,
+            "PORTRAIT_TABLE_NAME": self.cloud.table_names.get("JobsTable", ""),
+            "PORTRAIT_IDEMPOTENCY_TABLE_NAME": self.cloud.table_names.get("IdempotencyTable", ""),
+            "PORTRAIT_NORMALIZE_QUEUE_URL": self.cloud.queue_urls.get("NormalizeQueue", ""),
+            "PORTRAIT_DISPATCH_QUEUE_URL": self.cloud.queue_urls.get("DispatchQueue", ""),
+            "PORTRAIT_COLLECT_QUEUE_URL": self.cloud.queue_urls.get("CollectQueue", ""),
+            "PORTRAIT_REPLICATE_TOKEN_PARAM": self.cloud.param("replicate-api-token"),
+            "PORTRAIT_WEBHOOK_SECRET_PARAM": self.cloud.param("replicate-webhook-secret"),
+            "PORTRAIT_C2PA_SIGNING_KEY_PARAM": self.cloud.param("c2pa-signing-key"),
+            "PORTRAIT_C2PA_CERTIFICATE_CHAIN_PARAM": self.cloud.param("c2pa-certificate-chain"),
+            "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": self.cloud.param("r2-access-key-id"),
+            "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": self.cloud.param("r2-secret-access-key"),
             "PORTRAIT_REPLICATE_API_URL": self.emulator.url,
             "PORTRAIT_OUTPUT_ORIGINS": self.emulator.url,  # the emulator serves its outputs itself
             "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
             "PORTRAIT_WEB_ORIGIN": self.api_url,
             "PORTRAIT_STRIPE_API_URL": self.stripe.url,
-            "PORTRAIT_STRIPE_SECRET_KEY_PARAM": self._param("stripe-secret-key"),
-            "PORTRAIT_STRIPE_WEBHOOK_SECRET_PARAM": self._param("stripe-webhook-secret"),
+            "PORTRAIT_STRIPE_SECRET_KEY_PARAM": self.cloud.param("stripe-secret-key"),
+            "PORTRAIT_STRIPE_WEBHOOK_SECRET_PARAM": self.cloud.param("stripe-webhook-secret"),
             "PORTRAIT_STRIPE_PRICE_ID": self.stripe.price_id,
             "PORTRAIT_MAIL_FROM": f"Portrait Studio <headshots@{MAIL_IDENTITY}>",
             "PORTRAIT_MAIL_CONFIGURATION_SET": "",
@@ -317,9 +218,9 @@ class LocalStack:
 
     def _start_functions(self) -> None:
         """Each function in worker processes of its own, with only its template's environment (see
-        `infra/local/runtime.py`); nothing of theirs is set in this process."""
-        from infra.local.lambda_env import function_environment, function_spec
-        from infra.local.runtime import LambdaRuntime
+        `infra/local/invoker/`); nothing of theirs is set in this process."""
+        from infra.local.invoker.environment import function_environment, function_spec
+        from infra.local.invoker.runtime import LambdaRuntime
 
         cap = int(os.environ.get("LOCAL_MAX_WORKERS_PER_FUNCTION", "2"))
         values = self.local_environment()
@@ -342,220 +243,54 @@ class LocalStack:
         with self.usage.invocation(function):
             return self.runtime.invoke(function, event)
 
-    # --- gateway -----------------------------------------------------------------------------------
+    # --- gateway, queues, schedules ---------------------------------------------------------------------
     def _start_gateway(self) -> None:
-        stack = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # the functions log; access lines would only add noise (and URLs)
-
-            def _handle(self) -> None:
-                stack.handle_http(self)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle
-
-        self._gateway = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._gateway.daemon_threads = True
-        self._spawn("gateway", self._gateway.serve_forever)
-
-    def handle_http(self, request: BaseHTTPRequestHandler) -> None:
-        split = urlsplit(request.path)
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
-        method = request.command.upper()
-        try:
-            if split.path == "/_local/usage":
-                status, headers, payload = self.usage.route(method)
-            elif split.path in ("/_local/iam", "/_local/aws-faults"):
-                status, headers, payload = self._aws_gate.route(method, split.path, body)
-            elif split.path.startswith("/_local/"):
-                status, headers, payload = self._local_route(method, split.path, body)
-            else:
-                route, params = match(self.template.routes, method, split.path)
-                if route is None:
-                    status, headers, payload = static(method, split.path, self.api_url, self.r2_url)
-                else:
-                    event = http_event(request, route, params, split.query, body, self.port)
-                    status, headers, payload = reply(self.invoke(route.function, event))
-        except Exception:
-            traceback.print_exc()
-            status, headers, payload = 500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
-        request.send_response(status)
-        for name, value in headers.items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        if method != "HEAD":
-            request.wfile.write(payload)
-
-    def _local_route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        json_headers = {"Content-Type": "application/json"}
-        if path == "/_local/faults":
-            return self._faults_route(method, body)
-        if path == "/_local/clock" and method == "POST":
-            try:
-                seconds = float(json.loads(body or b"{}").get("advance_seconds", 0))
-                if seconds < 0:
-                    raise ValueError
-            except (ValueError, AttributeError, TypeError):
-                error = {"error": {"code": "invalid_request", "message": "advance_seconds must be a number ≥ 0"}}
-                return 400, json_headers, json.dumps(error).encode()
-            now = self.clock.advance(seconds)
-            fired = self.fire_due_schedules()
-            return 200, json_headers, json.dumps({"now": now.isoformat(), "fired": fired}).encode()
-        if path == "/_local/clock" and method == "GET":
-            return 200, json_headers, json.dumps({"now": self.clock.now().isoformat()}).encode()
-        if path == "/_local/mail":
-            return mail_route(method, body, lambda: self._client("sesv2"), MAIL_IDENTITY)
-        if path == "/_local/health":
-            return 200, json_headers, b'{"ok":true}'
-        return 404, json_headers, b'{"error":{"code":"not_found","message":"No such route."}}'
-
-    # --- queues ------------------------------------------------------------------------------------
-    def _start_pollers(self) -> None:
-        # As many pollers per queue as the function may run at once (its MaximumConcurrency, capped locally).
-        for source in self.template.queue_sources:
-            self.identities.check_event_source(source.function, self._queue_arn(source.queue))
-            for slot in range(self.runtime.concurrency(source.function)):
-                self._spawn(
-                    f"poll-{source.queue}-{slot}", lambda s=source: self._poll(s.function, s.queue, s.batch_size)
-                )
-
-    def _poll(self, function: str, queue: str, batch_size: int) -> None:
-        import boto3
-
-        # Lambda's event source mapping polls with the function's role: through the AWS gate, as its own caller.
-        sqs = boto3.client(
-            "sqs",
-            region_name=REGION,
-            endpoint_url=self.aws_gate_url,
-            aws_access_key_id=self.identities.event_source_key_of(function),
-            aws_secret_access_key=LOCAL_SECRET,
+        self._gateway = Gateway(
+            self.port, self.template.routes, self.invoke, self._local_routes(), self.api_url, self.cloud.r2_url
         )
-        url = self.queue_urls[queue]
-        arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.prefix}-{queue}"
-        while not self._stop.is_set():
-            try:
-                received = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1, AttributeNames=["All"]
-                ).get("Messages", [])
-            except Exception:
-                if self._stop.is_set():
-                    return
-                time.sleep(0.5)
-                continue
-            if not received:
-                continue
-            self._record_messages(queue, received)
-            event = {"Records": [self._sqs_record(m, arn) for m in received]}
-            crash = self.crashes.draw()
-            if crash == "before":
-                self._crashed(function, crash, len(received))
-                continue
-            try:
-                response = self.invoke(function, event) or {}
-                failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
-            except Exception:
-                traceback.print_exc()
-                failed = {m["MessageId"] for m in received}
-            if crash == "after":
-                self._crashed(function, crash, len(received))
-                continue
-            done = [m for m in received if m["MessageId"] not in failed]
-            if done:
-                try:
-                    sqs.delete_message_batch(
-                        QueueUrl=url,
-                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-                    )
-                except Exception:
-                    traceback.print_exc()  # undeleted: SQS delivers the batch again, as it would on AWS
+        self._spawn("gateway", self._gateway.bind().serve_forever)
 
-    def _record_messages(self, queue: str, received: list[dict[str, Any]]) -> None:
-        """With LOCAL_RECORD_MESSAGES=<file>, every message a function receives is appended there (JSON lines):
-        tests read what travelled through the queues (e.g. that no face embedding ever did)."""
-        target = os.environ.get("LOCAL_RECORD_MESSAGES")
-        if not target:
-            return
-        with self._record_lock, Path(target).open("a") as out:
-            for message in received:
-                out.write(json.dumps({"queue": queue, "body": message.get("Body", "")}) + "\n")
-
-    # --- crash faults ------------------------------------------------------------------------------
-    def _faults_route(self, method: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _local_routes(self) -> dict[str, LocalRoute]:
+        """The stack's own controls under `/_local/` (see each part for what its route takes)."""
         json_headers = {"Content-Type": "application/json"}
-        if method == "GET":
-            return 200, json_headers, json.dumps(self.crashes.state()).encode()
-        if method == "DELETE":
-            return 200, json_headers, json.dumps(self.crashes.reset()).encode()
-        if method != "PUT":
-            return 405, json_headers, b'{"error":{"code":"method_not_allowed","message":"Use GET, PUT or DELETE."}}'
-        try:
-            rate, seed = validate_crash_faults(json.loads(body or b"null"))
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
-            error = {"error": {"code": "invalid_request", "message": str(exc)}}
-            return 400, json_headers, json.dumps(error).encode()
-        log(f"crash faults: crash_rate {rate} seed {seed}")
-        return 200, json_headers, json.dumps(self.crashes.configure(rate, seed)).encode()
-
-    def _crashed(self, function: str, point: str, messages: int) -> None:
-        # The batch stays undeleted: SQS hands it out again once the visibility timeout runs out.
-        log(
-            f"injected crash: {function} died {point} its handler; its {messages} message(s) come back "
-            f"when the {self.visibility_timeout_s}s visibility timeout ends"
-        )
-
-    def _sqs_record(self, message: dict[str, Any], arn: str) -> dict[str, Any]:
+        aws_gate = self.cloud.aws_gate
+        assert aws_gate is not None
         return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": message.get("MessageAttributes", {}),
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": arn,
-            "awsRegion": REGION,
+            "/_local/usage": lambda method, _path, _body: self.usage.route(method),
+            "/_local/iam": aws_gate.route,
+            "/_local/aws-faults": aws_gate.route,
+            "/_local/faults": lambda method, _path, body: faults_route(self.crashes, method, body),
+            "/_local/clock": lambda method, _path, body: clock_route(self.clock, self.fire_due_schedules, method, body),
+            "/_local/mail": lambda method, _path, body: mail_route(
+                method, body, lambda: self.cloud.client("sesv2"), MAIL_IDENTITY
+            ),
+            "/_local/health": lambda _method, _path, _body: (200, json_headers, b'{"ok":true}'),
         }
 
-    # --- schedules ---------------------------------------------------------------------------------
+    def _start_pollers(self) -> None:
+        pollers = QueuePollers(
+            self.template.queue_sources,
+            self.cloud.identities,
+            self.invoke,
+            self.crashes,
+            self._stop,
+            region=REGION,
+            queue_urls=self.cloud.queue_urls,
+            queue_arn=self.cloud.queue_arn,
+            aws_gate_url=self.cloud.aws_gate_url,
+            visibility_timeout_s=self.visibility_timeout_s,
+        )
+        pollers.start(self.runtime.concurrency, self._spawn)
+
     def _start_scheduler(self) -> None:
-        now = self.clock.now()
-        for schedule in self.template.schedules:
-            self._next_fire[(schedule.function, schedule.name)] = next_fire(schedule.expression, now)
-        self._spawn("scheduler", self._schedule_loop)
-
-    def _schedule_loop(self) -> None:
-        # Tests may ask for the reconciler more often than the template does (LOCAL_RECONCILE_EVERY_S).
-        extra = float(os.environ.get("LOCAL_RECONCILE_EVERY_S", "0"))
-        last_extra = time.monotonic()
-        while not self._stop.wait(min(1.0, extra) if extra else 1.0):
-            try:
-                self.fire_due_schedules()
-                if extra and time.monotonic() - last_extra >= extra:
-                    last_extra = time.monotonic()
-                    self.invoke("ReconcileFunction", scheduled_event(self._reconcile_schedule(), self.clock.now()))
-            except Exception:
-                traceback.print_exc()
-
-    def _reconcile_schedule(self) -> Schedule:
-        return next(s for s in self.template.schedules if s.function == "ReconcileFunction")
+        self.scheduler = Scheduler(self.template.schedules, self.clock.now, self.invoke, self._stop)
+        self.scheduler.prime()
+        self._spawn("scheduler", self.scheduler.run)
 
     def fire_due_schedules(self) -> list[str]:
         """Invoke every schedule whose time has come (once, however many periods passed)."""
-        fired = []
-        with self._schedule_lock:
-            now = self.clock.now()
-            for schedule in self.template.schedules:
-                key = (schedule.function, schedule.name)
-                if self._next_fire[key] <= now:
-                    self._next_fire[key] = next_fire(schedule.expression, now)
-                    self.invoke(schedule.function, scheduled_event(schedule, now))
-                    fired.append(f"{schedule.function}.{schedule.name}")
-        return fired
+        assert self.scheduler is not None
+        return self.scheduler.fire_due()
 
     # --- helpers -----------------------------------------------------------------------------------
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -567,20 +302,20 @@ class LocalStack:
         return {
             "api_url": self.api_url,
             "web_url": f"{self.api_url}/",
-            "aws_endpoint_url": self.aws_url,
-            "r2_endpoint_url": self.r2_url,
+            "aws_endpoint_url": self.cloud.aws_url,
+            "r2_endpoint_url": self.cloud.r2_url,
             "replicate_url": self.emulator.url,
             "replicate_token": LOCAL_TOKEN,
             "stripe_url": self.stripe.url,
             # The emulator's own loopback-only key: a script can act as Stripe's dashboard (a refund by hand).
             "stripe_secret_key": LOCAL_STRIPE_KEY,
-            "bucket": self.bucket,
+            "bucket": self.cloud.bucket,
             "region": REGION,
-            "tables": self.table_names,
-            "table": self.table_names.get("JobsTable"),
-            "queues": self.queue_urls,
+            "tables": self.cloud.table_names,
+            "table": self.cloud.table_names.get("JobsTable"),
+            "queues": self.cloud.queue_urls,
             "pid": os.getpid(),
-            "iam_enforced": self._aws_gate.enforced if self._aws_gate else False,
+            "iam_enforced": self.cloud.aws_gate.enforced if self.cloud.aws_gate else False,
             # Everything an operator command needs to reach this stack (`portrait-studio` applies it as is).
             "environment": {**LOCAL_AWS_ENVIRONMENT, **self.local_environment()},
         }

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from infra.local.client import PortraitClient
-from infra.local.replicate_emulator import FULL_FAULT_PROFILE
+from infra.local.replicate.faults import FULL_FAULT_PROFILE
 from tests.e2e.conftest import GOOD, predictions
 
 pytestmark = pytest.mark.e2e

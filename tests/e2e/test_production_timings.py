@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from infra.local.client import PortraitClient, running_stack
-from infra.local.replicate_emulator import FULL_FAULT_PROFILE
+from infra.local.replicate.faults import FULL_FAULT_PROFILE
 from portrait_studio.config import Settings
 from tests.e2e.conftest import GOOD, drained, predictions
 from tests.e2e.test_ledger import assert_refunded_once_and_recorded, paid_job_whose_refund_record_fails

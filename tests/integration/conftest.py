@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 
-from infra.local.emulator_http import LoopbackEmulator
-from infra.local.replicate_emulator import ReplicateEmulator
+from infra.local.emulators.loopback import LoopbackEmulator
+from infra.local.replicate.emulator import ReplicateEmulator
 from infra.local.template import LocalTemplate
 from portrait_studio import wiring
 from portrait_studio.config import Settings

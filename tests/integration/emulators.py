@@ -16,7 +16,7 @@ from typing import Any
 
 from replicate.client import Client
 
-from infra.local.replicate_emulator import ReplicateEmulator
+from infra.local.replicate.emulator import ReplicateEmulator
 
 REPLICATE_TOKEN = "r8_test_token"
 PHOTOMAKER_VERSION = "ddfc2b08d209f9fa8c1eca692712918bd449f695dabb4a958da31802a9570fe4"

@@ -14,9 +14,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.local.aws_gate import AwsGate, Caller
-from infra.local.aws_requests import AwsRequest
-from infra.local.identities import ADMIN_KEY, LOCAL_SECRET, LocalIdentities
+from infra.local.aws_gate.gate import AwsGate, Caller
+from infra.local.aws_gate.identities import ADMIN_KEY, LOCAL_SECRET, LocalIdentities
+from infra.local.aws_gate.request import AwsRequest
 from infra.local.provision import create_queues, create_tables
 from infra.local.template import LocalTemplate
 

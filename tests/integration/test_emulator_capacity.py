@@ -20,7 +20,9 @@ from replicate.client import Client
 from replicate.prediction import Prediction
 from standardwebhooks import Webhook
 
-from infra.local.replicate_emulator import IDLE_SHUTDOWN_S, NSFW_ERROR, ReplicateEmulator
+from infra.local.replicate.capacity import IDLE_SHUTDOWN_S
+from infra.local.replicate.emulator import ReplicateEmulator
+from infra.local.replicate.model import NSFW_ERROR
 from portrait_studio.clock import MovableClock
 from tests.integration.emulators import PHOTOMAKER_VERSION as VERSION
 from tests.integration.emulators import REPLICATE_TOKEN as TOKEN

@@ -19,12 +19,8 @@ import pytest
 from PIL import Image, ImageOps
 from replicate.prediction import Prediction
 
-from infra.local.replicate_emulator import (
-    OTHER_PERSON_PHOTO,
-    ReplicateEmulator,
-    _load_reference,
-    render_preview,
-)
+from infra.local.replicate.emulator import ReplicateEmulator
+from infra.local.replicate.render import OTHER_PERSON_PHOTO, load_reference, render_preview
 from portrait_studio.config import Settings
 from portrait_studio.services import face_recognizer
 from tests.integration.emulators import PHOTOMAKER_VERSION as VERSION
@@ -115,7 +111,7 @@ def test_identity_drift_rate_one_shows_the_bundled_face_in_every_output(emulator
     assert len(outputs) == 4
     assert "identity_drift_rate" in prediction.logs
 
-    other = _load_reference(OTHER_PERSON_PHOTO.read_bytes())
+    other = load_reference(OTHER_PERSON_PHOTO.read_bytes())
     reference = _descriptor(_rgb(REFERENCE.read_bytes()))
     bundled = _descriptor(np.asarray(other))
     for index, data in enumerate(outputs):

@@ -12,19 +12,14 @@ from typing import Any
 
 import pytest
 
-from infra.local.lambda_env import (
+from infra.local.invoker.environment import (
     LOCAL_ENDPOINT_VARIABLES,
     all_template_variables,
     function_concurrency,
     function_environment,
 )
-from infra.local.runtime import (
-    FunctionError,
-    FunctionOutOfMemory,
-    FunctionPool,
-    FunctionSpec,
-    FunctionTimeout,
-)
+from infra.local.invoker.pool import FunctionPool
+from infra.local.invoker.spec import FunctionError, FunctionOutOfMemory, FunctionSpec, FunctionTimeout
 from infra.local.template import ROOT, LocalTemplate
 from portrait_studio.clock import MovableClock
 

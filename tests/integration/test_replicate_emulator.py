@@ -20,7 +20,8 @@ from replicate.prediction import Prediction
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from infra.local.replicate_emulator import NSFW_ERROR, ReplicateEmulator
+from infra.local.replicate.emulator import ReplicateEmulator
+from infra.local.replicate.model import NSFW_ERROR
 from portrait_studio.adapters.replicate_http import ReplicateHttpGenerator
 from portrait_studio.errors import GeneratorRateLimited
 from tests.integration.emulators import PHOTOMAKER_VERSION as VERSION

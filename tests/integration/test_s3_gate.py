@@ -13,7 +13,8 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from infra.local.s3_gate import S3Gate, verify_presigned
+from infra.local.s3_gate.gate import S3Gate
+from infra.local.s3_gate.sigv4 import verify_presigned
 from portrait_studio.adapters.aws import object_store_client
 from portrait_studio.adapters.s3_blobs import S3BlobStore
 from portrait_studio.config import Settings

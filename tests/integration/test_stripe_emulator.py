@@ -15,15 +15,11 @@ import httpx
 import pytest
 import stripe
 
-from infra.local.stripe_emulator import (
-    API_VERSION,
-    COUPON_ID,
-    DEFAULT_PRICE_ID,
-    PROMOTION_CODE_ID,
-    StripeEmulator,
-    decode_form,
-    sign_payload,
-)
+from infra.local.stripe.emulator import StripeEmulator
+from infra.local.stripe.params import decode_form
+from infra.local.stripe.seeds import COUPON_ID, DEFAULT_PRICE_ID, PROMOTION_CODE_ID
+from infra.local.stripe.webhooks import sign_payload
+from infra.local.stripe.wire import API_VERSION
 from tests.integration.emulators import Delivery, Receiver
 
 pytestmark = pytest.mark.integration

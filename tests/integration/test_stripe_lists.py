@@ -9,7 +9,7 @@ import httpx
 import pytest
 import stripe
 
-from infra.local.stripe_emulator import StripeEmulator
+from infra.local.stripe.emulator import StripeEmulator
 from tests.integration import test_stripe_emulator as base
 from tests.integration.emulators import Receiver
 from tests.integration.test_stripe_emulator import API_KEY, HOOK, Clock, _create, _paid

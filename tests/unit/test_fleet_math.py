@@ -1,4 +1,4 @@
-"""The arithmetic behind the fleet benchmark: usage estimates (infra/local/usage.py) and their prices."""
+"""The arithmetic behind the fleet benchmark: usage estimates (infra/local/usage/) and their prices."""
 
 from __future__ import annotations
 
@@ -24,16 +24,10 @@ from benchmarks.fleet import (
     total_usd,
 )
 from infra.local.template import LocalTemplate
-from infra.local.usage import (
-    DynamoDbEstimator,
-    TableShape,
-    Usage,
-    item_bytes,
-    r2_class,
-    r2_operation,
-    replicate_call,
-    sqs_requests,
-)
+from infra.local.usage.calls import replicate_call, sqs_requests
+from infra.local.usage.counters import Usage
+from infra.local.usage.dynamodb import DynamoDbEstimator, TableShape, item_bytes
+from infra.local.usage.r2 import r2_class, r2_operation
 
 TABLE = "jobs"
 

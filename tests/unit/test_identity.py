@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from infra.local.replicate_emulator import OUTPUT_SIZE, render_preview
+from infra.local.replicate.render import OUTPUT_SIZE, render_preview
 from portrait_studio.config import Settings
 from portrait_studio.errors import PhotoRejected
 from portrait_studio.services import face_recognizer

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from infra.local.replicate_emulator import _load_reference, render_preview
+from infra.local.replicate.render import load_reference, render_preview
 from portrait_studio import keys
 from portrait_studio.models import FaceBox, Job, JobStatus
 from portrait_studio.services.crops import CROP_SIDE, MIN_SIDE, crop_box, linkedin_crop
@@ -94,7 +94,7 @@ def test_every_delivered_headshot_has_a_stamped_linkedin_crop_also_in_the_zip(
 
 
 def render(photo: bytes, index: int) -> bytes:
-    return render_preview(_load_reference(photo), "a portrait of a person img", "Photographic (Default)", 1, index, 4)
+    return render_preview(load_reference(photo), "a portrait of a person img", "Photographic (Default)", 1, index, 4)
 
 
 @pytest.mark.skipif(not ONE_FACE, reason=f"photo corpus not found at {CORPUS} (set PORTRAIT_CORPUS)")

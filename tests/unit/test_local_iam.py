@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.local.aws_requests import read_request
-from infra.local.iam import Resolver, Role, Statement
-from infra.local.identities import LocalIdentities
+from infra.local.aws_gate.iam import Resolver, Role, Statement
+from infra.local.aws_gate.identities import LocalIdentities
+from infra.local.aws_gate.request import read_request
 from infra.local.template import LocalTemplate
 
 REGION, ACCOUNT = "us-east-1", "123456789012"

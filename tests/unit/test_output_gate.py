@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.replicate_emulator import OTHER_PERSON_PHOTO, _backdrop, _load_reference, render_preview
+from infra.local.replicate.render import OTHER_PERSON_PHOTO, backdrop, load_reference, render_preview
 from portrait_studio import keys
 from portrait_studio.api_models import CreateJobRequest, FileSpec
 from portrait_studio.models import Job, JobStatus
@@ -22,7 +22,7 @@ PERSON_A = ["person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic"]
 
 
 def render(base_photo: bytes | None, index: int) -> bytes:
-    base = _load_reference(base_photo) if base_photo else _backdrop("a portrait", "Photographic", index)
+    base = load_reference(base_photo) if base_photo else backdrop("a portrait", "Photographic", index)
     return render_preview(base, "a portrait of a person img", "Photographic (Default)", 1, index, 4)
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.gateway import static
-from infra.local.web_headers import HEADERS_FILE, headers_for, matches, parse, served_headers
+from infra.local.gateway.static import static
+from infra.local.gateway.web_headers import HEADERS_FILE, headers_for, matches, parse, served_headers
 
 API, R2 = "https://abc123.execute-api.eu-west-1.amazonaws.com", "https://acct.r2.cloudflarestorage.com"
 WEB = HEADERS_FILE.parent

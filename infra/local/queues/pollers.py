@@ -1,0 +1,139 @@
+"""Lambda's SQS event source mappings: each queue polled and fed to its function in real SQS batch events.
+
+As many pollers per queue as the function may run at once. A batch item the function reports failed
+(`batchItemFailures`), or a whole batch whose invocation failed, stays undeleted: SQS delivers it again after the
+visibility timeout. Crash faults (`crashes.py`) make a function die before or after its handler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from infra.local.aws_gate.identities import LOCAL_SECRET, LocalIdentities
+from infra.local.log import log
+from infra.local.queues.crashes import CrashFaults
+from infra.local.template import QueueSource
+
+
+class QueuePollers:
+    """The pollers of every queue the template maps to a function, polling with that function's role."""
+
+    def __init__(
+        self,
+        sources: list[QueueSource],
+        identities: LocalIdentities,
+        invoke: Callable[[str, dict[str, Any]], Any],
+        crashes: CrashFaults,
+        stop: threading.Event,
+        *,
+        region: str,
+        queue_urls: dict[str, str],
+        queue_arn: Callable[[str], str],
+        aws_gate_url: str,
+        visibility_timeout_s: int,
+    ) -> None:
+        self._sources = sources
+        self._identities = identities
+        self._invoke = invoke
+        self._crashes = crashes
+        self._stop = stop
+        self._region = region
+        self._queue_urls = queue_urls
+        self._queue_arn = queue_arn
+        self._aws_gate_url = aws_gate_url
+        self._visibility_timeout_s = visibility_timeout_s
+        self._record_lock = threading.Lock()
+
+    def start(self, concurrency: Callable[[str], int], spawn: Callable[[str, Callable[[], None]], None]) -> None:
+        # As many pollers per queue as the function may run at once (its MaximumConcurrency, capped locally).
+        for source in self._sources:
+            self._identities.check_event_source(source.function, self._queue_arn(source.queue))
+            for slot in range(concurrency(source.function)):
+                spawn(f"poll-{source.queue}-{slot}", lambda s=source: self._poll(s.function, s.queue, s.batch_size))
+
+    def _poll(self, function: str, queue: str, batch_size: int) -> None:
+        import boto3
+
+        # Lambda's event source mapping polls with the function's role: through the AWS gate, as its own caller.
+        sqs = boto3.client(
+            "sqs",
+            region_name=self._region,
+            endpoint_url=self._aws_gate_url,
+            aws_access_key_id=self._identities.event_source_key_of(function),
+            aws_secret_access_key=LOCAL_SECRET,
+        )
+        url = self._queue_urls[queue]
+        arn = self._queue_arn(queue)
+        while not self._stop.is_set():
+            try:
+                received = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1, AttributeNames=["All"]
+                ).get("Messages", [])
+            except Exception:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.5)
+                continue
+            if not received:
+                continue
+            self._record_messages(queue, received)
+            event = {"Records": [self._sqs_record(m, arn) for m in received]}
+            crash = self._crashes.draw()
+            if crash == "before":
+                self._crashed(function, crash, len(received))
+                continue
+            try:
+                response = self._invoke(function, event) or {}
+                failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+            except Exception:
+                traceback.print_exc()
+                failed = {m["MessageId"] for m in received}
+            if crash == "after":
+                self._crashed(function, crash, len(received))
+                continue
+            done = [m for m in received if m["MessageId"] not in failed]
+            if done:
+                try:
+                    sqs.delete_message_batch(
+                        QueueUrl=url,
+                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                    )
+                except Exception:
+                    traceback.print_exc()  # undeleted: SQS delivers the batch again, as it would on AWS
+
+    def _record_messages(self, queue: str, received: list[dict[str, Any]]) -> None:
+        """With LOCAL_RECORD_MESSAGES=<file>, every message a function receives is appended there (JSON lines):
+        tests read what travelled through the queues (e.g. that no face embedding ever did)."""
+        target = os.environ.get("LOCAL_RECORD_MESSAGES")
+        if not target:
+            return
+        with self._record_lock, Path(target).open("a") as out:
+            for message in received:
+                out.write(json.dumps({"queue": queue, "body": message.get("Body", "")}) + "\n")
+
+    def _crashed(self, function: str, point: str, messages: int) -> None:
+        # The batch stays undeleted: SQS hands it out again once the visibility timeout runs out.
+        log(
+            f"injected crash: {function} died {point} its handler; its {messages} message(s) come back "
+            f"when the {self._visibility_timeout_s}s visibility timeout ends"
+        )
+
+    def _sqs_record(self, message: dict[str, Any], arn: str) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn,
+            "awsRegion": self._region,
+        }
