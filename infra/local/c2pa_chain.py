@@ -2,7 +2,7 @@
 
 C2PA refuses a self-signed signing certificate, so the leaf is issued by a root; the leaf carries what C2PA
 asks of a claim signer (digitalSignature, the emailProtection EKU, not a CA). No viewer trusts this root:
-manifests signed with it validate, but show as untrusted (README "Provenance").
+manifests signed with it validate, but show as untrusted (docs/provenance.md).
 """
 
 from __future__ import annotations

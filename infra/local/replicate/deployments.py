@@ -13,7 +13,7 @@ from infra.local.replicate.wire import JSONDict, iso
 from portrait_studio.config import PHOTOMAKER_VERSION
 
 # Any `owner/name` is a deployment (no list to keep in step with the config), serving PhotoMaker at the pinned
-# version on the hardware the README recommends.
+# version on the hardware docs/deploying.md recommends.
 DEPLOYMENT_HARDWARE: Final = "gpu-a40-large"
 
 
