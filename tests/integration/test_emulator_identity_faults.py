@@ -22,7 +22,7 @@ from replicate.prediction import Prediction
 from infra.local.replicate.emulator import ReplicateEmulator
 from infra.local.replicate.render import OTHER_PERSON_PHOTO, load_reference, render_preview
 from portrait_studio.config import Settings
-from portrait_studio.services import face_recognizer
+from portrait_studio.services.identity import Descriptor, describe_face
 from tests.integration.emulators import PHOTOMAKER_VERSION as VERSION
 from tests.integration.emulators import replicate_client
 
@@ -77,17 +77,13 @@ def _faces(rgb: np.ndarray) -> list[Any]:
     return list(rects)
 
 
-def _descriptor(rgb: np.ndarray) -> np.ndarray:
+def _descriptor(rgb: np.ndarray) -> Descriptor:
     faces = _faces(rgb)
     assert faces, "no face"
     main = max(faces, key=lambda rect: rect.area())
     height, width = rgb.shape[:2]
     box = (max(0, main.left()), max(0, main.top()), min(width, main.right() + 1), min(height, main.bottom() + 1))
-    return face_recognizer.describe(rgb, box)
-
-
-def _distance(first: np.ndarray, second: np.ndarray) -> float:
-    return float(1.0 - np.dot(first, second))  # cosine distance, as identity.Descriptor
+    return describe_face(rgb, box)
 
 
 def _has_banner(rgb: np.ndarray) -> bool:
@@ -102,7 +98,7 @@ def test_without_the_faults_every_output_shows_the_reference_person(emulator: Re
     for data in outputs:
         rgb = _rgb(data)
         assert _has_banner(rgb)
-        assert _distance(_descriptor(rgb), reference) < SAME_PERSON
+        assert _descriptor(rgb).distance(reference) < SAME_PERSON
 
 
 def test_identity_drift_rate_one_shows_the_bundled_face_in_every_output(emulator: ReplicateEmulator) -> None:
@@ -120,8 +116,8 @@ def test_identity_drift_rate_one_shows_the_bundled_face_in_every_output(emulator
         rgb = _rgb(data)
         assert _has_banner(rgb)
         face = _descriptor(rgb)
-        assert _distance(face, bundled) < SAME_PERSON
-        assert _distance(face, reference) > SAME_PERSON  # somebody else than the reference shows
+        assert face.distance(bundled) < SAME_PERSON
+        assert face.distance(reference) > SAME_PERSON  # somebody else than the reference shows
 
 
 def test_faceless_rate_one_gives_outputs_without_a_face(emulator: ReplicateEmulator) -> None:
@@ -161,7 +157,7 @@ def test_the_faults_are_drawn_per_output_and_a_seed_replays_them(
             if not _faces(rgb):
                 kinds.append("faceless")
             else:
-                kinds.append("same" if _distance(_descriptor(rgb), reference) < SAME_PERSON else "other")
+                kinds.append("same" if _descriptor(rgb).distance(reference) < SAME_PERSON else "other")
     assert set(kinds) == {"same", "other", "faceless"}, kinds
 
 

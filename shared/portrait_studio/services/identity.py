@@ -141,9 +141,7 @@ class OutputJudgement:
 
 
 # --- descriptors --------------------------------------------------------------------------------------
-def describe_face(
-    image_rgb: npt.NDArray[np.uint8], box: FaceBox | tuple[int, int, int, int], settings: Settings
-) -> Descriptor:
+def describe_face(image_rgb: npt.NDArray[np.uint8], box: FaceBox | tuple[int, int, int, int]) -> Descriptor:
     """The descriptor of the face in `box`: a FaceBox, or (left, top, right, bottom) with right/bottom exclusive.
 
     The box should come from the HOG detector (faces.py): the recognizer aligns the face HOG found.
@@ -160,12 +158,12 @@ def describe_photo(jpeg: bytes, settings: Settings, box: FaceBox | None = None) 
     """
     rgb = decode_rgb(jpeg)
     if box is not None:
-        return describe_face(rgb, box, settings)
+        return describe_face(rgb, box)
     faces = detect_faces(rgb, settings)
     if not faces:
         return None
     height, width = rgb.shape[:2]
-    return describe_face(rgb, faces[0].clipped(width, height), settings)
+    return describe_face(rgb, faces[0].clipped(width, height))
 
 
 def describe_references(
@@ -267,7 +265,7 @@ def judge_output(image_bytes: bytes, consensus: Descriptor, settings: Settings) 
         return OutputJudgement(drop="extra_faces", faces=counted, distance=None, likeness=None)
     height, width = rgb.shape[:2]
     left, top, right, bottom = main.clipped(width, height)
-    distance = describe_face(rgb, (left, top, right, bottom), settings).distance(consensus)
+    distance = describe_face(rgb, (left, top, right, bottom)).distance(consensus)
     drop: Drop | None = "not_like_you" if distance > settings.identity_output_max_distance else None
     box = FaceBox(left=left, top=top, width=right - left, height=bottom - top)
     likeness = likeness_score(distance, settings)
