@@ -252,6 +252,8 @@ class _PersonOnce:
         from portrait_studio.services.plan import select_references
 
         c = self._collector
-        references = select_references(c.store.list_files(self._job.job_id))
+        references = select_references(
+            c.store.list_files(self._job.job_id), c.settings.identity_same_person_max_distance
+        )
         descriptors = describe_references(c.blobs, self._job.job_id, references, c.settings)
         return check_one_person(descriptors, c.settings).consensus

@@ -65,7 +65,7 @@ class DispatchService:
             return result
         existing = {s.slot: s for s in self.store.list_slots(job_id)}
         wanted = list(slots) if slots else [name for name, s in existing.items() if s.status == SlotStatus.PLANNED]
-        references = select_references(self.store.list_files(job_id))
+        references = select_references(self.store.list_files(job_id), self.settings.identity_same_person_max_distance)
         if not references:
             for name in wanted:
                 if name in existing and self.lifecycle.give_up(existing[name], "no usable reference photo"):

@@ -116,7 +116,11 @@ def assess(
                 files[key] = f.model_copy(update={"quality": quality})
 
     # Collect: the chosen references' consensus (collect._PersonOnce).
-    chosen = [f.file_id for f in select_references(files.values()) if f.file_id in descriptors]
+    chosen = [
+        f.file_id
+        for f in select_references(files.values(), settings.identity_same_person_max_distance)
+        if f.file_id in descriptors
+    ]
     consensus = check_one_person({key: descriptors[key] for key in chosen}, settings)
     person = consensus.consensus
     if person is not None and not distances:

@@ -93,17 +93,19 @@ def slot_seed(job_id: str, slot: str, attempt: int) -> int:
     return int.from_bytes(digest[:4], "big") % 2_147_483_647
 
 
-def select_references(files: Iterable[UploadFile], limit: int = MAX_REFERENCES) -> list[UploadFile]:
+def select_references(
+    files: Iterable[UploadFile], same_person_max_distance: float, limit: int = MAX_REFERENCES
+) -> list[UploadFile]:
     """The photos most like the person (closest to their photos' consensus), then by face size and sharpness,
-    then greedily for variety of pose."""
+    then greedily for variety of pose. Accepted photos lie within `same_person_max_distance` (intake's
+    identity_same_person_max_distance) of the consensus."""
     candidates = [f for f in files if f.status == FileStatus.ACCEPTED and f.quality is not None]
 
     def quality(f: UploadFile) -> float:
         assert f.quality is not None
         distance = f.quality.identity_distance if f.quality.identity_distance is not None else 0.3
-        # Accepted photos lie within intake's 0.67 of the consensus (cosine, SFace). Weighs twice: a photo unlike
-        # the person blurs the identity.
-        closeness = 1.0 - min(distance, 0.67) / 0.67
+        # Weighs twice: a photo unlike the person blurs the identity.
+        closeness = 1.0 - min(distance, same_person_max_distance) / same_person_max_distance
         return 2 * closeness + min(f.quality.face_fraction, 0.6) / 0.6 + min(f.quality.sharpness, 500.0) / 500.0
 
     chosen: list[UploadFile] = []
