@@ -16,6 +16,7 @@ from typing import Any
 
 from infra.local.aws_gate.gate import AwsGate
 from infra.local.aws_gate.identities import LocalIdentities, enforced
+from infra.local.dynamodb_atomic import make_dynamodb_atomic
 from infra.local.provision import create_bucket, create_queues, create_tables
 from infra.local.s3_gate.gate import S3Gate
 from infra.local.template import LocalTemplate
@@ -67,6 +68,7 @@ class LocalCloud:
     def start(self, usage: Usage, now: Callable[[], datetime]) -> None:
         from moto.server import ThreadedMotoServer
 
+        make_dynamodb_atomic()
         # werkzeug's access log would print every presigned URL, signature included.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
