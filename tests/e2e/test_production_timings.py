@@ -1,4 +1,4 @@
-"""The promise at the template's own timings: the reconciler every 5 minutes, its default grace periods and
+"""The promise at the template's own timings: the reconciler every minute, its default grace periods and
 time limit, nothing shortened. The test moves the local clock (which fires the schedules) instead of waiting.
 
 Each profile runs one job over HTTP, like a real client, and checks what a user would see: `ready` with at
