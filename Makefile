@@ -91,6 +91,7 @@ openapi: setup
 bench: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check --group bench
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/job_cpu.py
 	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/more_like_this.py
 	$(PY) benchmarks/realtime.py

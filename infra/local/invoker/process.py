@@ -20,7 +20,7 @@ from infra.local.invoker.spec import FunctionCrash, FunctionError, FunctionOutOf
 from infra.local.log import log
 from infra.local.template import ROOT
 
-POLL_S = 0.025  # how often a running invocation's memory is looked at
+POLL_S = 0.05  # how often a running invocation's memory is looked at (VmHWM keeps a spike between looks)
 INIT_TIMEOUT_S = 60.0  # Lambda allows 10 s; two shared cores importing dlib and boto3 at once need more
 
 

@@ -74,11 +74,17 @@ def _ascii(text: str) -> str:
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
+    """The text, or its longest prefix that fits with "..." after it (found by halving: measuring text is slow)."""
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text + "..."
+    fits, too_long = 0, len(text)
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if draw.textlength(text[:middle] + "...", font=font) <= width:
+            fits = middle
+        else:
+            too_long = middle
+    return text[:fits] + "..."
 
 
 def _draw_banner(image: Image.Image, caption: str) -> None:
