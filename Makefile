@@ -49,7 +49,7 @@ PYTEST_PARALLEL ?= -n auto --dist loadfile
 test: setup browser $(CHECKOV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy shared/portrait_studio functions
+	$(PY) -m mypy shared/portrait_studio functions infra/local
 	$(VENV)/bin/cfn-lint template.yaml
 	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_FLAGS)
 	$(PY) -m pytest tests $(PYTEST_PARALLEL)
@@ -58,7 +58,7 @@ lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 typecheck: setup
-	$(PY) -m mypy shared/portrait_studio functions
+	$(PY) -m mypy shared/portrait_studio functions infra/local
 
 template-lint: setup
 	$(VENV)/bin/cfn-lint template.yaml

@@ -29,7 +29,7 @@ def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
     return {name: value}
 
 
-_CfnLoader.add_multi_constructor("!", _construct)
+_CfnLoader.add_multi_constructor("!", _construct)  # type: ignore[no-untyped-call]
 
 
 def load_template(path: Path | None = None) -> dict[str, Any]:

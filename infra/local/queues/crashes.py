@@ -71,7 +71,8 @@ class CrashFaults:
             return point
 
     def _state_locked(self) -> dict[str, Any]:
-        counts = {**self._counts, "total": sum(self._counts.values())}
+        counts: dict[str, int] = {str(point): n for point, n in self._counts.items()}
+        counts["total"] = sum(self._counts.values())
         return {"crash_rate": self._rate, "seed": self._seed, "crashes": counts}
 
 

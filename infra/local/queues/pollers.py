@@ -7,6 +7,7 @@ visibility timeout. Crash faults (`crashes.py`) make a function die before or af
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -56,7 +57,8 @@ class QueuePollers:
         for source in self._sources:
             self._identities.check_event_source(source.function, self._queue_arn(source.queue))
             for slot in range(concurrency(source.function)):
-                spawn(f"poll-{source.queue}-{slot}", lambda s=source: self._poll(s.function, s.queue, s.batch_size))
+                poll = functools.partial(self._poll, source.function, source.queue, source.batch_size)
+                spawn(f"poll-{source.queue}-{slot}", poll)
 
     def _poll(self, function: str, queue: str, batch_size: int) -> None:
         import boto3

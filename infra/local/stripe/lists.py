@@ -7,13 +7,20 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Any
 
 from infra.local.stripe.errors import StripeError, missing
 from infra.local.stripe.params import integer_param
 from infra.local.stripe.wire import JSONDict
 
-_BOUNDS = {"gt": lambda v, b: v > b, "gte": lambda v, b: v >= b, "lt": lambda v, b: v < b, "lte": lambda v, b: v <= b}
+_BOUNDS: dict[str, Callable[[int, int], bool]] = {
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 
 class ListParamError(ValueError):
