@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from infra.local.account import ACCOUNT, REGION
 from infra.local.aws_gate.gate import AwsGate
 from infra.local.aws_gate.identities import LocalIdentities, enforced
 from infra.local.dynamodb_atomic import make_dynamodb_atomic
@@ -22,9 +23,6 @@ from infra.local.provision import create_bucket, create_queues, create_tables
 from infra.local.s3_gate.gate import S3Gate
 from infra.local.template import LocalTemplate
 from infra.local.usage.counters import Usage
-
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 
 
 def _list_moto_modules_once() -> None:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-REGION, ACCOUNT = "us-east-1", "123456789012"
+from infra.local.account import ACCOUNT, REGION
 
 
 def mail_route(method: str, body: bytes, sesv2: Callable[[], Any], identity: str) -> tuple[int, dict[str, str], bytes]:

@@ -36,9 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra.local.account import REGION
 from infra.local.aws_gate.identities import ADMIN_KEY
-from infra.local.c2pa_chain import make_local_chain
-from infra.local.cloud import REGION, LocalCloud
+from infra.local.cloud import LocalCloud
+from infra.local.environment import portrait_environment, put_deploy_parameters
 from infra.local.gateway.server import Gateway, LocalRoute
 from infra.local.log import log
 from infra.local.mail import mail_route
@@ -48,7 +49,6 @@ from infra.local.scheduler.clock import clock_route, make_clock
 from infra.local.scheduler.scheduler import Scheduler
 from infra.local.template import ROOT, LocalTemplate
 from infra.local.usage.counters import Usage
-from portrait_studio.config import PHOTOMAKER_VERSION
 
 LOCAL_TOKEN = "r8_local_emulator_token"  # noqa: S105 - the emulator's fixed local token, not a secret
 MAIL_IDENTITY = "portrait-studio.local"  # the SES identity outcome emails are sent from (moto keeps them)
@@ -135,8 +135,6 @@ class LocalStack:
         log("stopped")
 
     def _start_emulator(self) -> None:
-        import httpx
-
         from infra.local.replicate.emulator import ReplicateEmulator
 
         self.clock = make_clock(self.state_dir)
@@ -145,23 +143,6 @@ class LocalStack:
         )
         self.emulator.start()
         self.usage.watch_replicate(self.emulator)
-        # As at deploy time: fetch the webhook signing secret from Replicate and keep it in SSM.
-        secret = httpx.get(
-            f"{self.emulator.url}/v1/webhooks/default/secret", headers={"Authorization": f"Bearer {LOCAL_TOKEN}"}
-        ).json()["key"]
-        # A throwaway C2PA chain (a test root and its leaf): results verify, but no viewer trusts that root.
-        chain = make_local_chain()
-        ((r2_key, r2_secret),) = self.cloud.r2_credentials.items()
-        self.cloud.put_parameters(
-            [
-                ("r2-access-key-id", r2_key),
-                ("r2-secret-access-key", r2_secret),
-                ("replicate-api-token", LOCAL_TOKEN),
-                ("replicate-webhook-secret", secret),
-                ("c2pa-signing-key", chain.private_key_pem),
-                ("c2pa-certificate-chain", chain.certificate_chain_pem),
-            ]
-        )
 
     def _start_stripe(self) -> None:
         """Stripe's emulator, seeded with the $12.90 price and SAVE3; its signed events come back through the
@@ -172,9 +153,7 @@ class LocalStack:
             api_key=LOCAL_STRIPE_KEY, webhook_url=f"{self.api_url}/webhooks/stripe", clock=self.clock.now
         )
         self.stripe.start()
-        self.cloud.put_parameters(
-            [("stripe-secret-key", LOCAL_STRIPE_KEY), ("stripe-webhook-secret", self.stripe.webhook_secret)]
-        )
+        put_deploy_parameters(self.cloud, self.emulator.url, LOCAL_TOKEN, self.stripe, LOCAL_STRIPE_KEY)
 
     def credentials_for(self, function: str) -> dict[str, str]:
         """The AWS credentials `function`'s process runs with: its own role's (infra/local/aws_gate/identities.py)."""
@@ -182,39 +161,7 @@ class LocalStack:
 
     def local_environment(self) -> dict[str, str]:
         """Every PORTRAIT_* variable the template sets, with its local value."""
-        return {
-            "PORTRAIT_ENVIRONMENT": "local",
-            "PORTRAIT_AWS_ENDPOINT_URL": self.cloud.aws_gate_url,
-            "PORTRAIT_R2_ENDPOINT_URL": self.cloud.r2_url,
-            "PORTRAIT_R2_REGION": REGION,
-            "PORTRAIT_BUCKET": self.cloud.bucket,
-            "PORTRAIT_TABLE_NAME": self.cloud.table_names.get("JobsTable", ""),
-            "PORTRAIT_IDEMPOTENCY_TABLE_NAME": self.cloud.table_names.get("IdempotencyTable", ""),
-            "PORTRAIT_NORMALIZE_QUEUE_URL": self.cloud.queue_urls.get("NormalizeQueue", ""),
-            "PORTRAIT_DISPATCH_QUEUE_URL": self.cloud.queue_urls.get("DispatchQueue", ""),
-            "PORTRAIT_COLLECT_QUEUE_URL": self.cloud.queue_urls.get("CollectQueue", ""),
-            "PORTRAIT_REPLICATE_TOKEN_PARAM": self.cloud.param("replicate-api-token"),
-            "PORTRAIT_WEBHOOK_SECRET_PARAM": self.cloud.param("replicate-webhook-secret"),
-            "PORTRAIT_C2PA_SIGNING_KEY_PARAM": self.cloud.param("c2pa-signing-key"),
-            "PORTRAIT_C2PA_CERTIFICATE_CHAIN_PARAM": self.cloud.param("c2pa-certificate-chain"),
-            "PORTRAIT_R2_ACCESS_KEY_ID_PARAM": self.cloud.param("r2-access-key-id"),
-            "PORTRAIT_R2_SECRET_ACCESS_KEY_PARAM": self.cloud.param("r2-secret-access-key"),
-            "PORTRAIT_REPLICATE_API_URL": self.emulator.url,
-            "PORTRAIT_OUTPUT_ORIGINS": self.emulator.url,  # the emulator serves its outputs itself
-            "PORTRAIT_WEBHOOK_URL": f"{self.api_url}/webhooks/replicate",
-            "PORTRAIT_WEB_ORIGIN": self.api_url,
-            "PORTRAIT_STRIPE_API_URL": self.stripe.url,
-            "PORTRAIT_STRIPE_SECRET_KEY_PARAM": self.cloud.param("stripe-secret-key"),
-            "PORTRAIT_STRIPE_WEBHOOK_SECRET_PARAM": self.cloud.param("stripe-webhook-secret"),
-            "PORTRAIT_STRIPE_PRICE_ID": self.stripe.price_id,
-            "PORTRAIT_MAIL_FROM": f"Portrait Studio <headshots@{MAIL_IDENTITY}>",
-            "PORTRAIT_MAIL_CONFIGURATION_SET": "",
-            "PORTRAIT_PHOTOMAKER_VERSION": os.environ.get("PORTRAIT_PHOTOMAKER_VERSION", PHOTOMAKER_VERSION),
-            # Empty, as the template's default passes it: no deployment, the pinned version.
-            "PORTRAIT_REPLICATE_DEPLOYMENT": os.environ.get("PORTRAIT_REPLICATE_DEPLOYMENT", ""),
-            "POWERTOOLS_SERVICE_NAME": "portrait-studio",
-            "POWERTOOLS_METRICS_NAMESPACE": "PortraitStudio",
-        }
+        return portrait_environment(self.cloud, self.emulator.url, self.stripe, self.api_url, MAIL_IDENTITY)
 
     def _start_functions(self) -> None:
         """Each function in worker processes of its own, with only its template's environment (see

@@ -10,9 +10,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from infra.local.account import ACCOUNT
 from infra.local.template import Route
-
-ACCOUNT = "123456789012"
 
 
 def match(routes: list[Route], method: str, path: str) -> tuple[Route | None, dict[str, str]]:

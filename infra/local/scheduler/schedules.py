@@ -6,9 +6,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from infra.local.account import ACCOUNT, REGION
 from infra.local.template import Schedule
-
-REGION, ACCOUNT = "us-east-1", "123456789012"
 
 
 def scheduled_event(schedule: Schedule, now: datetime) -> dict[str, Any]:
