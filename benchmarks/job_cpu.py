@@ -5,7 +5,7 @@ stack's CPU per job, not its latency, decides how long `make test` takes. Prints
 3 selfies, one HEIC, no faults): CPU seconds of the stack process (moto, the gates, the Replicate and Stripe
 emulators, the scheduler) and of each function's worker processes, against the same figures measured with this
 script at commit c329d79 (before the emulator's caption fitting, moto's module list and the memory watch were made
-cheaper).
+cheaper, and before collect described a job's references once per batch rather than once per message).
 
 Run: `python benchmarks/job_cpu.py [--runs N]`.
 """

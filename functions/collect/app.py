@@ -35,4 +35,8 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    # One person per job for the whole batch (several of a job's predictions often arrive together), then forgotten.
+    with wiring.container().generation.one_collect_invocation():
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )

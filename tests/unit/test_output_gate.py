@@ -14,7 +14,7 @@ from portrait_studio.models import Job, JobStatus
 from portrait_studio.ports import PaymentEvent
 from portrait_studio.services.jobs import _ranked_results
 from portrait_studio.services.normalization import NormalizationService
-from tests.unit.conftest import NORMALIZE, World
+from tests.unit.conftest import COLLECT, NORMALIZE, World
 from tests.unit.helpers import finish_all, run_queues
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -81,3 +81,31 @@ def test_results_are_ordered_by_likeness_within_each_style(world: World, paid_jo
     for ranked in _ranked_results(paid_job, world.store.list_slots(paid_job)).values():
         scores = [r.likeness for r in ranked]
         assert scores == sorted(scores, reverse=True) and [r.rank for r in ranked] == list(range(1, len(ranked) + 1))
+
+
+def test_one_invocation_reads_the_person_once_per_job_and_forgets_it_after(world: World, paid_job: str) -> None:
+    """A batch often holds several of a job's predictions: the references are read once for all of them (less
+    work per batch), and the next invocation reads them again (the person is never kept between invocations)."""
+    person = (SAMPLES / "person-a-1.jpg").read_bytes()
+    world.downloader.by_index = {i: render(person, i) for i in range(4)}
+    run_queues(world)  # every prediction created (no collect is queued yet)
+    finish_all(world, paid_job)
+    collects = world.queue.take(COLLECT)
+    assert len(collects) >= 3
+    reads: list[str] = []
+    read = world.blobs.get
+
+    def counted(key: str, *args: object) -> bytes:
+        if key.startswith(keys.reference(paid_job, "").removesuffix(".jpg")):
+            reads.append(key)
+        return read(key, *args)  # type: ignore[arg-type]
+
+    world.blobs.get = counted  # type: ignore[method-assign]
+    with world.generation.one_collect_invocation():
+        for body in collects[:2]:
+            assert world.generation.collect(body["job_id"], body["slot"]) == 4
+    in_one_batch = len(reads)
+    assert in_one_batch == 3  # each of the three references once, for both predictions
+    with world.generation.one_collect_invocation():
+        assert world.generation.collect(collects[2]["job_id"], collects[2]["slot"]) == 4
+    assert len(reads) == 2 * in_one_batch  # the next invocation describes the person again

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from portrait_studio import keys
@@ -40,6 +41,18 @@ class CollectService:
     # Marks every stored result as AI-made (XMP + signed C2PA); a failure raises, so nothing is stored unmarked.
     # None only where tests build the service without it; wiring always passes one.
     provenance: ProvenanceStamp | None = None
+    # Each job's person while one invocation's batch is collected (`one_invocation`); None outside one.
+    _people: dict[str, _PersonOnce] | None = field(default=None, init=False, repr=False)
+
+    @contextmanager
+    def one_invocation(self) -> Iterator[None]:
+        """Within it, each job's person is computed once for all of that job's messages in the batch (a batch of
+        four often holds several of one job's predictions); at its end the person is forgotten."""
+        self._people = {}
+        try:
+            yield
+        finally:
+            self._people = None
 
     # --- outcomes ----------------------------------------------------------------------------------
     def record_event(self, job_id: str, slot: str, claim_id: str | None, body: Mapping[str, Any]) -> str:
@@ -132,7 +145,7 @@ class CollectService:
         copied; returns their result numbers with their likeness, and what was dropped why."""
         style, k = slot.slot.split("#")
         kept = KeptOutputs()
-        person = _PersonOnce(self, job)
+        person = self._person_of(job)
         for i, url in enumerate(slot.outputs[: slot.num_outputs]):
             number = int(k) * self.settings.outputs_per_prediction + i + 1
             key = keys.result(job.job_id, style, number)
@@ -180,6 +193,11 @@ class CollectService:
             if image.format != "PNG" or image.size != OUTPUT_SIZE:
                 raise OutputInvalid()
         return data
+
+    def _person_of(self, job: Job) -> _PersonOnce:
+        if self._people is None:
+            return _PersonOnce(self, job)
+        return self._people.setdefault(job.job_id, _PersonOnce(self, job))
 
     def _judge(self, data: bytes, person: _PersonOnce) -> OutputJudgement:
         from portrait_studio.services.identity import OutputJudgement, judge_output
@@ -232,8 +250,9 @@ class KeptOutputs:
 
 
 class _PersonOnce:
-    """The job's person (the mean descriptor of its reference photos), computed at most once per collect, in
-    memory only: it is never stored, logged or passed on, and it is gone when the collect ends."""
+    """The job's person (the mean descriptor of its reference photos), computed at most once per collect
+    invocation, in memory only: it is never stored, logged or passed on, and it is gone when the invocation ends
+    (`CollectService.one_invocation`; outside one, when the message's collect ends)."""
 
     def __init__(self, collector: CollectService, job: Job) -> None:
         self._collector = collector

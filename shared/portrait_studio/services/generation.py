@@ -8,6 +8,7 @@ email) from collect, by message; an orphan the webhook receiver finds is cancele
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -94,6 +95,10 @@ class GenerationService:
 
     def collect(self, job_id: str, slot: str) -> int:
         return self.collector.collect(job_id, slot)
+
+    def one_collect_invocation(self) -> AbstractContextManager[None]:
+        """One invocation's batch of collects: each job's person is computed once in it, and forgotten after."""
+        return self.collector.one_invocation()
 
     def finish_if_done(self, job_id: str) -> None:
         self.finisher.finish_if_done(job_id)
