@@ -26,8 +26,8 @@ from infra.local.usage.counters import Usage
 
 
 def _list_moto_modules_once() -> None:
-    """moto's server lists its own package directory on every request to find the service (a tenth of the stack's
-    CPU in a job); the list never changes while it runs."""
+    """moto's server lists its own package directory (a listdir and a stat per service) on every request to find
+    the service; the list never changes while it runs."""
     from moto import backends
 
     if not isinstance(backends.list_of_moto_modules, functools._lru_cache_wrapper):

@@ -3,9 +3,10 @@
 DynamoDB applies each request to its items atomically, and a cancelled transaction leaves every other write alone.
 moto does neither under concurrent requests: a transaction cancelled by a failed condition puts back a copy of each
 table it took when it began, erasing whatever other requests wrote in between (and takes that copy while other
-threads change the table). Seen in the stack: a DELETE's recorded refund vanished while an in-flight collect's
-transaction on the same job was cancelled, so the DELETE answered 202 instead of 204. One lock around each DynamoDB
-request makes every request atomic, as DynamoDB's are; the local stack's load is far below what one lock serves.
+threads change the table). In the stack, a DELETE made while a job was generating (its collects' transactions
+being cancelled) re-read the refund it had just recorded and found none, and answered 202 instead of 204. One lock
+around each DynamoDB request makes every request atomic, as DynamoDB's are; the local stack's load is far below
+what one lock serves.
 """
 
 from __future__ import annotations

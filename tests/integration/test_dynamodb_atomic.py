@@ -2,7 +2,7 @@
 
 moto alone puts back a copy of the table when a transaction is cancelled, erasing other requests' writes made
 meanwhile (without `make_dynamodb_atomic`, a heavier version of this race lost 39 of 300 increments). In the
-stack that lost a DELETE's recorded refund while an in-flight collect's transaction was being cancelled.
+stack, a DELETE made while its job's collects were being cancelled found the refund it had just recorded gone.
 """
 
 from __future__ import annotations
