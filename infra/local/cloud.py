@@ -7,7 +7,6 @@ to its SSM. The stack's own set-up calls go to moto directly, with the admin key
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -30,9 +29,8 @@ def _list_moto_modules_once() -> None:
     the service; the list never changes while it runs."""
     from moto import backends
 
-    if not isinstance(backends.list_of_moto_modules, functools._lru_cache_wrapper):
-        modules = tuple(backends.list_of_moto_modules())
-        backends.list_of_moto_modules = functools.lru_cache(maxsize=1)(lambda: modules)  # type: ignore[assignment]
+    modules = tuple(backends.list_of_moto_modules())  # idempotent: a second call lists the same tuple
+    backends.list_of_moto_modules = lambda: modules
 
 
 class LocalCloud:
