@@ -17,20 +17,11 @@ from typing import Any
 from infra.local.account import ACCOUNT, REGION
 from infra.local.aws_gate.gate import AwsGate
 from infra.local.aws_gate.identities import LocalIdentities, enforced
-from infra.local.dynamodb_atomic import make_dynamodb_atomic
+from infra.local.moto_setup import prepare_moto
 from infra.local.provision import create_bucket, create_queues, create_tables
 from infra.local.s3_gate.gate import S3Gate
 from infra.local.template import LocalTemplate
 from infra.local.usage.counters import Usage
-
-
-def _list_moto_modules_once() -> None:
-    """moto's server lists its own package directory (a listdir and a stat per service) on every request to find
-    the service; the list never changes while it runs."""
-    from moto import backends
-
-    modules = tuple(backends.list_of_moto_modules())  # idempotent: a second call lists the same tuple
-    backends.list_of_moto_modules = lambda: modules
 
 
 class LocalCloud:
@@ -75,8 +66,7 @@ class LocalCloud:
     def start(self, usage: Usage, now: Callable[[], datetime]) -> None:
         from moto.server import ThreadedMotoServer
 
-        make_dynamodb_atomic()
-        _list_moto_modules_once()
+        prepare_moto()
         # werkzeug's access log would print every presigned URL, signature included.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)

@@ -12,6 +12,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import boto3
 import httpx
 import pytest
 
-from infra.local.client import PortraitClient, running_stack
+from infra.local.client import Job, PortraitClient, running_stack
 from tests.e2e.conftest import FAST, GOOD, SAMPLES, items_of, objects_under, predictions
 
 pytestmark = pytest.mark.e2e
@@ -57,15 +58,32 @@ def delivered(view: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for style in view["styles"] for item in style["items"]]
 
 
-def test_a_photo_of_somebody_else_is_refused_and_the_job_is_ready(client: PortraitClient) -> None:
+@dataclass(frozen=True)
+class FinishedJob:
+    job: Job
+    waiting: dict[str, Any]  # the job when its checkout opened
+    view: dict[str, Any]  # the job when it finished
+
+
+@pytest.fixture(scope="module")
+def somebody_else_among_them(recorded: dict[str, Any]) -> FinishedJob:
+    """One whole job from three selfies and a photo of somebody else, paid and finished: what two tests read."""
     files = [*GOOD, PERSON_B]
-    job = client.create_job(files)
-    client.upload_all(job, files)
-    client.submit(job).raise_for_status()
-    waiting = client.pay(job)
+    client = PortraitClient(recorded["api_url"])
+    try:
+        job = client.create_job(files)
+        client.upload_all(job, files)
+        client.submit(job).raise_for_status()
+        waiting = client.pay(job)
+        return FinishedJob(job, waiting, client.wait_for(job, ("ready", "partial", "failed"), timeout_s=240))
+    finally:
+        client.close()
+
+
+def test_a_photo_of_somebody_else_is_refused_and_the_job_is_ready(somebody_else_among_them: FinishedJob) -> None:
+    waiting, view = somebody_else_among_them.waiting, somebody_else_among_them.view
     codes = {f["name"]: f["code"] for f in waiting["files"]}
     assert codes == {p.name: "accepted" for p in GOOD} | {PERSON_B.name: "different_person"}
-    view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=240)
     assert view["status"] == "ready" and view["images_done"] >= 30
     for style in view["styles"]:
         scores = [item["likeness"] for item in style["items"]]
@@ -138,13 +156,11 @@ def test_the_scanners_find_an_embedding_wherever_it_would_hide() -> None:
     assert not NUMBER_RUN.search(json.dumps(descriptor[:127]))
 
 
-def test_no_face_embedding_is_stored_queued_or_logged(recorded: dict[str, Any], client: PortraitClient) -> None:
-    files = [*GOOD, PERSON_B]
-    job = client.create_job(files)
-    client.upload_all(job, files)
-    client.submit(job).raise_for_status()
-    client.pay(job)
-    assert client.wait_for(job, ("ready", "partial", "failed"), timeout_s=240)["status"] == "ready"
+def test_no_face_embedding_is_stored_queued_or_logged(
+    recorded: dict[str, Any], somebody_else_among_them: FinishedJob
+) -> None:
+    job = somebody_else_among_them.job
+    assert somebody_else_among_them.view["status"] == "ready"
     texts = {
         "table items": json.dumps(items_of(recorded, job.job_id), default=str),
         "queue messages": Path(recorded["messages_path"]).read_text(),

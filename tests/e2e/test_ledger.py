@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,32 +43,50 @@ def session_of(stack: dict[str, Any], job_id: str) -> dict[str, Any]:
     return session
 
 
-def test_webhooks_dropped_while_paying_the_job_still_starts_and_the_ledger_matches(
-    stack: dict[str, Any], client: PortraitClient, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class PaidWithoutWebhooks:
+    job: Job
+    status_after_paying: str  # the job's status right after the checkout page was paid
+    view: dict[str, Any]  # the job when it finished
+    dropped: int  # the webhooks the Stripe emulator dropped
+
+
+@pytest.fixture(scope="module")
+def paid_without_webhooks(stack: dict[str, Any]) -> PaidWithoutWebhooks:
+    """A job paid while Stripe's webhooks were dropped, then finished: the ready job both tests below read."""
     faults = f"{stack['stripe_url']}/_emulator/faults"
+    client = PortraitClient(stack["api_url"])
     httpx.put(faults, json={"drop_webhooks": True}).raise_for_status()
     try:
         job, _ = accepted_job(client, styles=["corporate"])
         client.pay(job)
-        assert client.get(job).json()["status"] == "awaiting_payment"  # no event came
+        status_after_paying = client.get(job).json()["status"]
         client.advance_clock(150)  # past the payments reconciler's quiet period: it asks Stripe
         view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=240)
-        assert view["status"] == "ready" and view["payment"]["amount_total"] == 1290
-        assert httpx.get(faults).json()["dropped"] >= 1
+        dropped = httpx.get(faults).json()["dropped"]
     finally:
         httpx.delete(faults).raise_for_status()
+        client.close()
+    return PaidWithoutWebhooks(job, status_after_paying, view, dropped)
+
+
+def test_webhooks_dropped_while_paying_the_job_still_starts_and_the_ledger_matches(
+    stack: dict[str, Any], paid_without_webhooks: PaidWithoutWebhooks, tmp_path: Path
+) -> None:
+    paid = paid_without_webhooks
+    assert paid.status_after_paying == "awaiting_payment"  # no event came
+    assert paid.view["status"] == "ready" and paid.view["payment"]["amount_total"] == 1290
+    assert paid.dropped >= 1
     code, report = ledger(stack, tmp_path)
     assert code == 0, report
     assert report["paid"] >= 1 and (report["mismatches"], report["repaired"]) == (0, 0), report
 
 
 def test_a_refund_made_directly_against_a_ready_jobs_payment_is_recorded_once(
-    stack: dict[str, Any], client: PortraitClient, tmp_path: Path
+    stack: dict[str, Any], client: PortraitClient, paid_without_webhooks: PaidWithoutWebhooks, tmp_path: Path
 ) -> None:
-    job, _ = accepted_job(client, styles=["corporate"])
-    client.pay(job)
-    assert client.wait_for(job, ("ready", "partial", "failed"), timeout_s=240)["status"] == "ready"
+    job = paid_without_webhooks.job
+    assert paid_without_webhooks.view["status"] == "ready"
     intent = session_of(stack, job.job_id)["payment_intent"]
     # Support, in the dashboard: the secret key from stack.json, the payment, an amount; nothing of ours.
     by_hand = httpx.post(

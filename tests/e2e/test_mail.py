@@ -1,13 +1,11 @@
 """Come back later (issue #15): one email per outcome, to the address Stripe Checkout collected, with a private
-link that opens the job anywhere; the address is gone with the job; a mail failure never fails a job."""
+link that opens the job anywhere (read off the shared finished job in test_whole_job.py); the address is gone
+with the job; a mail failure never fails a job."""
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -16,7 +14,6 @@ from infra.local.client import Job, PortraitClient
 from tests.e2e.conftest import GOOD, items_of
 
 pytestmark = pytest.mark.e2e
-LINK = re.compile(r'href="([^"]+)"')
 
 
 def mail_to(stack: dict[str, Any], address: str) -> list[dict[str, Any]]:
@@ -37,39 +34,6 @@ def wait_for_mail(stack: dict[str, Any], address: str, timeout_s: float = 30) ->
     while not (found := mail_to(stack, address)) and time.monotonic() < deadline:
         time.sleep(0.25)
     return found
-
-
-def test_one_email_whose_private_link_opens_the_job(stack: dict[str, Any], client: PortraitClient) -> None:
-    address = "grace@example.com"
-    job = paid_job(client, address)
-    view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=180)
-    assert view["status"] == "ready"
-    [mail] = wait_for_mail(stack, address)
-    assert mail["subject"] == f"Your {view['images_done']} headshots are ready"
-    [link] = [html.unescape(href) for href in LINK.findall(mail["html"])]
-    parts = urlsplit(link)
-    assert f"{parts.scheme}://{parts.netloc}" == stack["api_url"] and not parts.query  # the token only in the fragment
-    fragment = parse_qs(parts.fragment)
-    assert fragment["job"] == [job.job_id]
-    # Another device: only the link.
-    elsewhere = PortraitClient(stack["api_url"])
-    try:
-        assert elsewhere.get(Job(job.job_id, fragment["token"][0], [])).json()["status"] == "ready"
-    finally:
-        elsewhere.close()
-    assert "X-Amz" not in mail["html"] and job.token not in mail["html"]
-    # A replayed payment event sends nothing more; the address is forgotten once the email went.
-    events = httpx.get(f"{stack['stripe_url']}/_emulator/events").json()
-    (event_id,) = [
-        e["event"]["id"]
-        for e in events
-        if e["event"]["type"] == "checkout.session.completed"
-        and e["event"]["data"]["object"]["client_reference_id"] == job.job_id
-    ]
-    httpx.post(f"{stack['stripe_url']}/_emulator/events/{event_id}/resend").raise_for_status()
-    time.sleep(2)
-    assert len(mail_to(stack, address)) == 1
-    assert address not in repr(items_of(stack, job.job_id))
 
 
 def test_delete_forgets_the_address(stack: dict[str, Any], client: PortraitClient) -> None:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from infra.local.client import PortraitClient
-from tests.e2e.conftest import GOOD, drained, objects_under, predictions
+from tests.e2e.conftest import GOOD, objects_under, predictions
 
 pytestmark = pytest.mark.e2e
 
@@ -123,30 +123,6 @@ def test_forged_stale_and_malformed_stripe_webhooks_are_refused(stack: dict[str,
     assert response.status_code == 400
     assert client.get(job).json()["status"] == "awaiting_payment"
     assert created_for(stack, job.job_id) == []
-
-
-def test_a_replayed_completion_starts_nothing_twice(stack: dict[str, Any], client: PortraitClient) -> None:
-    job, _ = accepted_job(client, styles=["corporate"])
-    client.pay(job)
-    view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=180)
-    assert view["status"] == "ready"
-    first = len(created_for(stack, job.job_id))
-    events = [
-        e
-        for e in stripe(stack, "/_emulator/events")
-        if e["event"]["type"] == "checkout.session.completed"
-        and e["event"]["data"]["object"]["client_reference_id"] == job.job_id
-    ]
-    assert len(events) == 1
-    event_id = events[0]["event"]["id"]
-    for _ in range(2):
-        httpx.post(f"{stack['stripe_url']}/_emulator/events/{event_id}/resend").raise_for_status()
-    time.sleep(2)
-    drained(stack)
-    assert len(created_for(stack, job.job_id)) == first
-    assert client.get(job).json()["status"] == "ready"
-    refunds = [r for r in stripe(stack, "/_emulator/refunds") if r["metadata"].get("job_id") == job.job_id]
-    assert refunds == []
 
 
 def test_a_failed_job_is_refunded_in_full_exactly_once(

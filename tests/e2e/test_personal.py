@@ -7,38 +7,60 @@ import json
 import statistics
 import time
 import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from infra.local.client import PortraitClient
+from infra.local.client import Job, PortraitClient
 from tests.e2e.conftest import GOOD, predictions
 
 pytestmark = pytest.mark.e2e
 
 
+def more(client: PortraitClient, job: Any, result: str) -> httpx.Response:
+    return client.http.post(f"/jobs/{job.job_id}/more", headers=client.auth(job.token), json={"result": result})
+
+
+@dataclass(frozen=True)
+class OfficeJob:
+    job: Job
+    more_while_generating: httpx.Response  # POST /more made right after paying
+    view: dict[str, Any]  # the job when its first 32 were delivered
+    prompts: list[str]  # every prediction's prompt by then
+
+
+@pytest.fixture(scope="module")
+def office_job(stack: dict[str, Any]) -> Iterator[OfficeJob]:
+    """One whole job with the office backdrop, asked for more like this while it generates: both tests' job."""
+    client = PortraitClient(stack["api_url"])
+    try:
+        job = client.create_job(GOOD, backdrop="office")
+        client.upload_all(job, GOOD)
+        client.submit(job).raise_for_status()
+        client.pay(job)
+        early = more(client, job, "corporate/1")  # still generating (or not yet started)
+        view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=180)
+        prompts = [p["input"]["prompt"] for p in predictions(stack) if job.job_id in (p.get("webhook") or "")]
+        yield OfficeJob(job, early, view, prompts)
+    finally:
+        client.close()
+
+
 def test_a_job_with_the_office_backdrop_asks_for_it_in_every_prediction(
-    client: PortraitClient, stack: dict[str, Any]
+    client: PortraitClient, office_job: OfficeJob
 ) -> None:
     files = [{"name": p.name, "content_type": "image/jpeg", "bytes": p.stat().st_size} for p in GOOD]
     refused = client.http.post("/jobs", json={"files": files, "backdrop": "beach"})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_backdrop"
     assert refused.json()["error"]["details"]["allowed"] == ["studio_grey", "office", "outdoors", "solid"]
 
-    job = client.create_job(GOOD, backdrop="office")
-    client.upload_all(job, GOOD)
-    client.submit(job).raise_for_status()
-    client.pay(job)
-    view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=180)
+    view, prompts = office_job.view, office_job.prompts
     assert view["status"] == "ready" and view["backdrop"]["kind"] == "office"
-    prompts = [p["input"]["prompt"] for p in predictions(stack) if job.job_id in (p.get("webhook") or "")]
     assert len(prompts) >= 8 and all("office" in p for p in prompts), prompts
-
-
-def more(client: PortraitClient, job: Any, result: str) -> httpx.Response:
-    return client.http.post(f"/jobs/{job.job_id}/more", headers=client.auth(job.token), json={"result": result})
 
 
 def usage(stack: dict[str, Any], method: str = "GET") -> dict[str, Any]:
@@ -49,15 +71,10 @@ def usage(stack: dict[str, Any], method: str = "GET") -> dict[str, Any]:
 
 
 def test_more_like_this_twice_makes_eight_more_then_409_and_the_zip_holds_them_all(
-    client: PortraitClient, stack: dict[str, Any]
+    client: PortraitClient, stack: dict[str, Any], office_job: OfficeJob
 ) -> None:
-    job = client.create_job(GOOD)
-    client.upload_all(job, GOOD)
-    client.submit(job).raise_for_status()
-    client.pay(job)
-    early = more(client, job, "corporate/1")  # still generating (or not yet started)
+    job, early, view = office_job.job, office_job.more_while_generating, office_job.view
     assert early.status_code == 409 and early.json()["error"]["code"] == "job_not_finished", early.text
-    view = client.wait_for(job, ("ready", "partial", "failed"), timeout_s=180)
     assert view["status"] == "ready" and view["more_rounds_left"] == 2
     chosen = view["styles"][2]["items"][0]
     done = view["images_done"]

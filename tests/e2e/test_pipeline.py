@@ -1,54 +1,17 @@
-"""A whole headshot job on the local stack, as a user's client sees it."""
+"""The pipeline on the local stack as a user's client sees it: refusals, replacements, errors, headers (the
+ordinary whole job, selfies to 32 headshots, is test_whole_job.py's)."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import zipfile
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from infra.local.client import PortraitClient
 from tests.e2e.conftest import GOOD, NO_FACE, SAMPLES
 
 pytestmark = pytest.mark.e2e
-
-
-def test_a_whole_job_from_selfies_to_32_distinct_headshots(client: PortraitClient) -> None:
-    files = [*GOOD, NO_FACE]
-    assert any(p.suffix == ".heic" for p in files)
-    job = client.create_job(files, subject="person")
-    client.upload_all(job, files)
-    assert client.submit(job).status_code == 202
-    client.pay(job)
-    view = client.wait_for(job, ("ready", "failed"), timeout_s=180)
-    assert view["status"] == "ready", view
-    verdicts = {f["name"]: (f["accepted"], f["code"]) for f in view["files"]}
-    assert verdicts["person-a-3.heic"] == (True, "accepted")
-    assert verdicts["no-face.jpg"] == (False, "no_face")
-    assert {s["style"]: s["done"] for s in view["styles"]} == {
-        "corporate": 8,
-        "business_casual": 8,
-        "creative": 8,
-        "formal": 8,
-    }
-    digests = set()
-    for style in view["styles"]:
-        for url in style["results"]:
-            response = httpx.get(url, timeout=30)
-            assert response.status_code == 200
-            image = Image.open(io.BytesIO(response.content))
-            assert (image.format, image.size) == ("PNG", (1024, 1024))
-            digests.add(hashlib.sha256(response.content).hexdigest())
-    assert len(digests) == 32
-
-    archive = client.archive(job)
-    assert archive.status_code == 200 and archive.json()["images"] == 32
-    with zipfile.ZipFile(io.BytesIO(httpx.get(archive.json()["url"], timeout=60).content)) as bundle:
-        assert len([n for n in bundle.namelist() if n.endswith(".png")]) == 32
 
 
 def test_too_few_usable_photos_go_back_to_collecting_and_can_be_replaced(client: PortraitClient) -> None:

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import boto3
 import pytest
 
-from infra.local.dynamodb_atomic import make_dynamodb_atomic
 from infra.local.emulators.loopback import LoopbackEmulator
+from infra.local.moto_setup import prepare_moto
 from infra.local.replicate.emulator import ReplicateEmulator
 from infra.local.template import LocalTemplate
 from portrait_studio import wiring
@@ -36,7 +36,7 @@ def _free_port() -> int:
 def moto_url() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    make_dynamodb_atomic()  # as the local stack's cloud does: each DynamoDB request atomic, as in AWS
+    prepare_moto()  # moto as the local stack's cloud runs it (DynamoDB requests atomic, as in AWS)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
