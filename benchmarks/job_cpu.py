@@ -4,8 +4,10 @@ The suite is CPU-bound on the 2-core machine (its end-to-end and browser tests r
 stack's CPU per job, not its latency, decides how long `make test` takes. Prints, per job (median of `--runs`,
 3 selfies, one HEIC, no faults): CPU seconds of the stack process (moto, the gates, the Replicate and Stripe
 emulators, the scheduler) and of each function's worker processes, against the same figures measured with this
-script at commit c329d79 (before the emulator's caption fitting, moto's module list and the memory watch were made
-cheaper, and before collect described a job's references once per batch rather than once per message).
+script at commit 9785e4a on the same machine the same day (2026-12-06): before moto wrote plain DynamoDB values without
+its shape walk and before the test client looked at a job every second rather than every quarter second. (At c329d79,
+before the caption fitting, moto's module list and one reference description per batch: 33.8 CPU s on an earlier
+machine, 28.1 at 9785e4a on that one.)
 
 Run: `python benchmarks/job_cpu.py [--runs N]`.
 """
@@ -29,8 +31,8 @@ from infra.local.client import PortraitClient, running_stack  # noqa: E402
 
 SELFIES = [ROOT / "samples" / name for name in ("person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic")]
 TICKS = os.sysconf("SC_CLK_TCK")
-# CPU seconds per job at c329d79, same script and machine (median of 3 jobs).
-BASELINE = {"stack process": 10.2, "CollectFunction": 21.2, "other functions": 2.6, "total": 33.8}
+# CPU seconds per job at 9785e4a, same script and machine (median of 3 jobs).
+BASELINE = {"stack process": 7.3, "CollectFunction": 13.6, "other functions": 2.3, "total": 22.9}
 
 
 def _cpu_s(pid: int) -> float:
@@ -90,7 +92,7 @@ def main() -> int:
         time.sleep(5)  # the workers' prewarm is start-up, not the job's
         runs = [one_job(client, int(stack["pid"])) for _ in range(args.runs)]
         client.close()
-    print(f"\nCPU seconds per whole job on the local stack (median of {args.runs}; baseline: c329d79)\n")
+    print(f"\nCPU seconds per whole job on the local stack (median of {args.runs}; baseline: 9785e4a)\n")
     print(f"{'process':20} {'CPU s':>8} {'baseline':>9} {'ratio':>6}")
     for name, baseline in BASELINE.items():
         value = statistics.median(r[name] for r in runs)
