@@ -130,7 +130,7 @@ def main() -> int:
     # --- time per face: every job once per round, rounds repeated, so a load spike hits them all alike -------
     face = reference.quality.face
     ref_jpeg = reference.normalized.jpeg
-    ref_rgb, out_rgb = decode_rgb(ref_jpeg), identity._decode_output(output)
+    ref_rgb, out_rgb = decode_rgb(ref_jpeg), identity.decode_output(output)
     ref_box = (face.left, face.top, face.left + face.width, face.top + face.height)
     out_box = detect_faces(out_rgb, settings)[0].clipped(out_rgb.shape[1], out_rgb.shape[0])
     jobs: dict[str, Callable[[], object]] = {
@@ -138,7 +138,7 @@ def main() -> int:
         "ref landmarks": lambda: face_recognizer.landmarks(ref_rgb, ref_box),
         "ref describe": lambda: face_recognizer.describe(ref_rgb, ref_box),
         "ref total": lambda: identity.describe_photo(ref_jpeg, settings, face),
-        "out decode": lambda: identity._decode_output(output),
+        "out decode": lambda: identity.decode_output(output),
         "out detect": lambda: detect_faces(out_rgb, settings),
         "out landmarks": lambda: face_recognizer.landmarks(out_rgb, out_box),
         "out describe": lambda: face_recognizer.describe(out_rgb, out_box),

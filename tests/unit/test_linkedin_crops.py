@@ -106,7 +106,10 @@ def test_corpus_portraits_rendered_as_headshots_crop_around_the_face(world: Worl
     if not faces:  # the output gate drops it (no_face): no headshot, no crop
         pytest.skip(f"{path}: the gate finds no face in the render")
     left, top, right, bottom = faces[0].clipped(rgb.shape[1], rgb.shape[0])
-    crop = linkedin_crop(output, FaceBox(left=left, top=top, width=right - left, height=bottom - top))
+    face = FaceBox(left=left, top=top, width=right - left, height=bottom - top)
+    crop = linkedin_crop(output, face)
+    # Collect hands over the pixels the gate decoded: the very same crop, byte for byte.
+    assert linkedin_crop(rgb, face) == crop
     if crop is None:  # the face too near the edge for a centred square: documented, no crop
         pytest.skip(f"{path}: no centred crop possible")
     assert_linkedin_ready(crop, world)

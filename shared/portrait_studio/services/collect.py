@@ -22,7 +22,12 @@ from portrait_studio.services.lifecycle import IN_FLIGHT, OUTCOME_TRANSITION, RE
 from portrait_studio.services.provenance import ProvenanceStamp
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from portrait_studio.services.identity import Descriptor, OutputJudgement
+
+    Pixels = npt.NDArray[np.uint8]  # a decoded output's RGB
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OUTPUT_SIZE = (1024, 1024)
@@ -150,32 +155,33 @@ class CollectService:
             number = int(k) * self.settings.outputs_per_prediction + i + 1
             key = keys.result(job.job_id, style, number)
             if self.blobs.size(key) is not None:  # stored by an earlier attempt that died before recording it
-                stored_data = self.blobs.get(key, self.settings.max_output_bytes)
-                judged = self._judge(stored_data, person)
+                judged, pixels = self._judge(self.blobs.get(key, self.settings.max_output_bytes), person)
                 kept.add(number, judged.likeness or 0)
-                self._crop(job, style, number, stored_data, judged, kept)
+                self._crop(job, style, number, pixels, judged, kept)
                 continue
             try:
                 data = self._fetch_png(url)
             except OutputInvalid:
                 kept.drop("invalid")
                 continue
-            judged = self._judge(data, person)
+            judged, pixels = self._judge(data, person)
             if judged.drop:
                 kept.drop(judged.drop)
                 continue
             self.blobs.put(key, self.provenance.stamp(data, "image/png") if self.provenance else data, "image/png")
             kept.add(number, judged.likeness or 0)
-            self._crop(job, style, number, data, judged, kept)
+            self._crop(job, style, number, pixels, judged, kept)
         return kept
 
-    def _crop(self, job: Job, style: str, number: int, data: bytes, judged: OutputJudgement, kept: KeptOutputs) -> None:
+    def _crop(
+        self, job: Job, style: str, number: int, pixels: Pixels | None, judged: OutputJudgement, kept: KeptOutputs
+    ) -> None:
         """The result's LinkedIn-ready square, stamped as the result is; none when the face allows no good one."""
         from portrait_studio.services.crops import linkedin_crop
 
-        if judged.face is None:
+        if judged.face is None or pixels is None:
             return
-        crop = linkedin_crop(data, judged.face)
+        crop = linkedin_crop(pixels, judged.face)
         if crop is None:
             self.metrics.count("CropsSkipped")
             return
@@ -199,16 +205,18 @@ class CollectService:
             return _PersonOnce(self, job)
         return self._people.setdefault(job.job_id, _PersonOnce(self, job))
 
-    def _judge(self, data: bytes, person: _PersonOnce) -> OutputJudgement:
-        from portrait_studio.services.identity import OutputJudgement, judge_output
+    def _judge(self, data: bytes, person: _PersonOnce) -> tuple[OutputJudgement, Pixels | None]:
+        """The gate's verdict, and the image's pixels when it decoded them (for the crop: decoded once)."""
+        from portrait_studio.services.identity import OutputJudgement, decode_output, judge_pixels
 
         consensus = person.get()
         if consensus is None:  # no reference face could be read: nothing to measure against, keep the image
-            return OutputJudgement(drop=None, faces=1, distance=None, likeness=None)
+            return OutputJudgement(drop=None, faces=1, distance=None, likeness=None), None
         try:
-            return judge_output(data, consensus, self.settings)
+            pixels = decode_output(data)
+            return judge_pixels(pixels, consensus, self.settings), pixels
         except ValueError:
-            return OutputJudgement(drop="no_face", faces=0, distance=None, likeness=None)
+            return OutputJudgement(drop="no_face", faces=0, distance=None, likeness=None), None
 
     def _still_generating(self, job_id: str) -> bool:
         job = self.store.get_job(job_id)

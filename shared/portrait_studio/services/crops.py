@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import io
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from portrait_studio.models import FaceBox
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 CROP_SIDE = 800
 MIN_SIDE = 512
@@ -46,15 +50,22 @@ def crop_box(width: int, height: int, face: FaceBox) -> CropBox | None:
     return CropBox(left, top, side)
 
 
-def linkedin_crop(image_bytes: bytes, face: FaceBox) -> bytes | None:
-    """The headshot's square crop as a JPEG without metadata (the caller stamps it), or None (see the module)."""
+def linkedin_crop(image: bytes | npt.NDArray[np.uint8], face: FaceBox) -> bytes | None:
+    """The headshot's square crop as a JPEG without metadata (the caller stamps it), or None (see the module).
+
+    `image` is the headshot's file, or its RGB pixels as the output gate decoded them (collect passes those: a
+    1024 x 1024 PNG takes about as long to decode again as the crop takes to make)."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(image_bytes)) as image:
-        box = crop_box(image.width, image.height, face)
-        if box is None:
-            return None
-        square = image.convert("RGB").crop((box.left, box.top, box.left + box.side, box.top + box.side))
+    if isinstance(image, bytes):
+        with Image.open(io.BytesIO(image)) as opened:
+            picture = opened.convert("RGB")
+    else:
+        picture = Image.fromarray(image)
+    box = crop_box(picture.width, picture.height, face)
+    if box is None:
+        return None
+    square = picture.crop((box.left, box.top, box.left + box.side, box.top + box.side))
     if box.side > CROP_SIDE:
         square = square.resize((CROP_SIDE, CROP_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()

@@ -39,10 +39,12 @@ __all__ = [
     "OutputJudgement",
     "PersonCheck",
     "check_one_person",
+    "decode_output",
     "describe_face",
     "describe_photo",
     "describe_references",
     "judge_output",
+    "judge_pixels",
     "likeness_score",
 ]
 
@@ -248,14 +250,18 @@ def likeness_score(distance: float, settings: Settings) -> int:
 
 
 def judge_output(image_bytes: bytes, consensus: Descriptor, settings: Settings) -> OutputJudgement:
+    """`judge_pixels` on the decoded image. Raises ValueError when it cannot be read as a PNG, JPEG or WebP."""
+    return judge_pixels(decode_output(image_bytes), consensus, settings)
+
+
+def judge_pixels(rgb: npt.NDArray[np.uint8], consensus: Descriptor, settings: Settings) -> OutputJudgement:
     """Keep a generated image only when it shows exactly one face and that face is the job's person.
 
     Faces are found by the same HOG detector and score as the quality gate; a second face counts when it
     is at least faces.py's secondary ratio (0.4) of the main face's size, as for uploads (corpus: real
     second faces are >= 0.58 of the main one), so a tiny figure far in the background does not drop a
-    headshot. Raises ValueError when the image cannot be read as a PNG, JPEG or WebP.
+    headshot.
     """
-    rgb = _decode_output(image_bytes)
     faces = detect_faces(rgb, settings)
     if not faces:
         return OutputJudgement(drop="no_face", faces=0, distance=None, likeness=None)
@@ -272,7 +278,8 @@ def judge_output(image_bytes: bytes, consensus: Descriptor, settings: Settings) 
     return OutputJudgement(drop=drop, faces=1, distance=round(distance, 4), likeness=likeness, face=box)
 
 
-def _decode_output(data: bytes) -> npt.NDArray[np.uint8]:
+def decode_output(data: bytes) -> npt.NDArray[np.uint8]:
+    """A generated image's RGB pixels. Raises ValueError when it is not a readable PNG, JPEG or WebP."""
     import numpy as np
     from PIL import Image
 
