@@ -140,7 +140,10 @@ def test_a_delete_whose_refund_record_fails_is_refunded_once_and_recorded_by_the
         assert response.status_code == 202, response.text  # recorded; the rest is the reconciler's
         assert response.headers["X-Deletion-Receipt"].startswith("del_")
         assert httpx.get(f"{stack['api_url']}/_local/aws-faults").json()["fail"][0]["fired"] == 6
-        assert client.get(job).json()["status"] == "deleted"  # its owner sees it deleting
+        # Its owner sees it deleting, unless the reconciler (every second here) has finished it meanwhile: it
+        # records the refund with a write of its own, which the API's failing one does not hold up.
+        seen = client.get(job)
+        assert seen.status_code == 404 or seen.json()["status"] == "deleted", seen.text
         deadline = time.monotonic() + 60
         while client.get(job).status_code != 404 and time.monotonic() < deadline:
             time.sleep(0.5)  # the reconciler runs every second here

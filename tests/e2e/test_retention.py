@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from infra.local.client import PortraitClient
-from tests.e2e.conftest import GOOD, fast_stack, items_of, objects_under
+from tests.e2e.conftest import GOOD, drained, fast_stack, items_of, objects_under
 
 pytestmark = pytest.mark.e2e
 HOUR = 3600
@@ -91,7 +91,9 @@ def test_delete_is_immediate_and_idempotent(stack: dict[str, Any], client: Portr
     assert response.headers["X-Deletion-Receipt"].startswith("del_")
     assert client.delete(job).status_code == 404
     assert_gone(stack, client, job)
-    # Webhooks and collect messages still in flight find nothing to write to.
-
+    # A collect in flight finishes the output it holds, writes nothing more and removes what it wrote; webhooks
+    # and collect messages still queued find nothing to write to.
+    drained(stack)
+    assert objects_under(stack, job.job_id) == []
     time.sleep(2)
     assert objects_under(stack, job.job_id) == []

@@ -109,3 +109,28 @@ def test_one_invocation_reads_the_person_once_per_job_and_forgets_it_after(world
     with world.generation.one_collect_invocation():
         assert world.generation.collect(collects[2]["job_id"], collects[2]["slot"]) == 4
     assert len(reads) == 2 * in_one_batch  # the next invocation describes the person again
+
+
+def test_a_job_deleted_while_its_outputs_are_copied_gets_nothing_more_and_keeps_nothing(
+    world: World, paid_job: str
+) -> None:
+    """The owner deletes while collect copies a prediction's four outputs: the output in flight is the last one
+    fetched, and what this collect wrote is removed before it ends (DELETE's purge has already run)."""
+    person = (SAMPLES / "person-a-1.jpg").read_bytes()
+    world.downloader.by_index = {i: render(person, i) for i in range(4)}
+    run_queues(world)
+    finish_all(world, paid_job)
+    first = world.queue.take(COLLECT)[0]
+    put = world.blobs.put
+    receipts: list[str] = []
+
+    def deleted_after_the_first_result(key: str, *args: object) -> None:
+        put(key, *args)  # type: ignore[arg-type]
+        if "/results/" in key and not receipts:
+            receipts.append(world.deletion.request(paid_job).receipt_id)
+
+    world.blobs.put = deleted_after_the_first_result  # type: ignore[method-assign]
+    fetched_before = len(world.downloader.fetched)
+    assert world.generation.collect(first["job_id"], first["slot"]) == 0
+    assert len(world.downloader.fetched) - fetched_before == 1
+    assert list(world.blobs.list_keys(keys.job_prefix(paid_job))) == []

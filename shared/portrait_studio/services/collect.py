@@ -152,6 +152,8 @@ class CollectService:
         kept = KeptOutputs()
         person = self._person_of(job)
         for i, url in enumerate(slot.outputs[: slot.num_outputs]):
+            if i and not self._still_generating(job.job_id):
+                break  # deleted meanwhile: nothing more is written (store_outputs removes what was)
             number = int(k) * self.settings.outputs_per_prediction + i + 1
             key = keys.result(job.job_id, style, number)
             if self.blobs.size(key) is not None:  # stored by an earlier attempt that died before recording it
