@@ -71,6 +71,14 @@ def predictions(stack: dict[str, Any]) -> list[dict[str, Any]]:
     return results
 
 
+def usage(stack: dict[str, Any], method: str = "GET") -> dict[str, Any]:
+    """What the stack counted for billing (`/_local/usage`); DELETE resets the counters."""
+    response = httpx.request(method, f"{stack['api_url']}/_local/usage")
+    response.raise_for_status()
+    counted: dict[str, Any] = response.json()
+    return counted
+
+
 def drained(stack: dict[str, Any], timeout_s: float = 60) -> None:
     """Wait until no queue holds a message, in flight or not; fail if any reached a dead-letter queue."""
     sqs = boto3.client("sqs", region_name=stack["region"], endpoint_url=stack["aws_endpoint_url"])

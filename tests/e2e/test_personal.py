@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from infra.local.client import Job, PortraitClient
-from tests.e2e.conftest import GOOD, predictions
+from tests.e2e.conftest import GOOD, predictions, usage
 
 pytestmark = pytest.mark.e2e
 
@@ -61,13 +61,6 @@ def test_a_job_with_the_office_backdrop_asks_for_it_in_every_prediction(
     view, prompts = office_job.view, office_job.prompts
     assert view["status"] == "ready" and view["backdrop"]["kind"] == "office"
     assert len(prompts) >= 8 and all("office" in p for p in prompts), prompts
-
-
-def usage(stack: dict[str, Any], method: str = "GET") -> dict[str, Any]:
-    response = httpx.request(method, f"{stack['api_url']}/_local/usage")
-    response.raise_for_status()
-    counted: dict[str, Any] = response.json()
-    return counted
 
 
 def test_more_like_this_twice_makes_eight_more_then_409_and_the_zip_holds_them_all(

@@ -26,7 +26,7 @@ from PIL import Image
 
 from infra.local.client import Job, PortraitClient
 from portrait_studio.services.provenance import MODEL, TRAINED_ALGORITHMIC_MEDIA
-from tests.e2e.conftest import GOOD, NO_FACE, drained, items_of, predictions
+from tests.e2e.conftest import GOOD, NO_FACE, drained, items_of, predictions, usage
 from tests.e2e.test_mail import mail_to, wait_for_mail
 from tests.e2e.test_payments import stripe
 
@@ -45,13 +45,6 @@ class FinishedJob:
     submitted: int  # POST /submit's status code
     usage_at_start: dict[str, Any]  # the usage counters just after they were reset, before the job
     view: dict[str, Any]  # the job when it finished
-
-
-def usage(stack: dict[str, Any], method: str = "GET") -> dict[str, Any]:
-    response = httpx.request(method, f"{stack['api_url']}/_local/usage")
-    response.raise_for_status()
-    counted: dict[str, Any] = response.json()
-    return counted
 
 
 @pytest.fixture(scope="module")
