@@ -1,6 +1,6 @@
 """One ordinary whole job on the local stack, and what a finished job promises, each promise read by its own test.
 
-A whole job costs the stack about 28 CPU seconds (`benchmarks/job_cpu.py`), most of it the identity gate on every
+A whole job costs the stack about 21 CPU seconds (`benchmarks/job_cpu.py`), most of it the identity gate on every
 output, and `make test` is CPU-bound: the tests that only read a finished job share this one, paid for once. The
 job: three selfies (one HEIC) and a photo with no face, every style, paid with an email address. Tests that change
 how a job runs (faults, backdrops, refunds, a moved clock) make their own.
@@ -26,9 +26,9 @@ from PIL import Image
 
 from infra.local.client import Job, PortraitClient
 from portrait_studio.services.provenance import MODEL, TRAINED_ALGORITHMIC_MEDIA
-from tests.e2e.conftest import GOOD, NO_FACE, drained, items_of, predictions, usage
+from tests.e2e.conftest import GOOD, NO_FACE, drained, items_of, usage
 from tests.e2e.test_mail import mail_to, wait_for_mail
-from tests.e2e.test_payments import stripe
+from tests.e2e.test_payments import created_for, stripe
 
 pytestmark = pytest.mark.e2e
 
@@ -189,14 +189,13 @@ def test_a_replayed_completion_starts_nothing_twice(
 ) -> None:
     job = whole_job.job
     assert whole_job.view["status"] == "ready"
-    mine = f"job={job.job_id}"
-    first = len([p for p in predictions(stack) if mine in (p.get("webhook") or "")])
+    first = len(created_for(stack, job.job_id))
     event_id = completion_event_of(stack, job.job_id)
     for _ in range(2):
         httpx.post(f"{stack['stripe_url']}/_emulator/events/{event_id}/resend").raise_for_status()
     time.sleep(2)
     drained(stack)
-    assert len([p for p in predictions(stack) if mine in (p.get("webhook") or "")]) == first
+    assert len(created_for(stack, job.job_id)) == first
     assert client.get(job).json()["status"] == "ready"
     refunds = [r for r in stripe(stack, "/_emulator/refunds") if r["metadata"].get("job_id") == job.job_id]
     assert refunds == []
