@@ -138,7 +138,9 @@ def _statuses(deliveries: list[Delivery]) -> list[str]:
 def test_one_instance_boots_once_then_runs_predictions_one_after_another(
     emulator: ReplicateEmulator, client: Client, receiver: Receiver
 ) -> None:
-    _capacity(emulator, **ONE_INSTANCE, time_scale=400)
+    # 100×: the 180 s boot lasts 1.8 s real, so the three creates and the look below fit inside it even on a busy
+    # machine (at 400× a CI run under load once saw the boot end before the look).
+    _capacity(emulator, **ONE_INSTANCE, time_scale=100)
     shapes = [(50, 4), (25, 4), (50, 2)]  # (num_steps, num_outputs)
     created = [_create(client, receiver, f"p{n}", steps, outputs) for n, (steps, outputs) in enumerate(shapes)]
     assert [p.status for p in created] == ["starting"] * 3
@@ -166,7 +168,9 @@ def test_one_instance_boots_once_then_runs_predictions_one_after_another(
 
 
 def test_warm_minimum_runs_two_at_once_without_a_boot(emulator: ReplicateEmulator, client: Client) -> None:
-    view = _capacity(emulator, **{**ONE_INSTANCE, "instances_min": 2, "instances_max": 2}, time_scale=400)
+    # 40×: a 73 s run lasts 1.8 s real, so both are still busy when the three creates are done even under load (at
+    # 400× a CI run under load once saw the first run end before the look).
+    view = _capacity(emulator, **{**ONE_INSTANCE, "instances_min": 2, "instances_max": 2}, time_scale=40)
     assert view["instances"] == {**IDLE, "idle": 2}  # the minimum is up and warm from the start
     created = [_create(client) for _ in range(3)]
     assert [p.status for p in created] == ["starting"] * 3  # even on an idle instance, as Replicate answers
