@@ -123,7 +123,7 @@ class PortraitClient:
             if view["status"] in statuses:
                 return view
             time.sleep(WAIT_POLL_S)
-        raise TimeoutError(f"job still {view.get('status')} after {timeout_s:.0f}s: {json.dumps(view)[:2000]}")
+        raise TimeoutError(f"job still {view.get('status')} after {timeout_s:.0f}s: {json.dumps(_summary(view))}")
 
     def advance_clock(self, seconds: float) -> dict[str, Any]:
         response = self.http.post("/_local/clock", json={"advance_seconds": seconds}, timeout=300)
@@ -184,3 +184,12 @@ def running_stack(
             process.kill()
             process.wait()
         log_file.close()
+
+
+def _summary(view: dict[str, Any]) -> dict[str, Any]:
+    """A job view for a failure message: every field but the links (long, and signed), each photo and style in
+    one short line, so why a job is stuck is readable whole."""
+    summary = {k: v for k, v in view.items() if k not in ("files", "styles") and not k.endswith("_url")}
+    summary["files"] = [f"{f.get('name')}: {f.get('status')} ({f.get('code')})" for f in view.get("files", [])]
+    summary["styles"] = [f"{s.get('style')}: {s.get('done')}" for s in view.get("styles", [])]
+    return summary
