@@ -46,7 +46,7 @@ demo: setup
 # the end-to-end tests spend about a quarter of their time waiting (timers, the emulators' pace), which the extra
 # worker fills (pytest 16:56 -> 15:43 on the 2-core machine; docs/development.md).
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-PYTEST_PARALLEL ?= -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PYTEST_PARALLEL ?= -n $(PYTEST_WORKERS) --dist loadfile
 
 ## Everything CI checks: lint, types, template lint and security scan (checkov), unit, integration and end-to-end tests.
 test: setup browser $(CHECKOV_STAMP)

@@ -12,11 +12,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _CfnLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (its wheels do): the same documents, about ten times faster.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SafeLoader):  # type: ignore[misc,valid-type]
     """SafeLoader that keeps CloudFormation short tags (`!Ref X` → {"Ref": "X"})."""
 
 
-def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+def _construct(loader: Any, suffix: str, node: yaml.Node) -> Any:
     name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)

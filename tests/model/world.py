@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import random
@@ -390,6 +391,17 @@ def template_queue(template: LocalTemplate, logical: str) -> tuple[int, int]:
     return int(props["VisibilityTimeout"]), int(props["RedrivePolicy"]["maxReceiveCount"])
 
 
+@functools.cache
+def _template_queues() -> dict[str, tuple[int, int]]:
+    """The dispatch and collect queues' (VisibilityTimeout, maxReceiveCount), read from template.yaml once per
+    process: parsing it took 0.1 s, most of a model example's time when every World parsed it again."""
+    template = LocalTemplate.read()
+    return {
+        url: template_queue(template, logical)
+        for url, logical in ((DISPATCH, "DispatchQueue"), (COLLECT, "CollectQueue"))
+    }
+
+
 class World:
     """Everything the generation pipeline touches, at the template's settings and production timings."""
 
@@ -399,10 +411,8 @@ class World:
         )
         self.clock = FixedClock()
         self.sqs = SimulatedSqs(self.clock, random.Random(seed))
-        template = LocalTemplate.read()
         self.visibility: dict[str, int] = {}
-        for url, logical in ((DISPATCH, "DispatchQueue"), (COLLECT, "CollectQueue")):
-            visibility, max_receives = template_queue(template, logical)
+        for url, (visibility, max_receives) in _template_queues().items():
             self.visibility[url] = visibility
             self.sqs.create_queue(url + "-dlq", visibility_timeout_s=30)
             self.sqs.create_queue(url, visibility, max_receive_count=max_receives, dead_letter_url=url + "-dlq")
