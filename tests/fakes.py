@@ -270,11 +270,15 @@ class MemoryJobStore:
             self.jobs[job_id] = _updated(job, {"status": status, "pending_files": len(file_ids), "round": round})
             return True
 
-    def move_with_files(self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], **fields: Any) -> bool:
+    def move_with_files(
+        self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], round: int | None = None, **fields: Any
+    ) -> bool:
         with self._lock:
             job = self.jobs.get(job_id)
             current = self.files.get(job_id, {})
             if not isinstance(job, Job) or job.status not in {str(s) for s in expect}:
+                return False
+            if round is not None and job.round != round:
                 return False
             if any(f.file_id not in current or current[f.file_id].status != "accepted" for f in files):
                 return False

@@ -240,9 +240,12 @@ class JobStore(Protocol):
         only while the job's stored `round` is below it (checked in the same write)."""
         ...
 
-    def move_with_files(self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], **fields: Any) -> bool:
+    def move_with_files(
+        self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], round: int | None = None, **fields: Any
+    ) -> bool:
         """One transaction: the job's conditional update and these accepted files' new verdicts and qualities
-        (each still `accepted`). False, and nothing written, when any condition fails."""
+        (each still `accepted`); with `round`, only while the job is still in that round of photos. False, and
+        nothing written, when any condition fails."""
         ...
 
     def record_verdict(self, job_id: str, file: UploadFile) -> int | None:

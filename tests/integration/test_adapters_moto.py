@@ -121,7 +121,11 @@ def test_verdicts_decided_across_photos_land_with_the_jobs_move_or_not_at_all(cl
         store.record_verdict(job_id, f.model_copy(update={"status": FileStatus.ACCEPTED, "verdict": accepted}))
     other = Verdict(accepted=False, code="different_person", message="somebody else")
     refused = store.list_files(job_id)[0].model_copy(update={"status": FileStatus.REFUSED, "verdict": other})
-    assert lifecycle.ask_for_more_photos(job_id, [refused], "no_single_person")
+    # A decision made on another round of photos (one that is over) writes nothing: not the move, not the verdict.
+    assert not lifecycle.ask_for_more_photos(job_id, [refused], "no_single_person", round=0)
+    assert store.get_job(job_id).status == JobStatus.NORMALIZING
+    assert {f.verdict.code for f in store.list_files(job_id)} == {"accepted"}
+    assert lifecycle.ask_for_more_photos(job_id, [refused], "no_single_person", round=1)
     job = store.get_job(job_id)
     assert job.status == JobStatus.COLLECTING and job.intake_problem == "no_single_person"
     assert {f.file_id: f.verdict.code for f in store.list_files(job_id)}[refused.file_id] == "different_person"

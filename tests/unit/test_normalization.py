@@ -65,6 +65,48 @@ def test_too_few_usable_photos_send_the_job_back_to_collecting(world: World, nor
     assert world.queue.take(DISPATCH) == []
 
 
+def test_a_late_decision_on_a_round_leaves_the_next_round_alone(world: World, normalization: NormalizationService):
+    """Two calls can decide the same round: a redelivered message, or two photos finishing together. When the
+    slower one writes after the person has added a photo and submitted again, its decision is about a round that
+    is over: the new round must stay normalizing and end on its own photos (a CI run saw a paid job with three
+    usable photos sent back to collecting, where it stayed)."""
+    paths = [SAMPLES / "person-a-1.jpg", SAMPLES / "person-a-2.jpg", SAMPLES / "no-face.jpg"]
+    created = world.jobs.create(
+        CreateJobRequest(
+            files=[FileSpec(name=p.name, content_type="image/jpeg", bytes=p.stat().st_size) for p in paths]
+        ),
+        "192.0.2.1",
+    )
+    job_id, token = created.job_id, created.token
+    for ticket, path in zip(created.uploads, paths, strict=True):
+        world.blobs.put(keys.upload(job_id, ticket.file_id), path.read_bytes(), "image/jpeg")
+    world.jobs.submit(job_id, token)
+    third = SAMPLES / "person-a-3.heic"
+
+    check = normalization._check_one_person
+    late = {"decided": False}
+
+    def slow_check(*args: object) -> object:
+        if not late["decided"]:  # the slow caller: while it compares faces, the round ends and a new one starts
+            late["decided"] = True
+            normalization.advance_if_done(job_id)  # the quick caller decides the round: too few photos
+            assert world.store.get_job(job_id).status == JobStatus.COLLECTING
+            [ticket] = world.jobs.add_files(
+                job_id, token, [FileSpec(name=third.name, content_type="image/heic", bytes=third.stat().st_size)]
+            )
+            world.blobs.put(keys.upload(job_id, ticket.file_id), third.read_bytes(), "image/heic")
+            world.jobs.submit(job_id, token)
+        return check(*args)  # type: ignore[arg-type]
+
+    normalization._check_one_person = slow_check  # type: ignore[method-assign]
+    assert sorted(run_normalize(world, normalization)) == ["accepted", "accepted", "no_face"]
+    job = world.store.get_job(job_id)
+    assert (job.status, job.round) == (JobStatus.NORMALIZING, 2)  # the late decision about round 1 wrote nothing
+
+    assert run_normalize(world, normalization) == ["accepted"]
+    assert world.store.get_job(job_id).status == JobStatus.AWAITING_PAYMENT
+
+
 def test_a_photo_whose_normalization_never_finishes_is_given_up_on(world: World, normalization: NormalizationService):
     job_id = submitted_job(world, ["person-a-1.jpg", "person-a-2.jpg", "person-a-3.heic", "no-face.jpg"])
     messages = world.queue.take(NORMALIZE)

@@ -175,8 +175,16 @@ class DynamoFileWrites(DynamoJobWrites):
             )
         return self._transact(actions, conditional=True)
 
-    def move_with_files(self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], **fields: Any) -> bool:
-        actions = [self._job_update(job_id, expect, fields)]
+    def move_with_files(
+        self, job_id: str, files: Sequence[UploadFile], expect: Iterable[str], round: int | None = None, **fields: Any
+    ) -> bool:
+        job = self._job_update(job_id, expect, fields)
+        if round is not None:  # a decision about a round that is over (the person submitted again) writes nothing
+            update = job["Update"]
+            update["ConditionExpression"] += " AND #round = :decided_round"
+            update["ExpressionAttributeNames"]["#round"] = "round"
+            update["ExpressionAttributeValues"][":decided_round"] = round
+        actions = [job]
         for file in files:
             data = verdict_of(file)
             names = {f"#v{i}": name for i, name in enumerate(data)} | {"#status": "status"}

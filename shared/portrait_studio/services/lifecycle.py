@@ -88,16 +88,23 @@ class Lifecycle:
             job_id, file_ids, round, self.clock.now(), expect=t.sources, status=t.target, max_rounds=max_rounds
         )
 
-    def ask_for_more_photos(self, job_id: str, checked: Sequence[UploadFile] = (), problem: str | None = None) -> bool:
-        """normalizing → collecting, with the verdicts decided across the photos (`checked`) in the same write."""
+    def ask_for_more_photos(
+        self, job_id: str, checked: Sequence[UploadFile] = (), problem: str | None = None, round: int | None = None
+    ) -> bool:
+        """normalizing → collecting, with the verdicts decided across the photos (`checked`) in the same write;
+        with `round`, only while the job is still in the round of photos the decision was made on."""
         t = JOB_TRANSITIONS["ask_for_more_photos"]
-        return self.store.move_with_files(job_id, checked, expect=t.sources, status=t.target, intake_problem=problem)
+        return self.store.move_with_files(
+            job_id, checked, expect=t.sources, round=round, status=t.target, intake_problem=problem
+        )
 
-    def await_payment(self, job_id: str, checked: Sequence[UploadFile] = ()) -> bool:
+    def await_payment(self, job_id: str, checked: Sequence[UploadFile] = (), round: int | None = None) -> bool:
         """normalizing → awaiting_payment: the photos are accepted (their verdicts across photos written with the
-        move); the checkout comes next."""
+        move; with `round`, only while the job is still in that round); the checkout comes next."""
         t = JOB_TRANSITIONS["await_payment"]
-        return self.store.move_with_files(job_id, checked, expect=t.sources, status=t.target, intake_problem=None)
+        return self.store.move_with_files(
+            job_id, checked, expect=t.sources, round=round, status=t.target, intake_problem=None
+        )
 
     def record_checkout(self, job_id: str, session_id: str, url: str | None, expires_at: datetime) -> bool:
         """Not a status change: the job's one Checkout Session (the first recorded wins)."""

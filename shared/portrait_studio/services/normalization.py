@@ -107,13 +107,15 @@ class NormalizationService:
             return
         checked, problem = self._check_one_person(job_id, [f for f in files if f.status == FileStatus.ACCEPTED])
         usable = sum(1 for f in checked if f.status == FileStatus.ACCEPTED)
+        # The move is conditional on the round read above: another call (a redelivered message, two photos done
+        # at once) may have decided this round while the faces were compared, and the person submitted again.
         if problem or usable < self.settings.min_files:
-            if self.lifecycle.ask_for_more_photos(job_id, checked, problem):
+            if self.lifecycle.ask_for_more_photos(job_id, checked, problem, round=job.round):
                 self._forget_refused(job_id, checked)
             return
         # The conditional move happens once. The checkout is opened by the API when the page looks next (or the
         # reconciler): never here, where untrusted images are decoded.
-        if self.lifecycle.await_payment(job_id, checked):
+        if self.lifecycle.await_payment(job_id, checked, round=job.round):
             self._forget_refused(job_id, checked)
 
     def _check_one_person(self, job_id: str, accepted: list[UploadFile]) -> tuple[list[UploadFile], str | None]:
