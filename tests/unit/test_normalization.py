@@ -68,8 +68,8 @@ def test_too_few_usable_photos_send_the_job_back_to_collecting(world: World, nor
 def test_a_late_decision_on_a_round_leaves_the_next_round_alone(world: World, normalization: NormalizationService):
     """Two calls can decide the same round: a redelivered message, or two photos finishing together. When the
     slower one writes after the person has added a photo and submitted again, its decision is about a round that
-    is over: the new round must stay normalizing and end on its own photos (a CI run saw a paid job with three
-    usable photos sent back to collecting, where it stayed)."""
+    is over: the new round must stay normalizing and end on its own photos (a full run of the suite saw a paid
+    job with three usable photos sent back to collecting, where it stayed)."""
     paths = [SAMPLES / "person-a-1.jpg", SAMPLES / "person-a-2.jpg", SAMPLES / "no-face.jpg"]
     created = world.jobs.create(
         CreateJobRequest(
