@@ -8,7 +8,7 @@ model really draws instead: see benchmarks/identity_real_eval.py.
 
 Pinned to one core (as the issue's figure was measured; `--all-cores` to lift that). Figures:
 
-- ms per face, split into detect (HOG), landmarks (YuNet), descriptor (SFace int8, face and mirror), for a
+- ms per face, split into detect (HOG), landmarks (YuNet), descriptor (SFace, face and mirror), for a
   reference photo (a normalized corpus JPEG, its face box known from the quality gate: detection is not repeated) and a
   1024x1024 PNG output (decoded and detected: collect knows nothing about it). Medians over `--repeat`
   rounds that run every step once each (after a warm-up round), so a load spike hits every step alike.

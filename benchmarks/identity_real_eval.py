@@ -114,6 +114,12 @@ def evaluate(root: Path) -> int:
         accepted = sum(d <= limit for d in values)
         print(f"    {pair[0]:>17} / {pair[1]:17} {_pct(accepted, len(values)):>16}  closest {min(values):.2f}")
     closest = sorted(cross, key=lambda row: row[2])[:5]
+    # Ranking: how often an own output is closer than a stranger's (1.0 = every own output before every stranger).
+    ranked = sum((own < d) + 0.5 * (own == d) for own in own_all for _, _, d in cross) / (len(own_all) * len(cross))
+    print(
+        f"  farthest own output {max(own_all):.3f}, closest stranger {min(d for _, _, d in cross):.3f}, "
+        f"ranking AUC {ranked:.4f}"
+    )
     print("  closest different-person judgements: " + ", ".join(f"{q} output vs {p} {d:.2f}" for p, q, d in closest))
 
     # Intake: pairs of reference photos, and a stranger's photo among a person's references.

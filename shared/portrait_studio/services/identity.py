@@ -1,8 +1,8 @@
 """Is it you? Face descriptors for one person per job and a likeness gate on every output.
 
-SFace (face_recognizer.py: int8, on faces aligned by YuNet's landmarks) turns a face the HOG detector found
-into a unit 128-d descriptor; two photos of one person are close in cosine distance (1 - u.v), two people far
-apart. It replaced dlib's ResNet, which took two East-Asian people for one on published model outputs
+SFace (face_recognizer.py: int8 weights, float compute, on faces aligned by YuNet's landmarks) turns a face the
+HOG detector found into a unit 128-d descriptor; two photos of one person are close in cosine distance (1 - u.v),
+two people far apart. It replaced dlib's ResNet, which took two East-Asian people for one on published model outputs
 (docs/identity-recognizers.md).
 
 Privacy: a descriptor identifies a person, so it exists only in memory during one invocation. `Descriptor`
