@@ -100,13 +100,20 @@ class LocalCloud:
 
         return boto3.client(service, region_name=REGION, endpoint_url=self.aws_url)
 
-    def provision(self, web_origin: str, visibility_timeout_s: int) -> None:
+    def provision(self, web_origin: str, visibility_timeout_s: int | None) -> None:
         create_bucket(self.client("s3"), self.bucket, web_origin)
         create_tables(self.client("dynamodb"), self.template, self.table_names)
         self.client("sesv2").create_email_identity(EmailIdentity=self.mail_identity)
         self.queue_urls = create_queues(
             self.client("sqs"), self.template, self.prefix, self.queue_arn, visibility_timeout_s
         )
+
+    def visibility_timeout_s(self, queue: str) -> int:
+        """The queue's VisibilityTimeout as SQS has it (not as the stack asked for it)."""
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_urls[queue], AttributeNames=["VisibilityTimeout"]
+        )["Attributes"]
+        return int(attributes["VisibilityTimeout"])
 
     def put_parameters(self, values: list[tuple[str, str]]) -> None:
         """SSM SecureStrings, as the deploy puts them: (name under `param`, value)."""

@@ -44,12 +44,15 @@ def create_tables(dynamodb: Any, template: LocalTemplate, names: Mapping[str, st
 
 
 def create_queues(
-    sqs: Any, template: LocalTemplate, prefix: str, arn_of: Callable[[str], str], visibility_timeout_s: int
+    sqs: Any, template: LocalTemplate, prefix: str, arn_of: Callable[[str], str], visibility_timeout_s: int | None
 ) -> dict[str, str]:
-    """Every queue (dead-letter queues first: the others point at them); their URLs by logical id."""
+    """Every queue (dead-letter queues first: the others point at them); their URLs by logical id. Each hides a
+    received message for `visibility_timeout_s`, or, when None, for the template's VisibilityTimeout (SQS's
+    default, 30 s, where it sets none)."""
     urls = {}
     for logical, props in sorted(template.queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
-        attributes = {"VisibilityTimeout": str(visibility_timeout_s)}
+        visibility = visibility_timeout_s if visibility_timeout_s is not None else props.get("VisibilityTimeout", 30)
+        attributes = {"VisibilityTimeout": str(visibility)}
         redrive = props.get("RedrivePolicy")
         if redrive:
             target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]

@@ -75,7 +75,7 @@ class LocalStack:
         state_dir: Path = ROOT / ".local",
         moto_port: int = 0,
         replicate_port: int = 0,
-        visibility_timeout_s: int = 10,
+        visibility_timeout_s: int | None = 30,
         step_delay_s: float = 0.3,
         template_path: Path | None = None,
     ) -> None:
@@ -119,6 +119,8 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.runtime:
+            self._log_longest_invocations()
         if self._gateway:
             self._gateway.stop()
         for thread in self._threads:
@@ -133,6 +135,18 @@ class LocalStack:
         for name in ("stack.json", "clock-offset"):
             (self.state_dir / name).unlink(missing_ok=True)
         log("stopped")
+
+    def _log_longest_invocations(self) -> None:
+        """How near each function came to its Timeout (CloudWatch's Duration maximum): a slow batch shows here
+        before it is killed."""
+        functions = self.usage.snapshot()["lambda"]
+        longest = [
+            f"{name} {figures['longest_ms'] / 1000:.1f}/{self.runtime.timeout_s(name):g} s"
+            for name, figures in sorted(functions.items())
+            if figures["invocations"]
+        ]
+        if longest:
+            log("longest invocation / timeout: " + ", ".join(longest))
 
     def _start_emulator(self) -> None:
         from infra.local.replicate.emulator import ReplicateEmulator
@@ -171,6 +185,11 @@ class LocalStack:
 
         cap = int(os.environ.get("LOCAL_MAX_WORKERS_PER_FUNCTION", "2"))
         values = self.local_environment()
+        # Unless the stack runs the template's own visibility timeouts (None), they are shortened (a crashed batch
+        # comes back in seconds, not minutes), so the functions the queues feed get at most that Timeout: AWS
+        # refuses a mapping whose queue hides a batch for less time than its function may run (else a slow batch
+        # is handed out again while it still runs).
+        fed_by_queue = {source.function for source in self.template.queue_sources}
         specs = {
             function: function_spec(
                 self.template,
@@ -179,6 +198,7 @@ class LocalStack:
                     self.template, function, values, self.credentials_for(function), os.environ, REGION
                 ),
                 cap,
+                timeout_cap_s=self.visibility_timeout_s if function in fed_by_queue else None,
             )
             for function in self.template.functions
         }
@@ -225,9 +245,8 @@ class LocalStack:
             queue_urls=self.cloud.queue_urls,
             queue_arn=self.cloud.queue_arn,
             aws_gate_url=self.cloud.aws_gate_url,
-            visibility_timeout_s=self.visibility_timeout_s,
         )
-        pollers.start(self.runtime.concurrency, self._spawn)
+        pollers.start(self.runtime.concurrency, self._spawn, self.runtime.timeout_s, self.cloud.visibility_timeout_s)
 
     def _start_scheduler(self) -> None:
         self.scheduler = Scheduler(self.template.schedules, self.clock.now, self.invoke, self._stop)
@@ -281,9 +300,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     parser.add_argument("--step-delay", type=float, default=float(os.environ.get("EMULATOR_STEP_DELAY", "0.3")))
     parser.add_argument("--template", type=Path, default=None, help="another template.yaml (tests take grants away)")
+    parser.add_argument(
+        "--visibility-timeout",
+        default=os.environ.get("LOCAL_VISIBILITY_TIMEOUT_S", "30"),
+        help="seconds SQS hides a received batch (and the most a queue-fed function may run), or `template`",
+    )
     args = parser.parse_args(argv)
     stack = LocalStack(
-        port=args.port, state_dir=args.state_dir, step_delay_s=args.step_delay, template_path=args.template
+        port=args.port,
+        state_dir=args.state_dir,
+        step_delay_s=args.step_delay,
+        template_path=args.template,
+        visibility_timeout_s=None if args.visibility_timeout == "template" else int(args.visibility_timeout),
     )
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -28,8 +28,13 @@ BUDGET = 20
 
 pytestmark = pytest.mark.e2e
 
-# Only what a test needs beyond production: many jobs from one address, and the emulator's pace.
-PRODUCTION = {"PORTRAIT_CREATE_JOB_RATE_PER_HOUR": "1000", "EMULATOR_STEP_DELAY": "0.2"}
+# Only what a test needs beyond production: many jobs from one address, and the emulator's pace. The queues hide
+# a batch for the template's own visibility timeouts, so the functions they feed run with their own Timeouts.
+PRODUCTION = {
+    "PORTRAIT_CREATE_JOB_RATE_PER_HOUR": "1000",
+    "EMULATOR_STEP_DELAY": "0.2",
+    "LOCAL_VISIBILITY_TIMEOUT_S": "template",
+}
 CLOCK_STEP_S = 60  # local seconds moved per tick, while the pipeline only waits for its timers
 TICK_S = 0.5  # wall seconds between looks
 QUEUE_COUNTS = [

@@ -17,9 +17,11 @@ from infra.local.invoker.environment import (
     all_template_variables,
     function_concurrency,
     function_environment,
+    function_spec,
 )
 from infra.local.invoker.pool import FunctionPool
 from infra.local.invoker.spec import FunctionError, FunctionOutOfMemory, FunctionSpec, FunctionTimeout
+from infra.local.queues.pollers import MappingRefused, check_visibility
 from infra.local.template import ROOT, LocalTemplate
 from portrait_studio.clock import MovableClock
 
@@ -129,6 +131,26 @@ def test_concurrency_is_the_least_of_maximum_concurrency_reserved_and_the_local_
     assert function_concurrency(template, "NormalizeFunction", local_cap=2) == 2
     template.functions["ApiFunction"] = {**template.functions["ApiFunction"], "ReservedConcurrentExecutions": 1}
     assert function_concurrency(template, "ApiFunction", local_cap=2) == 1
+
+
+def test_a_queue_function_runs_no_longer_than_its_queue_hides_a_batch() -> None:
+    """AWS refuses a mapping whose queue's visibility timeout is shorter than its function's Timeout; the stack,
+    whose queues hide a batch for 10 s, shortens those functions' Timeouts to match instead of running them
+    longer than SQS would let a batch stay hidden."""
+    template = LocalTemplate.read()
+    by_function = {source.function: source for source in template.queue_sources}
+    normalize = by_function["NormalizeFunction"]
+
+    assert function_spec(template, "NormalizeFunction", {}, 2).timeout_s == 120  # the template's
+    assert function_spec(template, "NormalizeFunction", {}, 2, timeout_cap_s=10).timeout_s == 10
+    assert function_spec(template, "ApiFunction", {}, 2, timeout_cap_s=900).timeout_s == 15  # never longer
+    check_visibility(normalize, 10, 10)
+    with pytest.raises(MappingRefused, match="Queue visibility timeout: 10 seconds is less than Function timeout: 120"):
+        check_visibility(normalize, 10, 120)
+    # Deployed, every mapping is accepted at the template's own settings.
+    for source in template.queue_sources:
+        visibility = int(template.queues[source.queue]["VisibilityTimeout"])
+        check_visibility(source, visibility, function_spec(template, source.function, {}, 2).timeout_s)
 
 
 # --- the worker processes -------------------------------------------------------------------------------

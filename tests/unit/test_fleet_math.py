@@ -117,8 +117,11 @@ def test_an_invocation_bills_whole_milliseconds_at_the_templates_memory() -> Non
     usage = Usage(template, {logical: logical for logical in template.tables})
     with usage.invocation("ApiFunction"):
         time.sleep(0.02)
+    with usage.invocation("ApiFunction"):
+        time.sleep(0.05)
     counted = usage.snapshot()["lambda"]["ApiFunction"]
-    assert counted["invocations"] == 1 and counted["billed_ms"] >= 20
+    assert counted["invocations"] == 2 and counted["billed_ms"] >= 70
+    assert 50 <= counted["longest_ms"] < counted["billed_ms"]  # the slower one: how near the Timeout it came
     assert counted["gb_seconds"] == pytest.approx(counted["billed_ms"] / 1000 * 512 / 1024)
     assert usage.snapshot()["lambda"]["WebhookFunction"]["memory_mb"] == 256
 

@@ -126,12 +126,22 @@ def function_concurrency(template: LocalTemplate, function: str, local_cap: int)
     return max(1, min(limits))
 
 
-def function_spec(template: LocalTemplate, function: str, environment: dict[str, str], local_cap: int) -> FunctionSpec:
+def function_spec(
+    template: LocalTemplate,
+    function: str,
+    environment: dict[str, str],
+    local_cap: int,
+    timeout_cap_s: float | None = None,
+) -> FunctionSpec:
+    """What `function` runs with. `timeout_cap_s` shortens its Timeout (never lengthens it): the stack's queues
+    have a shorter visibility timeout than the template's, and AWS requires a queue's visibility timeout to be at
+    least the Timeout of the function it feeds."""
+    timeout_s = float(function_setting(template, function, "Timeout", 3))
     return FunctionSpec(
         name=function,
         handler_file=template.handler_path(function),
         handler_name=template.handler_name(function),
-        timeout_s=float(function_setting(template, function, "Timeout", 3)),
+        timeout_s=min(timeout_s, timeout_cap_s) if timeout_cap_s else timeout_s,
         memory_mb=int(function_setting(template, function, "MemorySize", 128)),
         environment=environment,
         concurrency=function_concurrency(template, function, local_cap),

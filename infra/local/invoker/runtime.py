@@ -26,6 +26,9 @@ class LambdaRuntime:
     def concurrency(self, function: str) -> int:
         return self.pools[function].spec.concurrency
 
+    def timeout_s(self, function: str) -> float:
+        return self.pools[function].spec.timeout_s
+
     def invoke(self, function: str, event: Any) -> Any:
         return self.pools[function].invoke(event)
 

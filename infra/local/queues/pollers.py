@@ -23,6 +23,20 @@ from infra.local.queues.crashes import CrashFaults
 from infra.local.template import QueueSource
 
 
+class MappingRefused(ValueError):
+    """A mapping CreateEventSourceMapping refuses (InvalidParameterValueException)."""
+
+
+def check_visibility(source: QueueSource, visibility_timeout_s: int, function_timeout_s: float) -> None:
+    """AWS refuses to map a queue to a function that may run longer than the queue hides a batch: SQS would hand
+    the batch to a second invocation while the first still runs."""
+    if visibility_timeout_s < function_timeout_s:
+        raise MappingRefused(
+            f"{source.queue} -> {source.function}: Queue visibility timeout: {visibility_timeout_s} seconds is less "
+            f"than Function timeout: {function_timeout_s:g} seconds"
+        )
+
+
 class QueuePollers:
     """The pollers of every queue the template maps to a function, polling with that function's role."""
 
@@ -38,7 +52,6 @@ class QueuePollers:
         queue_urls: dict[str, str],
         queue_arn: Callable[[str], str],
         aws_gate_url: str,
-        visibility_timeout_s: int,
     ) -> None:
         self._sources = sources
         self._identities = identities
@@ -49,13 +62,20 @@ class QueuePollers:
         self._queue_urls = queue_urls
         self._queue_arn = queue_arn
         self._aws_gate_url = aws_gate_url
-        self._visibility_timeout_s = visibility_timeout_s
         self._record_lock = threading.Lock()
 
-    def start(self, concurrency: Callable[[str], int], spawn: Callable[[str, Callable[[], None]], None]) -> None:
-        # As many pollers per queue as the function may run at once (its MaximumConcurrency, capped locally).
+    def start(
+        self,
+        concurrency: Callable[[str], int],
+        spawn: Callable[[str, Callable[[], None]], None],
+        timeout_s: Callable[[str], float],
+        visibility_timeout_s: Callable[[str], int],
+    ) -> None:
+        """Create the mappings as CreateEventSourceMapping would (refusing what it refuses), then poll: as many
+        pollers per queue as the function may run at once (its MaximumConcurrency, capped locally)."""
         for source in self._sources:
             self._identities.check_event_source(source.function, self._queue_arn(source.queue))
+            check_visibility(source, visibility_timeout_s(source.queue), timeout_s(source.function))
             for slot in range(concurrency(source.function)):
                 poll = functools.partial(self._poll, source.function, source.queue, source.batch_size)
                 spawn(f"poll-{source.queue}-{slot}", poll)
@@ -124,7 +144,7 @@ class QueuePollers:
         # The batch stays undeleted: SQS hands it out again once the visibility timeout runs out.
         log(
             f"injected crash: {function} died {point} its handler; its {messages} message(s) come back "
-            f"when the {self._visibility_timeout_s}s visibility timeout ends"
+            "when the queue's visibility timeout ends"
         )
 
     def _sqs_record(self, message: dict[str, Any], arn: str) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class Usage:
         with self._lock:
             self._invocations: Counter[str] = Counter()
             self._billed_ms: Counter[str] = Counter()
+            self._longest_ms: Counter[str] = Counter()  # CloudWatch's Duration maximum: how near the Timeout
             self._peak_mb: dict[str, float] = {}  # the most one invocation of the function used
             self._last_mb: dict[str, float] = {}
             self._kills: defaultdict[str, Counter[str]] = defaultdict(Counter)  # timeouts, out-of-memory
@@ -56,6 +57,7 @@ class Usage:
                     "memory_mb": memory,
                     "invocations": self._invocations[name],
                     "billed_ms": self._billed_ms[name],
+                    "longest_ms": self._longest_ms[name],
                     "gb_seconds": self._billed_ms[name] / 1000 * memory / 1024,
                     "peak_memory_mb": round(self._peak_mb.get(name, 0.0), 1),
                     "last_memory_mb": round(self._last_mb.get(name, 0.0), 1),
@@ -111,6 +113,7 @@ class Usage:
             with self._lock:
                 self._invocations[function] += 1
                 self._billed_ms[function] += elapsed_ms
+                self._longest_ms[function] = max(self._longest_ms[function], elapsed_ms)
 
     def memory(self, function: str, peak_mb: float) -> None:
         """One invocation's peak memory (its worker process's, as Lambda's "Max Memory Used")."""
