@@ -90,10 +90,17 @@ def test_delete_is_immediate_and_idempotent(stack: dict[str, Any], client: Portr
     assert response.status_code == 204
     assert response.headers["X-Deletion-Receipt"].startswith("del_")
     assert client.delete(job).status_code == 404
-    assert_gone(stack, client, job)
-    # A collect in flight finishes the output it holds, writes nothing more and removes what it wrote; webhooks
-    # and collect messages still queued find nothing to write to.
+    assert client.get(job).status_code == 404
+    # At once: the photos, the references and every result stored before the DELETE. Only a collect copying at
+    # that moment may still put down the one output it holds (and its square crop): it writes nothing more and
+    # removes what it wrote before it ends (docs/privacy.md, "Delete now"). Seen in a loaded CI run. The local
+    # stack runs at most two collects at once (LOCAL_MAX_WORKERS_PER_FUNCTION), so at most two such outputs.
+    left = objects_under(stack, job.job_id)
+    being_copied = [key for key in left if "/results/" in key]
+    assert len(being_copied) <= 2, left
+    assert [key for key in left if "/results/" not in key and "/linkedin/" not in key] == []
+    # Webhooks and collect messages still queued find nothing to write to.
     drained(stack)
-    assert objects_under(stack, job.job_id) == []
+    assert_gone(stack, client, job)
     time.sleep(2)
     assert objects_under(stack, job.job_id) == []
