@@ -42,10 +42,10 @@ demo: setup
 	$(PY) -m infra.local.demo
 
 # Test files run side by side, each file whole in one worker (its module-scoped local stack too): tests in a file
-# may share a stack, files never do (each stack is its own processes on free ports). One worker more than cores:
-# the end-to-end tests spend about a quarter of their time waiting (timers, the emulators' pace), which the extra
-# worker fills (pytest 16:56 -> 15:43 on the 2-core machine; docs/development.md).
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# may share a stack, files never do (each stack is its own processes on free ports). Two workers more than cores:
+# the end-to-end tests spend much of their time waiting (timers, the emulators' pace), which the extra workers fill
+# (2-core machine, fresh-clone CI: 3 workers pytest 12:05, 4 workers 10:35, 5 workers 11:10; docs/development.md).
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 2 )))
 PYTEST_PARALLEL ?= -n $(PYTEST_WORKERS) --dist loadfile
 
 ## Everything CI checks: lint, types, template lint and security scan (checkov), unit, integration and end-to-end tests.
