@@ -134,3 +134,29 @@ def test_a_job_deleted_while_its_outputs_are_copied_gets_nothing_more_and_keeps_
     assert world.generation.collect(first["job_id"], first["slot"]) == 0
     assert len(world.downloader.fetched) - fetched_before == 1
     assert list(world.blobs.list_keys(keys.job_prefix(paid_job))) == []
+
+
+def test_what_a_collect_killed_mid_copy_left_of_a_deleted_job_goes_when_its_message_comes_back(
+    world: World, paid_job: str
+) -> None:
+    """A collect killed (timeout, out of memory) after putting down an output of a job deleted meanwhile never
+    removes it; SQS hands its message out again after the visibility timeout, and that collect does."""
+    person = (SAMPLES / "person-a-1.jpg").read_bytes()
+    world.downloader.by_index = {i: render(person, i) for i in range(4)}
+    run_queues(world)
+    finish_all(world, paid_job)
+    message = world.queue.take(COLLECT)[0]
+    style, k = message["slot"].split("#")
+    world.deletion.request(paid_job)  # the purge: everything of the job is gone, a tombstone remains
+    number = int(k) * world.settings.outputs_per_prediction + 1
+    left = [keys.result(paid_job, style, number), keys.crop(paid_job, style, number)]
+    for key in left:  # what the killed collect had written after the purge
+        world.blobs.put(key, b"written after the purge", "image/png")
+    assert sorted(world.blobs.list_keys(keys.job_prefix(paid_job))) == sorted(left)
+
+    fetched_before = len(world.downloader.fetched)
+
+    assert world.generation.collect(message["job_id"], message["slot"]) == 0
+
+    assert list(world.blobs.list_keys(keys.job_prefix(paid_job))) == []
+    assert len(world.downloader.fetched) == fetched_before  # and nothing fetched from Replicate for it

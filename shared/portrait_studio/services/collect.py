@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from portrait_studio import keys
 from portrait_studio.config import Settings
 from portrait_studio.errors import OutputInvalid
-from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus
+from portrait_studio.models import Job, JobStatus, Prediction, SlotStatus, Tombstone
 from portrait_studio.ports import BlobStore, Downloader, JobStore, Metrics, Queue, RemotePrediction
 from portrait_studio.services.finishing import Finisher
 from portrait_studio.services.lifecycle import IN_FLIGHT, OUTCOME_TRANSITION, RETRYABLE, Lifecycle
@@ -116,8 +116,13 @@ class CollectService:
     def collect(self, job_id: str, slot: str) -> int:
         """Copy a succeeded prediction's images, or retry a failed one; then see whether the job is done."""
         job = self.store.get_job(job_id)
+        if isinstance(job, Tombstone):
+            # Deleted. A collect of this slot killed (timeout, out of memory) after writing an output and before
+            # removing it left that output behind: its message, back after the visibility timeout, removes it.
+            self._delete_results_of(job_id, slot, self.settings.outputs_per_prediction)
+            return 0
         if not isinstance(job, Job) or job.status != JobStatus.GENERATING:
-            return 0  # deleted or finished: late results are dropped, never written
+            return 0  # being deleted or finished: late results are dropped, never written
         current = self.store.get_slot(job_id, slot)
         if current is None:
             return 0
@@ -141,7 +146,7 @@ class CollectService:
         likeness = [score for _, score in kept]
         self.lifecycle.mark_collected(slot, stored, slot.predict_time, likeness, kept.drops, crops=kept.crops)
         if not self._still_generating(job.job_id):
-            self._delete_results_of(job.job_id, slot)  # the job was deleted while we copied
+            self._delete_results_of(job.job_id, slot.slot, slot.num_outputs)  # the job was deleted while we copied
             return 0
         return len(stored)
 
@@ -224,10 +229,10 @@ class CollectService:
         job = self.store.get_job(job_id)
         return isinstance(job, Job) and (job.status == JobStatus.GENERATING or job.status.is_finished)
 
-    def _delete_results_of(self, job_id: str, slot: Prediction) -> None:
-        style, k = slot.slot.split("#")
+    def _delete_results_of(self, job_id: str, slot: str, outputs: int) -> None:
+        style, k = slot.split("#")
         base = int(k) * self.settings.outputs_per_prediction
-        numbers = [base + i + 1 for i in range(slot.num_outputs)]
+        numbers = [base + i + 1 for i in range(outputs)]
         self.blobs.delete(
             [keys.result(job_id, style, n) for n in numbers] + [keys.crop(job_id, style, n) for n in numbers]
         )
