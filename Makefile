@@ -2,28 +2,33 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock requirements-uv.lock | sha256sum | cut -c1-12)
 CLIP_VERSION := 3.3.0
 CLIP_SHA256 := c549ad5ed6bfc119cc11105033c0a2b9d7a2a4afeb40a58a09aab3da1a0043ce
 # checkov pins boto3 1.35 (we pin 1.44), so it lives in its own venv, installed from a hashed lock.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.lock | sha256sum | cut -c1-12)
-# uv resolves the locks for a target other than this machine (the layer: cp312 aarch64); only `make lock` needs it.
-LOCK_VENV ?= .venv-lock
+# uv installs the locks (about 15x faster than pip: 3 s against 49 s for the dev lock on the 2-core machine, hashes
+# checked alike) and resolves them for targets other than this machine (the layer: cp312 aarch64). uv itself comes
+# from requirements-uv.lock, hashed, through the venv's own pip.
 UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
 
 .PHONY: setup browser dev demo test lint typecheck template-lint checkov unit integration e2e openapi bench sam-build \
 	lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-dev.lock
+$(UV): requirements-uv.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check pip==25.3
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.lock
+	touch $@
+
+$(STAMP): pyproject.toml requirements-dev.lock $(UV)
 	# Runtime + test dependencies at the versions and hashes of requirements-dev.lock (`make lock`), so no
 	# transitive version floats; then the project itself (editable: no artifact to hash), adding nothing.
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(UV) pip install --quiet --python $(PY) --require-hashes -r requirements-dev.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	# CLIP's BPE vocabulary (tests count prompt tokens with it); the wheel only, without torch, checked by sha256.
 	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps -d $(VENV)/clip open-clip-torch==$(CLIP_VERSION)
 	echo "$(CLIP_SHA256)  $(VENV)/clip/open_clip_torch-$(CLIP_VERSION)-py3-none-any.whl" | sha256sum --check --strict -
@@ -72,10 +77,9 @@ CHECKOV_FLAGS = -f template.yaml --framework cloudformation --quiet --compact --
 checkov: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov $(CHECKOV_FLAGS)
 
-$(CHECKOV_STAMP): requirements-checkov.lock
+$(CHECKOV_STAMP): requirements-checkov.lock $(UV)
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
-		-r requirements-checkov.lock
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python --require-hashes -r requirements-checkov.lock
 	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
 unit: setup
@@ -92,7 +96,7 @@ openapi: setup
 	$(PY) scripts/openapi.py > openapi.json
 
 bench: setup
-	$(PY) -m pip install --quiet --disable-pip-version-check --group bench
+	$(UV) pip install --quiet --python $(PY) --group bench
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/job_cpu.py
 	$(PY) benchmarks/fleet.py
@@ -109,17 +113,17 @@ sam-build:
 
 ## Regenerate the hashed locks: the DepsLayer's (Lambda: CPython 3.12, manylinux aarch64) from
 ## layers/deps/requirements.txt; the dev environment's (.venv: runtime + test group) and checkov's (its group)
-## from pyproject.toml, both for any platform with Python >= 3.11.
+## from pyproject.toml, and uv's own (UV_VERSION), all for any platform with Python >= 3.11.
 ## Existing pins are kept unless a top-level pin changed; `make lock UPGRADE=--upgrade` moves everything.
-lock:
-	test -x $(LOCK_VENV)/bin/uv || { $(PYTHON) -m venv $(LOCK_VENV) && \
-		$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
-	cd layers/deps && ../../$(LOCK_VENV)/bin/uv pip compile --quiet $(UPGRADE) requirements.txt \
+lock: $(UV)
+	echo "uv==$(UV_VERSION)" | $(UV) pip compile --quiet $(UPGRADE) - --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command "make lock" -o requirements-uv.lock
+	cd layers/deps && ../../$(UV) pip compile --quiet $(UPGRADE) requirements.txt \
 		--python-version 3.12 --python-platform aarch64-manylinux_2_28 --only-binary :all: \
 		--generate-hashes --custom-compile-command "make lock" -o requirements.lock
-	$(LOCK_VENV)/bin/uv pip compile --quiet $(UPGRADE) pyproject.toml --group test --universal \
+	$(UV) pip compile --quiet $(UPGRADE) pyproject.toml --group test --universal \
 		--python-version 3.11 --generate-hashes --custom-compile-command "make lock" -o requirements-dev.lock
-	$(LOCK_VENV)/bin/uv pip compile --quiet $(UPGRADE) --group pyproject.toml:checkov --universal \
+	$(UV) pip compile --quiet $(UPGRADE) --group pyproject.toml:checkov --universal \
 		--python-version 3.11 --generate-hashes --custom-compile-command "make lock" -o requirements-checkov.lock
 
 clean:

@@ -61,7 +61,8 @@ def test_every_layer_requirement_is_in_the_lock_at_its_pin() -> None:
 
 
 @pytest.mark.parametrize(
-    "lock", ["layers/deps/requirements.lock", "requirements-dev.lock", "requirements-checkov.lock"]
+    "lock",
+    ["layers/deps/requirements.lock", "requirements-dev.lock", "requirements-checkov.lock", "requirements-uv.lock"],
 )
 def test_every_locked_package_is_pinned_with_hashes(lock: str) -> None:
     entries = lock_entries(ROOT / lock)
@@ -144,3 +145,14 @@ def test_template_checkov_skips_each_give_a_reason() -> None:
     for check, reason in skips:
         assert re.fullmatch(r"CKV_AWS_\d+", check)
         assert reason and len(reason) > 20, f"checkov skip of {check} without a reason"
+
+
+def test_uv_lock_holds_the_makefiles_uv_version_and_uv_installs_with_hashes_required() -> None:
+    """uv installs the dev and checkov locks, so uv itself comes hashed from its own lock, at UV_VERSION."""
+    makefile = (ROOT / "Makefile").read_text()
+    version = re.search(r"^UV_VERSION := (\S+)$", makefile, re.M)
+    assert version, "the Makefile pins no UV_VERSION"
+    assert lock_entries(ROOT / "requirements-uv.lock")["uv"][0] == version.group(1), "run `make lock`"
+    assert "pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.lock" in makefile
+    for lock in ("requirements-dev.lock", "requirements-checkov.lock"):
+        assert f"--require-hashes -r {lock}" in makefile
