@@ -6,7 +6,7 @@
 #      object is aarch64;
 #   4. every function artifact has its app.py;
 #   5. the SharedLayer holds python/portrait_studio/face_models/ with exactly the two .onnx models (YuNet,
-#      SFace int8) and their NOTICE.md, and the DepsLayer no face_models/ (dlib's .dat models are gone);
+#      SFace with int8 weights), dlib's HOG detector saved (.svm) and their NOTICE.md, and the DepsLayer no face_models/ (dlib's .dat models are gone);
 #      layers + the largest function stay under Lambda's 250 MB unzipped limit (sizes printed);
 #   6. the template, once translated by the SAM translator, passes cfn-lint (cfn-lint alone validates the
 #      SAM template without translating it, so it cannot see e.g. a dependency cycle through HttpApi's routes).
@@ -98,9 +98,11 @@ def size(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and not f.is_symlink())
 
 
-# The face models ship with the package in the SharedLayer: exactly the two onnxruntime runs, and their notice.
+# The face models ship with the package in the SharedLayer: exactly the two onnxruntime runs, dlib's saved HOG
+# detector, and their notice.
 face_models = shared / "face_models"
-WANTED_MODELS = {"face_detection_yunet_2023mar.onnx", "face_recognition_sface_2021dec_int8.onnx", "NOTICE.md"}
+WANTED_MODELS = {"face_detection_yunet_2023mar.onnx", "face_recognition_sface_2021dec_int8w.onnx",
+                 "dlib_frontal_face_detector.svm", "NOTICE.md"}
 found_models = {p.name for p in face_models.iterdir()} if face_models.is_dir() else set()
 if found_models != WANTED_MODELS:
     problems.append(f"SharedLayer/python/portrait_studio/face_models holds {sorted(found_models)}, "

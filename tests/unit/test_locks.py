@@ -101,6 +101,21 @@ def test_face_models_are_the_files_notice_documents() -> None:
         assert actual == sha256, f"{name}: sha256 {actual}, NOTICE.md documents {sha256}"
 
 
+def test_the_shipped_hog_detector_is_the_one_dlib_builds_in(tmp_path: Path) -> None:
+    """faces.py loads dlib's frontal face detector from a file (2 ms, not 400): loaded and saved again, it is
+    byte for byte what dlib's own `get_frontal_face_detector()` saves, so it finds the same faces with the same
+    scores. A dlib upgrade that changes the built-in detector fails here: `scripts/save_hog_detector.py`."""
+    import dlib
+
+    from portrait_studio.services.faces import HOG_DETECTOR_FILE
+
+    dlib.get_frontal_face_detector().save(str(tmp_path / "built_in.svm"))
+    dlib.fhog_object_detector(str(HOG_DETECTOR_FILE)).save(str(tmp_path / "shipped.svm"))
+    built_in = (tmp_path / "built_in.svm").read_bytes()
+    assert (tmp_path / "shipped.svm").read_bytes() == built_in
+    assert HOG_DETECTOR_FILE.read_bytes() == built_in
+
+
 def test_face_models_are_package_data() -> None:
     """Installed (not only in the layer's copy of shared/), portrait_studio carries the models and their notice."""
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]

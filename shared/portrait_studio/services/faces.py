@@ -1,7 +1,8 @@
 """The quality gate on a normalized photo: one face, big enough, inside the frame, sharp, not a duplicate.
 
 Runs on the normalized JPEG (sRGB, upright, longest side <= 1024), on CPU, with dlib's HOG frontal face
-detector, which ships inside the `dlib-bin` wheel: nothing is downloaded at run time. The detector sees
+detector: the one the `dlib-bin` wheel builds in, shipped saved in face_models/ so that it loads fast; nothing is
+downloaded at run time. The detector sees
 only upright, roughly frontal faces, which is what a reference photo should show anyway.
 
 Thresholds live in `Settings` (face_min_score, face_min_fraction, face_edge_margin_fraction,
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from io import BytesIO
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portrait_studio.errors import (
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from portrait_studio.config import Settings
 
 __all__ = [
+    "HOG_DETECTOR_FILE",
     "SECONDARY_FACE_MIN_RATIO",
     "assess_photo",
     "decode_rgb",
@@ -153,17 +156,21 @@ def decode_rgb(jpeg: bytes) -> npt.NDArray[np.uint8]:
 
 
 _per_thread = threading.local()
+# dlib's own frontal face detector (what `dlib.get_frontal_face_detector()` builds), saved in dlib's binary format by
+# scripts/save_hog_detector.py: it loads in about 2 ms, where building it from the text dlib embeds takes about 400 ms
+# of every cold start that looks for a face (normalize, collect).
+HOG_DETECTOR_FILE = Path(__file__).resolve().parent.parent / "face_models" / "dlib_frontal_face_detector.svm"
 
 
 def _detector() -> Any:
-    """dlib's HOG detector, built once per thread (about 20 ms) and reused across invocations. Not once per
-    process: a dlib detector is not thread-safe, and the local stack runs functions side by side in one process
-    (two at once found faces that were not there); a Lambda environment runs one invocation at a time."""
+    """dlib's HOG detector, loaded once per thread and reused across invocations. Not once per process: a dlib
+    detector is not thread-safe, and the local stack runs functions side by side in one process (two at once found
+    faces that were not there); a Lambda environment runs one invocation at a time."""
     detector = getattr(_per_thread, "detector", None)
     if detector is None:
         import dlib
 
-        detector = _per_thread.detector = dlib.get_frontal_face_detector()
+        detector = _per_thread.detector = dlib.fhog_object_detector(str(HOG_DETECTOR_FILE))
     return detector
 
 
