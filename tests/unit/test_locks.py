@@ -142,7 +142,7 @@ def test_dev_lock_holds_every_runtime_and_test_pin() -> None:
         locked = {v for key, (v, _hashes) in lock.items() if key.split(";")[0] == _name(name)}
         assert locked == {version}, f"{pin}: requirements-dev.lock holds {locked or 'nothing'}: run `make lock`"
     makefile = (ROOT / "Makefile").read_text()
-    assert "--require-hashes -r requirements-dev.lock" in makefile
+    assert "--require-hashes --compile-bytecode -r requirements-dev.lock" in makefile
     assert "--no-deps -e ." in makefile
 
 
@@ -169,5 +169,6 @@ def test_uv_lock_holds_the_makefiles_uv_version_and_uv_installs_with_hashes_requ
     assert version, "the Makefile pins no UV_VERSION"
     assert lock_entries(ROOT / "requirements-uv.lock")["uv"][0] == version.group(1), "run `make lock`"
     assert "pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.lock" in makefile
+    installs = re.sub(r"\\\n\s*", "", makefile)  # recipe lines continued with a backslash, joined
     for lock in ("requirements-dev.lock", "requirements-checkov.lock"):
-        assert f"--require-hashes -r {lock}" in makefile
+        assert f"--require-hashes --compile-bytecode -r {lock}" in installs
