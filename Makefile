@@ -108,6 +108,7 @@ bench: setup
 	$(UV) pip install --quiet --python $(PY) --group bench
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/job_cpu.py
+	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/fleet.py
 	$(PY) benchmarks/more_like_this.py
 	$(PY) benchmarks/realtime.py
