@@ -15,7 +15,6 @@ import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from io import BytesIO
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from portrait_studio.errors import (
@@ -28,6 +27,7 @@ from portrait_studio.errors import (
     TooBlurry,
 )
 from portrait_studio.models import FaceBox, PhotoQuality
+from portrait_studio.services.face_recognizer import MODELS_DIR
 
 if TYPE_CHECKING:
     import numpy as np
@@ -159,7 +159,7 @@ _per_thread = threading.local()
 # dlib's own frontal face detector (what `dlib.get_frontal_face_detector()` builds), saved in dlib's binary format by
 # scripts/save_hog_detector.py: it loads in about 2 ms, where building it from the text dlib embeds takes about 400 ms
 # of every cold start that looks for a face (normalize, collect).
-HOG_DETECTOR_FILE = Path(__file__).resolve().parent.parent / "face_models" / "dlib_frontal_face_detector.svm"
+HOG_DETECTOR_FILE = MODELS_DIR / "dlib_frontal_face_detector.svm"
 
 
 def _detector() -> Any:
