@@ -8,6 +8,7 @@ to its SSM. The stack's own set-up calls go to moto directly, with the admin key
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -18,6 +19,7 @@ from infra.local.account import ACCOUNT, REGION
 from infra.local.aws_gate.gate import AwsGate
 from infra.local.aws_gate.identities import LocalIdentities, enforced
 from infra.local.moto_setup import prepare_moto
+from infra.local.ports import moto_server, port_of
 from infra.local.provision import create_bucket, create_queues, create_tables
 from infra.local.s3_gate.gate import S3Gate
 from infra.local.template import LocalTemplate
@@ -27,11 +29,13 @@ from infra.local.usage.counters import Usage
 class LocalCloud:
     """moto and its two gates on free loopback ports, named as the local stack names its resources."""
 
-    def __init__(self, template: LocalTemplate, template_path: Path | None, moto_port: int, mail_identity: str) -> None:
+    def __init__(
+        self, template: LocalTemplate, template_path: Path | None, moto_socket: socket.socket, mail_identity: str
+    ) -> None:
         self.template = template
-        self.moto_port = moto_port
+        self._moto_socket = moto_socket  # listening already: moto serves on it once started
         self.mail_identity = mail_identity
-        self.aws_url = f"http://127.0.0.1:{self.moto_port}"
+        self.aws_url = f"http://127.0.0.1:{port_of(moto_socket)}"
         self.r2_url = self.aws_url
         self.aws_gate_url = ""
         self.prefix = "portrait-studio-local"
@@ -64,13 +68,12 @@ class LocalCloud:
         return f"/portrait-studio/local/{name}"
 
     def start(self, usage: Usage, now: Callable[[], datetime]) -> None:
-        from moto.server import ThreadedMotoServer
-
         prepare_moto()
         # werkzeug's access log would print every presigned URL, signature included.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._moto = moto_server(self._moto_socket)
         self._moto.start()
+        self._moto_socket.close()  # moto serves on a duplicate of it
         # The object store as clients see it: moto behind a gate that checks presigned URLs like R2 does
         # (signature, expiry, signed Content-Type and Content-Length); moto itself checks none of them.
         # Only the R2 key signs requests to it (as R2 knows no AWS role), by header or presigned URL.
@@ -128,3 +131,5 @@ class LocalCloud:
             self.aws_gate.stop()
         if self._moto:
             self._moto.stop()
+        else:
+            self._moto_socket.close()  # stopped before moto started

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from infra.local.environment import portrait_environment, put_deploy_parameters
 from infra.local.gateway.server import Gateway, LocalRoute
 from infra.local.log import log
 from infra.local.mail import mail_route
+from infra.local.ports import listening_socket, port_of
 from infra.local.queues.crashes import CrashFaults, faults_route
 from infra.local.queues.pollers import QueuePollers
 from infra.local.scheduler.clock import clock_route, make_clock
@@ -62,12 +62,6 @@ LOCAL_AWS_ENVIRONMENT = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class LocalStack:
     def __init__(
         self,
@@ -81,14 +75,16 @@ class LocalStack:
     ) -> None:
         self.template_path = template_path
         self.template = LocalTemplate.read(template_path)
-        self.port = port or free_port()
-        self.moto_port = moto_port or free_port()
-        self.replicate_port = replicate_port or free_port()
+        # The gateway's and moto's ports are held from here on: URLs naming them are handed out before they serve.
+        self._gateway_socket = listening_socket(port)
+        self.port = port_of(self._gateway_socket)
+        moto_socket = listening_socket(moto_port)
+        self.replicate_port = replicate_port  # 0: the emulator binds a free port when it starts
         self.state_dir = state_dir
         self.visibility_timeout_s = visibility_timeout_s
         self.step_delay_s = step_delay_s
         self.api_url = f"http://127.0.0.1:{self.port}"
-        self.cloud = LocalCloud(self.template, template_path, self.moto_port, MAIL_IDENTITY)
+        self.cloud = LocalCloud(self.template, template_path, moto_socket, MAIL_IDENTITY)
         self.usage = Usage(self.template, self.cloud.table_names)
         self.runtime: Any = None  # infra.local.invoker.runtime.LambdaRuntime, once started
         self._stop = threading.Event()
@@ -123,6 +119,8 @@ class LocalStack:
             self._log_longest_invocations()
         if self._gateway:
             self._gateway.stop()
+        else:
+            self._gateway_socket.close()  # the stack stopped before its gateway served
         for thread in self._threads:
             thread.join(timeout=5)
         if self.runtime:
@@ -213,7 +211,12 @@ class LocalStack:
     # --- gateway, queues, schedules ---------------------------------------------------------------------
     def _start_gateway(self) -> None:
         self._gateway = Gateway(
-            self.port, self.template.routes, self.invoke, self._local_routes(), self.api_url, self.cloud.r2_url
+            self._gateway_socket,
+            self.template.routes,
+            self.invoke,
+            self._local_routes(),
+            self.api_url,
+            self.cloud.r2_url,
         )
         self._spawn("gateway", self._gateway.bind().serve_forever)
 

@@ -102,7 +102,8 @@ def test_delete_is_immediate_and_idempotent(stack: dict[str, Any], client: Portr
     # stack runs at most two collects at once (LOCAL_MAX_WORKERS_PER_FUNCTION), so at most two such outputs.
     left = objects_under(stack, job.job_id)
     being_copied = [key for key in left if "/results/" in key]
-    assert len(being_copied) <= 2, left
+    their_crops = [key for key in left if "/linkedin/" in key]
+    assert len(being_copied) <= 2 and len(their_crops) <= 2, left
     assert [key for key in left if "/results/" not in key and "/linkedin/" not in key] == []
     # Webhooks and collect messages still queued find nothing to write to.
     drained(stack)

@@ -4,7 +4,6 @@ local emulators (Replicate, Stripe) with a webhook receiver."""
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import pytest
 
 from infra.local.emulators.loopback import LoopbackEmulator
 from infra.local.moto_setup import prepare_moto
+from infra.local.ports import listening_socket, moto_server, port_of
 from infra.local.replicate.emulator import ReplicateEmulator
 from infra.local.template import LocalTemplate
 from portrait_studio import wiring
@@ -26,22 +26,16 @@ REGION = "us-east-1"
 EmulatorT = TypeVar("EmulatorT", bound=LoopbackEmulator)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
     prepare_moto()  # moto as the local stack's cloud runs it (DynamoDB requests atomic, as in AWS)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    sock = listening_socket()
+    url = f"http://127.0.0.1:{port_of(sock)}"
+    server = moto_server(sock)
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    sock.close()  # moto serves on a duplicate of it
+    yield url
     server.stop()
 
 

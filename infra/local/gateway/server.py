@@ -7,6 +7,7 @@ anything else is the web page (`static.py`). A request that fails answers 500 wi
 
 from __future__ import annotations
 
+import socket
 import traceback
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from infra.local.gateway.events import http_event, match, reply
 from infra.local.gateway.static import static
+from infra.local.ports import port_of, serve_on
 from infra.local.template import Route
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -28,14 +30,15 @@ class Gateway:
 
     def __init__(
         self,
-        port: int,
+        listening: socket.socket,
         routes: list[Route],
         invoke: Callable[[str, dict[str, Any]], Any],
         local_routes: Mapping[str, LocalRoute],
         api_url: str,
         r2_url: str,
     ) -> None:
-        self.port = port
+        self._listening = listening
+        self.port = port_of(listening)
         self._routes = routes
         self._invoke = invoke
         self._local_routes = dict(local_routes)
@@ -44,7 +47,7 @@ class Gateway:
         self._server: ThreadingHTTPServer | None = None
 
     def bind(self) -> ThreadingHTTPServer:
-        """The gateway's server on 127.0.0.1:`port`, for a thread to `serve_forever`."""
+        """The gateway's server on its listening socket, for a thread to `serve_forever`."""
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,7 +61,8 @@ class Gateway:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler, bind_and_activate=False)
+        serve_on(self._server, self._listening)
         self._server.daemon_threads = True
         return self._server
 
