@@ -79,8 +79,8 @@ REPLICATE_PER_S: float = Settings.model_fields["price_per_second_usd"].default
 # --- pure parts (tests/unit/test_fleet_math.py) ---------------------------------------------------------
 def aws_cost(usage: Mapping[str, Any], http_functions: Collection[str]) -> dict[str, tuple[float, float]]:
     """(quantity, USD) per line item of a `GET /_local/usage` snapshot. Every call of an HTTP-routed function
-    came through API Gateway. The pollers' empty receives are left out: locally they wait 1 s, while Lambda's
-    event-source mappings long-poll for 20 s, a cost per queue and hour rather than per job."""
+    came through API Gateway. The pollers' empty receives are left out: they long-poll for 20 s, as Lambda's
+    event-source mappings do, a cost per queue and hour rather than per job."""
     functions = usage["lambda"]
     invocations = sum(f["invocations"] for f in functions.values())
     gb_seconds = sum(f["gb_seconds"] for f in functions.values())
@@ -446,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "\nLambda durations are this machine's wall times (each function in its own process): an upper bound.\n"
         "The emulator's predict_time is its own render time, not PhotoMaker's on an A40.\n"
-        f"Not priced: the local pollers' {counted['sqs']['poller']['empty_receives']} empty receives (they wait 1 s; "
-        "Lambda's event-source\nmappings long-poll 20 s, a cost per queue and hour, not per job)."
+        f"Not priced: the local pollers' {counted['sqs']['poller']['empty_receives']} empty receives (20 s long polls, "
+        "as Lambda's event-source\nmappings make: a cost per queue and hour, not per job)."
     )
     if per_poll:
         print(

@@ -95,6 +95,7 @@ class LocalStack:
         self.emulator: Any = None
         self.stripe: Any = None
         self.crashes = CrashFaults()
+        self._pollers: QueuePollers | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -121,6 +122,8 @@ class LocalStack:
             self._gateway.stop()
         else:
             self._gateway_socket.close()  # the stack stopped before its gateway served
+        if self._pollers:
+            self._pollers.wait_for_batches(timeout_s=5)
         for thread in self._threads:
             thread.join(timeout=5)
         if self.runtime:
@@ -249,7 +252,12 @@ class LocalStack:
             queue_arn=self.cloud.queue_arn,
             aws_gate_url=self.cloud.aws_gate_url,
         )
-        pollers.start(self.runtime.concurrency, self._spawn, self.runtime.timeout_s, self.cloud.visibility_timeout_s)
+        # Not joined on stop: a poller spends most of its time in a 20 s long poll. Stopping waits for the batches
+        # being handled instead (wait_for_batches).
+        pollers.start(
+            self.runtime.concurrency, self._spawn_unjoined, self.runtime.timeout_s, self.cloud.visibility_timeout_s
+        )
+        self._pollers = pollers
 
     def _start_scheduler(self) -> None:
         self.scheduler = Scheduler(self.template.schedules, self.clock.now, self.invoke, self._stop)
@@ -263,9 +271,13 @@ class LocalStack:
 
     # --- helpers -----------------------------------------------------------------------------------
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        self._threads.append(self._spawn_unjoined(name, target))
+
+    @staticmethod
+    def _spawn_unjoined(name: str, target: Callable[[], None]) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        return thread
 
     def state(self) -> dict[str, Any]:
         return {

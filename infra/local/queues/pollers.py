@@ -22,6 +22,11 @@ from infra.local.log import log
 from infra.local.queues.crashes import CrashFaults
 from infra.local.template import QueueSource
 
+# Lambda's event source mappings long-poll: an idle poller asks SQS three times a minute, not every second (a stack
+# of 8 pollers asking each second spent about 4 CPU s a minute doing nothing). Messages still arrive at once: a long
+# poll returns as soon as one is there.
+LONG_POLL_S = 20
+
 
 class MappingRefused(ValueError):
     """A mapping CreateEventSourceMapping refuses (InvalidParameterValueException)."""
@@ -63,11 +68,13 @@ class QueuePollers:
         self._queue_arn = queue_arn
         self._aws_gate_url = aws_gate_url
         self._record_lock = threading.Lock()
+        self._batches = threading.Condition()
+        self._batches_in_flight = 0
 
     def start(
         self,
         concurrency: Callable[[str], int],
-        spawn: Callable[[str, Callable[[], None]], None],
+        spawn: Callable[[str, Callable[[], None]], object],
         timeout_s: Callable[[str], float],
         visibility_timeout_s: Callable[[str], int],
     ) -> None:
@@ -96,39 +103,55 @@ class QueuePollers:
         while not self._stop.is_set():
             try:
                 received = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1, AttributeNames=["All"]
+                    QueueUrl=url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=LONG_POLL_S, AttributeNames=["All"]
                 ).get("Messages", [])
             except Exception:
                 if self._stop.is_set():
                     return
                 time.sleep(0.5)
                 continue
-            if not received:
-                continue
-            self._record_messages(queue, received)
-            event = {"Records": [self._sqs_record(m, arn) for m in received]}
-            crash = self._crashes.draw()
-            if crash == "before":
-                self._crashed(function, crash, len(received))
-                continue
+            if not received or self._stop.is_set():
+                continue  # stopping: the batch stays undeleted, as one received by a mapping being deleted
+            with self._batches:
+                self._batches_in_flight += 1
             try:
-                response = self._invoke(function, event) or {}
-                failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+                self._handle(sqs, function, queue, url, arn, received)
+            finally:
+                with self._batches:
+                    self._batches_in_flight -= 1
+                    self._batches.notify_all()
+
+    def wait_for_batches(self, timeout_s: float) -> None:
+        """Until no poller is handling a batch: stopping waits for those, not for the pollers' empty long polls."""
+        with self._batches:
+            self._batches.wait_for(lambda: self._batches_in_flight == 0, timeout=timeout_s)
+
+    def _handle(self, sqs: Any, function: str, queue: str, url: str, arn: str, received: list[dict[str, Any]]) -> None:
+        """Invoke `function` on one received batch and delete what it did not report failed."""
+        self._record_messages(queue, received)
+        event = {"Records": [self._sqs_record(m, arn) for m in received]}
+        crash = self._crashes.draw()
+        if crash == "before":
+            self._crashed(function, crash, len(received))
+            return
+        try:
+            response = self._invoke(function, event) or {}
+            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        except Exception:
+            traceback.print_exc()
+            failed = {m["MessageId"] for m in received}
+        if crash == "after":
+            self._crashed(function, crash, len(received))
+            return
+        done = [m for m in received if m["MessageId"] not in failed]
+        if done:
+            try:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
             except Exception:
-                traceback.print_exc()
-                failed = {m["MessageId"] for m in received}
-            if crash == "after":
-                self._crashed(function, crash, len(received))
-                continue
-            done = [m for m in received if m["MessageId"] not in failed]
-            if done:
-                try:
-                    sqs.delete_message_batch(
-                        QueueUrl=url,
-                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-                    )
-                except Exception:
-                    traceback.print_exc()  # undeleted: SQS delivers the batch again, as it would on AWS
+                traceback.print_exc()  # undeleted: SQS delivers the batch again, as it would on AWS
 
     def _record_messages(self, queue: str, received: list[dict[str, Any]]) -> None:
         """With LOCAL_RECORD_MESSAGES=<file>, every message a function receives is appended there (JSON lines):
