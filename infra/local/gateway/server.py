@@ -89,13 +89,18 @@ class Gateway:
         except Exception:
             traceback.print_exc()
             status, headers, payload = 500, {"Content-Type": "application/json"}, b'{"message":"Internal Server Error"}'
-        request.send_response(status)
-        for name, value in headers.items():
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        if method != "HEAD":
-            request.wfile.write(payload)
+        try:
+            request.send_response(status)
+            for name, value in headers.items():
+                request.send_header(name, value)
+            request.send_header("Content-Length", str(len(payload)))
+            request.end_headers()
+            if method != "HEAD":
+                request.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The caller hung up before the reply (e.g. a webhook sender's own timeout, under load): API Gateway
+            # drops such a reply too, and the sender retries. Not a stack error worth a traceback.
+            request.close_connection = True
 
     def _local(self, method: str, path: str, body: bytes) -> Answer:
         route = self._local_routes.get(path)
